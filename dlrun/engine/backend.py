@@ -1,0 +1,170 @@
+"""Device contexts and the array module behind them: the one place that knows CuPy exists."""
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Any
+
+import numpy as np
+
+
+class ContextError(RuntimeError):
+    """A device context was misused: mixed contexts, or a device that is not there."""
+
+
+class Context:
+    """A device an array lives on: ``cpu(0)`` or ``gpu(i)``."""
+
+    __slots__ = ("device_type", "device_id")
+
+    def __init__(self, device_type: str = "cpu", device_id: int = 0):
+        if device_type not in ("cpu", "gpu"):
+            raise ValueError(f"unknown device type {device_type!r}: use 'cpu' or 'gpu'")
+        self.device_type = device_type
+        self.device_id = int(device_id)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Context) and other.device_type == self.device_type
+                and other.device_id == self.device_id)
+
+    def __hash__(self) -> int:
+        return hash((self.device_type, self.device_id))
+
+    def __repr__(self) -> str:
+        return f"{self.device_type}({self.device_id})"
+
+    __str__ = __repr__
+
+    @property
+    def xp(self) -> Any:
+        """The array module (numpy or cupy) that computes on this device."""
+        return array_module(self)
+
+    def __enter__(self) -> "Context":
+        _state.stack.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _state.stack.pop()
+
+
+class _State(threading.local):
+    def __init__(self) -> None:
+        self.stack: list[Context] = []
+
+
+_state = _State()
+_CPU = Context("cpu", 0)
+
+
+def cpu(device_id: int = 0) -> Context:
+    """The host CPU context."""
+    return Context("cpu", device_id)
+
+
+def gpu(device_id: int = 0) -> Context:
+    """The context of CUDA device ``device_id``; fails loudly when it is not there."""
+    count = num_gpus()
+    if device_id >= count:
+        raise ContextError(
+            f"gpu({device_id}) was requested but this machine has {count} usable GPU(s)"
+            f"{'' if count else ' (CuPy is not installed or finds no CUDA device)'}; "
+            "use cpu() (device=cpu on the command line), or install dlrun[gpu] on a machine with a GPU")
+    return Context("gpu", device_id)
+
+
+def current_context() -> Context:
+    """The innermost ``with ctx:`` context, else ``cpu()``."""
+    return _state.stack[-1] if _state.stack else _CPU
+
+
+_cupy: Any = None
+
+
+def _import_cupy() -> Any:
+    global _cupy
+    if _cupy is None:
+        _cupy = importlib.import_module("cupy")
+    return _cupy
+
+
+def num_gpus() -> int:
+    """Number of CUDA devices CuPy can see (0 when CuPy is absent)."""
+    try:
+        cp = _import_cupy()
+        return int(cp.cuda.runtime.getDeviceCount())
+    except Exception:  # no CuPy, no driver, no device: all mean "no GPU"
+        return 0
+
+
+def array_module(ctx: Context) -> Any:
+    """numpy for a CPU context, cupy (imported now, not before) for a GPU one."""
+    if ctx.device_type == "cpu":
+        return np
+    return _import_cupy()
+
+
+def device_scope(ctx: Context) -> Any:
+    """A context manager that makes ``ctx``'s device current for raw xp calls."""
+    if ctx.device_type == "cpu":
+        return _NULL_SCOPE
+    return _import_cupy().cuda.Device(ctx.device_id)
+
+
+class _NullScope:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NULL_SCOPE = _NullScope()
+
+
+# ---- random number generation: one seeded generator per context ----
+
+_seed_value: int | None = None
+_generators: dict[Context, Any] = {}
+
+
+def seed(value: int, ctx: Context | None = None) -> None:
+    """Seed the generators of every context (or only ``ctx``) for reproducible runs."""
+    global _seed_value
+    if ctx is None:
+        _seed_value = int(value)
+        _generators.clear()
+    else:
+        _generators[ctx] = _make_generator(ctx, int(value))
+
+
+def _make_generator(ctx: Context, value: int | None) -> Any:
+    if ctx.device_type == "cpu":
+        return np.random.default_rng(value)
+    cp = _import_cupy()
+    with cp.cuda.Device(ctx.device_id):
+        return cp.random.default_rng(None if value is None else value + 1000003 * (ctx.device_id + 1))
+
+
+def generator(ctx: Context) -> Any:
+    """The random generator of ``ctx`` (created from the global seed on first use)."""
+    gen = _generators.get(ctx)
+    if gen is None:
+        gen = _generators[ctx] = _make_generator(ctx, _seed_value)
+    return gen
+
+
+
+def scatter_add(target: Any, key: Any, values: Any) -> None:
+    """``target[key] += values`` in place, adding (not overwriting) where indices repeat."""
+    if isinstance(target, np.ndarray):
+        np.add.at(target, key, values)
+    else:
+        importlib.import_module("cupyx").scatter_add(target, key, values)
+
+
+def as_strided(x: Any, shape: tuple, strides: tuple) -> Any:
+    """A strided view of ``x`` (no copy), for sliding windows of convolution and pooling."""
+    if isinstance(x, np.ndarray):
+        return np.lib.stride_tricks.as_strided(x, shape=shape, strides=strides, writeable=False)
+    return _import_cupy().lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
