@@ -1,0 +1,165 @@
+"""Parameter: a named weight with deferred shape inference, its gradient and update settings."""
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from ..engine import NDArray, current_context
+from ..engine.backend import Context
+from ..engine.ndarray import GRAD_REQS, array
+from . import init as _init
+
+
+class DeferredInitializationError(RuntimeError):
+    """A parameter's shape is still unknown: run one forward pass first."""
+
+
+class Parameter:
+    """A trainable (or ``grad_req='null'``) array of a block.
+
+    A 0 in ``shape`` marks a dimension that the first forward pass infers.
+    """
+
+    def __init__(self, name: str = "weight", grad_req: str = "write", shape: Any = None,
+                 dtype: Any = np.float32, lr_mult: float = 1.0, wd_mult: float = 1.0,
+                 init: Any = None, allow_deferred_init: bool = True, differentiable: bool = True):
+        if grad_req not in GRAD_REQS:
+            raise ValueError(f"grad_req must be one of {GRAD_REQS}, got {grad_req!r}")
+        self.name = name
+        self._shape = None if shape is None else tuple(int(n) for n in (
+            (shape,) if isinstance(shape, int) else shape))
+        self.dtype = np.dtype(dtype)
+        self.lr_mult = lr_mult
+        self.wd_mult = wd_mult
+        self.init = _init.create(init)
+        self.allow_deferred_init = allow_deferred_init
+        self._grad_req = grad_req if differentiable else "null"
+        self._data: NDArray | None = None
+        self._deferred: tuple[_init.Initializer, Context] | None = None
+
+    def __repr__(self) -> str:
+        return f"Parameter {self.name} (shape={self._shape}, dtype={self.dtype.name})"
+
+    @property
+    def shape(self) -> tuple | None:
+        return self._shape
+
+    @shape.setter
+    def shape(self, new: tuple) -> None:
+        new = tuple(int(n) for n in new)
+        old = self._shape
+        if old is not None and (len(old) != len(new) or any(
+                o and n and o != n for o, n in zip(old, new))):
+            raise ValueError(f"parameter '{self.name}' has shape {old}, which the input asks to "
+                             f"change to {new}; check the layer's in_units/in_channels or the input shape")
+        self._shape = new if old is None else tuple(o or n for o, n in zip(old, new))
+
+    @property
+    def grad_req(self) -> str:
+        return self._grad_req
+
+    @grad_req.setter
+    def grad_req(self, req: str) -> None:
+        if req not in GRAD_REQS:
+            raise ValueError(f"grad_req must be one of {GRAD_REQS}, got {req!r}")
+        self._grad_req = req
+        if self._data is not None:
+            self._data.attach_grad(req)
+
+    def _shape_known(self) -> bool:
+        return self._shape is not None and all(n > 0 for n in self._shape)
+
+    def initialize(self, init: Any = None, ctx: Context | None = None,
+                   default_init: Any = None, force_reinit: bool = False) -> None:
+        """Give the parameter values now, or at the first forward when its shape is unknown."""
+        if self._data is not None and not force_reinit:
+            warnings.warn(f"parameter '{self.name}' is already initialized; "
+                          "pass force_reinit=True to initialize it again", stacklevel=2)
+            return
+        chosen = _init.create(init) or self.init or _init.create(default_init) or _init.Uniform()
+        ctx = ctx or current_context()
+        self._data = None
+        if self._shape_known():
+            self._materialize(chosen, ctx)
+        elif self.allow_deferred_init:
+            self._deferred = (chosen, ctx)
+        else:
+            raise DeferredInitializationError(
+                f"cannot initialize parameter '{self.name}' of unknown shape {self._shape}")
+
+    def _materialize(self, chosen: _init.Initializer, ctx: Context) -> None:
+        self._set(chosen(self.name, self._shape, self.dtype), ctx)
+        self._deferred = None
+
+    def _set(self, values: Any, ctx: Context) -> None:
+        data = array(values, ctx=ctx, dtype=self.dtype)
+        data.attach_grad(self._grad_req)
+        self._data = data
+
+    def data(self, ctx: Context | None = None) -> NDArray:
+        """The parameter's array (finishing a deferred initialization once the shape is known)."""
+        if self._data is None:
+            if self._deferred is None:
+                raise RuntimeError(f"parameter '{self.name}' has not been initialized; "
+                                   "call net.initialize() (or param.initialize()) first")
+            if not self._shape_known():
+                raise DeferredInitializationError(
+                    f"parameter '{self.name}' has shape {self._shape} with unknown dimensions; "
+                    "run a forward pass with real data before asking for its value")
+            self._materialize(*self._deferred)
+        if ctx is not None and ctx != self._data.ctx:
+            raise RuntimeError(f"parameter '{self.name}' lives on {self._data.ctx}, not {ctx}; "
+                               f"call net.reset_ctx({ctx}) or initialize with ctx={ctx}")
+        return self._data
+
+    def grad(self) -> NDArray:
+        """The gradient buffer of the parameter."""
+        data = self.data()
+        if data.grad is None:
+            raise RuntimeError(f"parameter '{self.name}' has grad_req='null' and no gradient")
+        return data.grad
+
+    def set_data(self, values: Any, ctx: Context | None = None) -> None:
+        """Replace the values (shape must match; sets the shape if it was deferred).
+
+        A parameter without values yet gets them on ``ctx`` (else its initialize() context).
+        """
+        values = values.asnumpy() if isinstance(values, NDArray) else np.asarray(values)
+        self.shape = values.shape
+        if tuple(values.shape) != self._shape:
+            raise ValueError(f"parameter '{self.name}' has shape {self._shape}, "
+                             f"cannot set values of shape {values.shape}")
+        if self._data is not None:
+            self._data[...] = values.astype(self.dtype)
+            return
+        ctx = ctx or (self._deferred[1] if self._deferred else current_context())
+        self._set(values, ctx)
+        self._deferred = None
+
+    def zero_grad(self) -> None:
+        """Set the gradient to zero (needed with grad_req='add')."""
+        if self._data is not None and self._data.grad is not None:
+            self._data.grad[...] = 0
+
+
+class ParameterDict(OrderedDict):
+    """Structural name ('features.0.weight') -> Parameter, in registration order."""
+
+    def __repr__(self) -> str:
+        return "\n".join(f"  {k}: {v}" for k, v in self.items()) or "{}"
+
+    def initialize(self, init: Any = None, ctx: Context | None = None, force_reinit: bool = False) -> None:
+        for p in self.values():
+            p.initialize(None, ctx, default_init=init, force_reinit=force_reinit)
+
+    def zero_grad(self) -> None:
+        for p in self.values():
+            p.zero_grad()
+
+    def setattr(self, name: str, value: Any) -> None:
+        """Set an attribute (lr_mult, wd_mult, grad_req) on every parameter."""
+        for p in self.values():
+            setattr(p, name, value)
