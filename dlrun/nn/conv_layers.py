@@ -18,7 +18,8 @@ class _Conv(HybridBlock):
     def __init__(self, channels: int, kernel_size: Any, strides: Any = 1, padding: Any = 0,
                  dilation: Any = 1, groups: int = 1, layout: str | None = None,
                  activation: str | None = None, use_bias: bool = True, weight_initializer: Any = None,
-                 bias_initializer: Any = "zeros", in_channels: int = 0, **kwargs: Any):
+                 bias_initializer: Any = "zeros", in_channels: int = 0, dtype: Any = "float32",
+                 **kwargs: Any):
         super().__init__(**kwargs)
         nd = self.ndim
         expected = "NC" + "DHW"[3 - nd:]
@@ -32,8 +33,9 @@ class _Conv(HybridBlock):
         self._act_name = activation
         self._act = get_activation(activation)
         self.weight = Parameter("weight", shape=(channels, in_channels // groups) + self._kernel,
-                                init=weight_initializer)
-        self.bias = Parameter("bias", shape=(channels,), init=bias_initializer) if use_bias else None
+                                dtype=dtype, init=weight_initializer)
+        self.bias = Parameter("bias", shape=(channels,), dtype=dtype,
+                              init=bias_initializer) if use_bias else None
 
     def forward(self, x: Any) -> Any:
         self.weight.shape = (self._channels, x.shape[1] // self._groups) + self._kernel
