@@ -10,7 +10,7 @@ from dlrun.nn import (AvgPool2D, Conv2D, Dense, DeferredInitializationError, Dro
 from dlrun.models.lenet import LeNet
 from dlrun.models.mlp import MLP
 from tests.gradcheck import numeric_vjp
-from tests.test_ops import conv_loops, pool_loops
+from tests.opcases import conv_loops, pool_loops
 
 
 def _init(net, x):

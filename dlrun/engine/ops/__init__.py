@@ -1,17 +1,14 @@
-"""Every registered op, importable by name (``ops.tanh(x)``); see :mod:`..registry`."""
-from .arith import (add, cast, copy, copy_to_context, divide, equal, greater, greater_equal,
-                    lesser, lesser_equal, multiply, negative, not_equal, power, subtract)
-from .conv import convolution, pooling
-from .linalg import fully_connected, matmul
-from .nn import dropout, log_softmax, pick, softmax
-from .reduce import argmax, max, mean, min, norm, sum
-from .shape import flatten, getitem, reshape, transpose
-from .unary import abs, exp, log, relu, sigmoid, sqrt, square, tanh
+"""Every registered op, importable by name (``ops.tanh(x)``); see :mod:`..registry`.
 
-__all__ = [
-    "add", "cast", "copy", "copy_to_context", "divide", "equal", "greater", "greater_equal",
-    "lesser", "lesser_equal", "multiply", "negative", "not_equal", "power", "subtract",
-    "convolution", "pooling", "fully_connected", "matmul", "dropout", "log_softmax", "pick",
-    "softmax", "argmax", "max", "mean", "min", "norm", "sum", "flatten", "getitem", "reshape",
-    "transpose", "abs", "exp", "log", "relu", "sigmoid", "sqrt", "square", "tanh",
-]
+Each module lists its ops in ``__all__``; this package gathers them.
+"""
+from . import arith, conv, linalg, nn, reduce, shape, unary
+from .arith import *  # noqa: F403
+from .conv import *  # noqa: F403
+from .linalg import *  # noqa: F403
+from .nn import *  # noqa: F403
+from .reduce import *  # noqa: F403
+from .shape import *  # noqa: F403
+from .unary import *  # noqa: F403
+
+__all__ = [name for module in (arith, conv, linalg, nn, reduce, shape, unary) for name in module.__all__]

@@ -10,6 +10,9 @@ from ..registry import register
 from ._util import shape_of, unbroadcast
 
 
+__all__ = ["add", "subtract", "multiply", "divide", "power", "negative", "equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal", "copy", "cast", "copy_to_context"]
+
+
 @register("add")
 def add(xp, a, b):
     sa, sb = shape_of(a), shape_of(b)

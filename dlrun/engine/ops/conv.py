@@ -14,6 +14,9 @@ from ..registry import register
 from ._util import as_tuple
 
 
+__all__ = ["convolution", "pooling"]
+
+
 def _out_size(size: int, k: int, s: int, p: int, d: int, ceil: bool = False) -> int:
     span = size + 2 * p - d * (k - 1) - 1
     n = (-(-span // s) if ceil else span // s) + 1

@@ -5,6 +5,9 @@ from ..registry import register
 from ._util import unbroadcast
 
 
+__all__ = ["matmul", "fully_connected"]
+
+
 @register("matmul")
 def matmul(xp, a, b):
     """``a @ b`` with NumPy's rules: 1-D operands and broadcast batch dimensions."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 from ..registry import register
 
 
+__all__ = ["log_softmax", "softmax", "pick", "dropout"]
+
+
 @register("log_softmax")
 def log_softmax(xp, x, axis=-1):
     """log(softmax(x)) along ``axis``, computed stably (max subtracted first)."""

@@ -7,6 +7,9 @@ from ..registry import register
 from ._util import keepdims_shape, normalize_axes
 
 
+__all__ = ["sum", "mean", "max", "min", "argmax", "norm"]
+
+
 @register("sum")
 def sum(xp, x, axis=None, keepdims=False):
     axes = normalize_axes(axis, x.ndim)

@@ -7,6 +7,9 @@ from ..backend import scatter_add
 from ..registry import register
 
 
+__all__ = ["reshape", "transpose", "flatten", "getitem"]
+
+
 def _gluon_shape(shape: tuple, src: tuple) -> tuple:
     """Resolve Gluon's 0 ("keep this input dimension") in a target shape; -1 is left to xp."""
     return tuple(src[i] if n == 0 else n for i, n in enumerate(shape))

@@ -4,6 +4,9 @@ from __future__ import annotations
 from ..registry import register
 
 
+__all__ = ["exp", "log", "sqrt", "square", "abs", "tanh", "sigmoid", "relu"]
+
+
 @register("exp")
 def exp(xp, x):
     y = xp.exp(x)
