@@ -126,6 +126,38 @@ def backward(heads: Sequence["NDArray"], head_grads: Sequence[Any] | None = None
     A head without a head gradient gets ones, as in MXNet. The graph is freed afterwards
     unless ``retain_graph`` is set.
     """
+    _propagate(heads, head_grads, retain_graph, train_mode, None)
+
+
+def grad(heads: "NDArray | Sequence[NDArray]", variables: "NDArray | Sequence[NDArray]",
+         head_grads: Sequence[Any] | None = None, retain_graph: bool | None = None,
+         create_graph: bool = False, train_mode: bool = True) -> list["NDArray"]:
+    """Gradients of ``heads`` w.r.t. ``variables``, returned without touching any ``.grad``.
+
+    ``variables`` may be variables (attach_grad) or intermediate results of the recording.
+    """
+    from .ndarray import NDArray
+
+    if create_graph:
+        raise NotImplementedError(
+            "create_graph=True (higher-order gradients) is not supported: backward passes are "
+            "not recorded; compute second derivatives by finite differences of autograd.grad")
+    heads = [heads] if isinstance(heads, NDArray) else list(heads)
+    variables = [variables] if isinstance(variables, NDArray) else list(variables)
+    for v in variables:
+        if v._node is None:
+            raise AutogradError(f"a variable of shape {v.shape} is not part of the recorded graph; "
+                                "call attach_grad() on it before autograd.record()")
+    wanted = {(v._node.id, v._index) for v in variables}
+    captured = _propagate(heads, head_grads, bool(retain_graph), train_mode, wanted)
+    return [NDArray(captured[(v._node.id, v._index)], v._ctx) if (v._node.id, v._index) in captured
+            else NDArray(v._ctx.xp.zeros(v.shape, dtype=v.dtype), v._ctx) for v in variables]
+
+
+def _propagate(heads: Sequence["NDArray"], head_grads: Sequence[Any] | None, retain_graph: bool,
+               train_mode: bool, wanted: set | None) -> dict:
+    """The reverse sweep. With ``wanted`` it returns those (node id, output) gradients and
+    leaves ``.grad`` alone; without, it writes every variable's ``.grad``."""
     from .ndarray import NDArray  # circular at import time only
 
     if head_grads is None:
@@ -133,6 +165,7 @@ def backward(heads: Sequence["NDArray"], head_grads: Sequence[Any] | None = None
     if len(head_grads) != len(heads):
         raise AutogradError(f"got {len(heads)} heads but {len(head_grads)} head gradients")
     grads: dict[int, list] = {}
+    captured: dict[tuple, Any] = {}
     roots = []
     xp = heads[0]._ctx.xp if heads else None
     for head, hg in zip(heads, head_grads):
@@ -156,9 +189,13 @@ def backward(heads: Sequence["NDArray"], head_grads: Sequence[Any] | None = None
             slots = grads.pop(node.id, None)
             if slots is None:
                 continue
+            if wanted is not None:
+                for index, g in enumerate(slots):
+                    if (node.id, index) in wanted and g is not None:
+                        captured[(node.id, index)] = g
             if node.leaf is not None:
                 array = node.leaf()
-                if array is not None:
+                if array is not None and wanted is None:
                     array._write_grad(slots[0])
                 continue
             if node.vjp is None:
@@ -177,4 +214,4 @@ def backward(heads: Sequence["NDArray"], head_grads: Sequence[Any] | None = None
             if not retain_graph:
                 node.vjp = None
                 node.parents = ()
-
+    return captured

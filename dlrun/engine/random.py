@@ -1,9 +1,15 @@
-"""Seeded random arrays, drawn from one generator per context."""
+"""Seeded random arrays, drawn from one generator per context.
+
+Every draw is built from the generator methods NumPy and CuPy share (``random``,
+``uniform``, ``integers``, ``standard_normal``), so a seed means the same on either.
+"""
 from __future__ import annotations
 
 from typing import Any
 
-from .backend import Context, current_context, device_scope, generator
+import numpy as np
+
+from .backend import Context, device_scope, generator
 from .backend import seed as _seed
 from .ndarray import NDArray, _resolve
 
@@ -13,22 +19,50 @@ def seed(value: int, ctx: Context | None = None) -> None:
     _seed(value, ctx)
 
 
+def _draw(ctx: Context | None, dtype: Any, default: Any, sample: Any) -> NDArray:
+    ctx, dtype = _resolve(ctx, dtype if dtype is not None else default)
+    with device_scope(ctx):
+        data = sample(generator(ctx)).astype(dtype, copy=False)
+    return NDArray(data, ctx)
+
+
 def uniform(low: float = 0.0, high: float = 1.0, shape: Any = (1,), ctx: Context | None = None,
             dtype: Any = None) -> NDArray:
     """Samples from U[low, high)."""
-    ctx, dtype = _resolve(ctx, dtype)
-    with device_scope(ctx):
-        data = generator(ctx).uniform(low, high, size=shape).astype(dtype, copy=False)
-    return NDArray(data, ctx)
+    return _draw(ctx, dtype, np.float32, lambda g: g.uniform(low, high, size=shape))
 
 
 def normal(loc: float = 0.0, scale: float = 1.0, shape: Any = (1,), ctx: Context | None = None,
            dtype: Any = None) -> NDArray:
     """Samples from N(loc, scale^2)."""
-    ctx, dtype = _resolve(ctx, dtype)
-    with device_scope(ctx):
-        data = generator(ctx).normal(loc, scale, size=shape).astype(dtype, copy=False)
-    return NDArray(data, ctx)
+    return _draw(ctx, dtype, np.float32, lambda g: g.standard_normal(size=shape) * scale + loc)
 
 
-__all__ = ["seed", "uniform", "normal", "current_context"]
+def bernoulli(prob: float = 0.5, shape: Any = (1,), ctx: Context | None = None,
+              dtype: Any = None) -> NDArray:
+    """1 with probability ``prob``, else 0."""
+    if not 0 <= prob <= 1:
+        raise ValueError(f"bernoulli probability must be in [0, 1], got {prob}")
+    return _draw(ctx, dtype, np.float32, lambda g: g.random(size=shape) < prob)
+
+
+def randint(low: int, high: int, shape: Any = (1,), ctx: Context | None = None,
+            dtype: Any = None) -> NDArray:
+    """Integers drawn uniformly from [low, high)."""
+    if high <= low:
+        raise ValueError(f"randint needs low < high, got low={low}, high={high}")
+    return _draw(ctx, dtype, np.int32, lambda g: g.integers(low, high, size=shape))
+
+
+def permutation(n: int, ctx: Context | None = None, dtype: Any = None) -> NDArray:
+    """A random ordering of 0 .. n-1."""
+    return _draw(ctx, dtype, np.int64, lambda g: g.random(size=n).argsort())
+
+
+def shuffle(x: NDArray) -> NDArray:
+    """A copy of ``x`` with its first axis randomly reordered."""
+    order = permutation(x.shape[0], ctx=x.ctx)
+    return NDArray(x._data[order._data], x.ctx)
+
+
+__all__ = ["seed", "uniform", "normal", "bernoulli", "randint", "permutation", "shuffle"]

@@ -47,3 +47,9 @@ def as_tuple(v: Any, n: int, name: str) -> tuple:
     if len(t) != n:
         raise ValueError(f"{name} needs {n} values for a {n}-D operation, got {v!r}")
     return t
+
+
+def stable_sigmoid(xp: Any, x: Any) -> Any:
+    """1 / (1 + exp(-x)) without overflow for large |x|."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))

@@ -1,26 +1,32 @@
-"""Neural-network ops: softmax family, label picking, dropout."""
+"""Neural-network ops: softmax family, label picking, dropout, normalisation, embedding."""
 from __future__ import annotations
 
+from ..backend import scatter_add
 from ..registry import register
+from ._util import normalize_axes
 
-
-__all__ = ["log_softmax", "softmax", "pick", "dropout"]
+__all__ = ["log_softmax", "softmax", "pick", "dropout", "stop_gradient", "BlockGrad",
+           "batch_norm", "layer_norm", "embedding"]
 
 
 @register("log_softmax")
-def log_softmax(xp, x, axis=-1):
-    """log(softmax(x)) along ``axis``, computed stably (max subtracted first)."""
-    shifted = x - x.max(axis=axis, keepdims=True)
+def log_softmax(xp, x, axis=-1, temperature=None):
+    """log(softmax(x / temperature)) along ``axis``, computed stably (max subtracted first)."""
+    t = 1.0 if temperature is None else float(temperature)
+    z = x / t if t != 1.0 else x
+    shifted = z - z.max(axis=axis, keepdims=True)
     y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
-    return y, lambda g: (g - xp.exp(y) * g.sum(axis=axis, keepdims=True),)
+    return y, lambda g: ((g - xp.exp(y) * g.sum(axis=axis, keepdims=True)) / t,)
 
 
 @register("softmax")
-def softmax(xp, x, axis=-1):
-    """exp(x) / sum(exp(x)) along ``axis``, computed stably."""
-    e = xp.exp(x - x.max(axis=axis, keepdims=True))
+def softmax(xp, x, axis=-1, temperature=None):
+    """exp(x / temperature) normalised along ``axis``, computed stably."""
+    t = 1.0 if temperature is None else float(temperature)
+    z = x / t if t != 1.0 else x
+    e = xp.exp(z - z.max(axis=axis, keepdims=True))
     y = e / e.sum(axis=axis, keepdims=True)
-    return y, lambda g: (y * (g - (g * y).sum(axis=axis, keepdims=True)),)
+    return y, lambda g: (y * (g - (g * y).sum(axis=axis, keepdims=True)) / t,)
 
 
 @register("pick")
@@ -43,7 +49,96 @@ def pick(xp, x, index, axis=-1, keepdims=False):
 
 
 @register("dropout", needs_rng=True)
-def dropout(xp, x, p, rng):
-    """Inverted dropout: zero each element with probability ``p``, scale the rest by 1/(1-p)."""
-    mask = (rng.random(x.shape, dtype=xp.float32) >= p).astype(x.dtype) * x.dtype.type(1 / (1 - p))
+def dropout(xp, x, p, axes=(), rng=None):
+    """Inverted dropout: zero elements with probability ``p``, scale the rest by 1/(1-p).
+
+    ``axes`` share one mask value along those axes (e.g. the time axis of a sequence).
+    """
+    shared = normalize_axes(axes, x.ndim) if axes else ()
+    shape = tuple(1 if i in shared else n for i, n in enumerate(x.shape))
+    mask = (rng.random(shape, dtype=xp.float32) >= p).astype(x.dtype) * x.dtype.type(1 / (1 - p))
     return x * mask, lambda g: (g * mask,)
+
+
+@register("stop_gradient")
+def stop_gradient(xp, x):
+    """The identity in the forward pass; no gradient flows back through it."""
+    return x, lambda g: (None,)
+
+
+BlockGrad = stop_gradient
+
+
+def _normalize_backward(dxhat, xhat, inv, axes):
+    """Gradient w.r.t. x of xhat = (x - mean) * inv, mean and variance taken over ``axes``."""
+    return inv * (dxhat - dxhat.mean(axis=axes, keepdims=True)
+                  - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
+
+
+@register("batch_norm")
+def batch_norm(xp, x, gamma, beta, running_mean, running_var, eps=1e-5, momentum=0.9, axis=1,
+               training=False, use_global_stats=False, fix_gamma=False):
+    """Batch normalisation over every axis but ``axis``.
+
+    In training (and without ``use_global_stats``) it normalises with the batch's mean and
+    biased variance and updates ``running_mean``/``running_var`` in place as
+    ``running = momentum * running + (1 - momentum) * batch`` (MXNet's rule); otherwise it
+    uses the running statistics.
+    """
+    axis = axis % x.ndim
+    red = tuple(i for i in range(x.ndim) if i != axis)
+    shape = tuple(-1 if i == axis else 1 for i in range(x.ndim))
+    batch_stats = training and not use_global_stats
+    if batch_stats:
+        mean, var = x.mean(axis=red), x.var(axis=red)
+        running_mean *= momentum
+        running_mean += (1 - momentum) * mean
+        running_var *= momentum
+        running_var += (1 - momentum) * var
+    else:
+        mean, var = running_mean, running_var
+    inv = (1 / xp.sqrt(var + eps)).reshape(shape)
+    xhat = (x - mean.reshape(shape)) * inv
+    scale = xp.ones_like(gamma) if fix_gamma else gamma
+    y = xhat * scale.reshape(shape) + beta.reshape(shape)
+    def vjp(g):
+        dxhat = g * scale.reshape(shape)
+        dx = _normalize_backward(dxhat, xhat, inv, red) if batch_stats else dxhat * inv
+        dgamma = xp.zeros_like(gamma) if fix_gamma else (g * xhat).sum(axis=red)
+        return dx, dgamma, g.sum(axis=red), None, None
+    return y, vjp
+
+
+@register("layer_norm")
+def layer_norm(xp, x, gamma, beta, axis=-1, eps=1e-5):
+    """Normalise each sample over ``axis`` (Ba et al. 2016), then scale and shift."""
+    axis = axis % x.ndim
+    shape = tuple(-1 if i == axis else 1 for i in range(x.ndim))
+    mean, var = x.mean(axis=axis, keepdims=True), x.var(axis=axis, keepdims=True)
+    inv = 1 / xp.sqrt(var + eps)
+    xhat = (x - mean) * inv
+    y = xhat * gamma.reshape(shape) + beta.reshape(shape)
+    red = tuple(i for i in range(x.ndim) if i != axis)
+
+    def vjp(g):
+        return (_normalize_backward(g * gamma.reshape(shape), xhat, inv, (axis,)),
+                (g * xhat).sum(axis=red), g.sum(axis=red))
+    return y, vjp
+
+
+@register("embedding")
+def embedding(xp, data, weight):
+    """Rows of ``weight`` (input_dim, output_dim) at the integer positions in ``data``.
+
+    The backward scatter-adds into the rows that were used (repeats accumulate).
+    """
+    idx = data.astype(xp.int64, copy=False)
+    if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
+        raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}) (input_dim), got "
+                         f"values from {int(idx.min())} to {int(idx.max())}")
+
+    def vjp(g):
+        gw = xp.zeros_like(weight)
+        scatter_add(gw, idx.reshape(-1), g.reshape(-1, weight.shape[1]))
+        return None, gw
+    return weight[idx], vjp

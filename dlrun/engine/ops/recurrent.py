@@ -1,0 +1,104 @@
+"""Fused recurrent cell steps: the LSTM cell and the Tree-LSTM node updates of the seed.
+
+All three share one gated-state core: given gate pre-activations z_i, z_o, z_u and one
+forget pre-activation z_f per child (the LSTM has one "child": the previous step),
+
+    i, o, u = sigmoid(z_i), sigmoid(z_o), tanh(z_u);  f_k = sigmoid(z_f[k])
+    c = i * u + sum_k f_k * c_k;                      h = o * tanh(c)
+
+and each op is that core plus its gate GEMMs (all gates of a matrix in one product).
+"""
+from __future__ import annotations
+
+from ..registry import register
+from ._util import stable_sigmoid
+
+__all__ = ["lstm_cell", "nary_tree_lstm_cell", "child_sum_tree_lstm_cell"]
+
+
+def _gated_state(xp, zi, zo, zu, zf, child_c):
+    """(h, c) from gate pre-activations (B, H) and per-child zf, child_c (B, K, H), and a backward."""
+    i, o, u, f = stable_sigmoid(xp, zi), stable_sigmoid(xp, zo), xp.tanh(zu), stable_sigmoid(xp, zf)
+    c = i * u + (f * child_c).sum(axis=1)
+    tc = xp.tanh(c)
+    h = o * tc
+
+    def backward(dh, dc):
+        dc_total = dc + dh * o * (1 - tc * tc)
+        dzi = dc_total * u * i * (1 - i)
+        dzo = dh * tc * o * (1 - o)
+        dzu = dc_total * i * (1 - u * u)
+        dzf = dc_total[:, None] * child_c * f * (1 - f)
+        return dzi, dzo, dzu, dzf, dc_total[:, None] * f
+    return h, c, backward
+
+
+@register("lstm_cell")
+def lstm_cell(xp, x, h, c, i2h_weight, i2h_bias, h2h_weight, h2h_bias):
+    """One LSTM step (gate order i, f, u, o as MXNet's LSTMCell): returns (h', c').
+
+    Weights are (4H, input) and (4H, H); each input meets all four gates in one GEMM.
+    """
+    H = h.shape[1]
+    z = x @ i2h_weight.T + i2h_bias + h @ h2h_weight.T + h2h_bias
+    h_new, c_new, backward = _gated_state(xp, z[:, :H], z[:, 3 * H:], z[:, 2 * H:3 * H],
+                                          z[:, None, H:2 * H], c[:, None])
+
+    def vjp(grads):
+        dzi, dzo, dzu, dzf, dcc = backward(*grads)
+        dz = xp.concatenate([dzi, dzf[:, 0], dzu, dzo], axis=1)
+        db = dz.sum(axis=0)
+        return (dz @ i2h_weight, dz @ h2h_weight, dcc[:, 0], dz.T @ x, db, dz.T @ h, db)
+    return (h_new, c_new), vjp
+
+
+@register("nary_tree_lstm_cell")
+def nary_tree_lstm_cell(xp, x, child_h, child_c, i2h_weight, i2h_bias, h2h_weight, h2h_bias):
+    """Tree-LSTM node with N ordered children, each with its own weights (Tai et al. 2015, 3.2).
+
+    child_h, child_c: (B, N, H), zeros for absent children. Gate order i, o, u, f_1..f_N;
+    i2h_weight is ((3+N)H, input), h2h_weight is ((3+N)H, N*H) over the concatenated h_k.
+    """
+    B, N, H = child_h.shape
+    hcat = child_h.reshape(B, N * H)
+    z = x @ i2h_weight.T + i2h_bias + hcat @ h2h_weight.T + h2h_bias
+    h, c, backward = _gated_state(xp, z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H],
+                                  z[:, 3 * H:].reshape(B, N, H), child_c)
+
+    def vjp(grads):
+        dzi, dzo, dzu, dzf, dcc = backward(*grads)
+        dz = xp.concatenate([dzi, dzo, dzu, dzf.reshape(B, N * H)], axis=1)
+        db = dz.sum(axis=0)
+        return (dz @ i2h_weight, (dz @ h2h_weight).reshape(B, N, H), dcc, dz.T @ x, db,
+                dz.T @ hcat, db)
+    return (h, c), vjp
+
+
+@register("child_sum_tree_lstm_cell")
+def child_sum_tree_lstm_cell(xp, x, child_h, child_c, child_mask, i2h_weight, i2h_bias,
+                             hs2h_weight, hs2h_bias, hc2h_weight, hc2h_bias):
+    """Child-Sum Tree-LSTM node (Tai et al. 2015, 3.1) over any number of unordered children.
+
+    child_h, child_c: (B, K, H) padded, child_mask (B, K) is 1 for real children. The gates
+    i, o, u read the sum of the children's h; each child k gets its own forget gate from
+    its own h_k. i2h_weight is (4H, input) in gate order i, o, u, f; hs2h_weight (3H, H);
+    hc2h_weight (H, H).
+    """
+    B, K, H = child_h.shape
+    m = child_mask[:, :, None].astype(child_h.dtype)
+    hs = (child_h * m).sum(axis=1)
+    zx = x @ i2h_weight.T + i2h_bias
+    ziou = zx[:, :3 * H] + hs @ hs2h_weight.T + hs2h_bias
+    zf = zx[:, None, 3 * H:] + child_h @ hc2h_weight.T + hc2h_bias
+    h, c, backward = _gated_state(xp, ziou[:, :H], ziou[:, H:2 * H], ziou[:, 2 * H:], zf, child_c * m)
+
+    def vjp(grads):
+        dzi, dzo, dzu, dzf, dcc = backward(*grads)
+        dziou = xp.concatenate([dzi, dzo, dzu], axis=1)
+        dzx = xp.concatenate([dziou, dzf.sum(axis=1)], axis=1)
+        dchild_h = (dziou @ hs2h_weight)[:, None] * m + dzf @ hc2h_weight
+        dzf2 = dzf.reshape(B * K, H)
+        return (dzx @ i2h_weight, dchild_h, dcc * m, None, dzx.T @ x, dzx.sum(axis=0),
+                dziou.T @ hs, dziou.sum(axis=0), dzf2.T @ child_h.reshape(B * K, H),
+                dzf2.sum(axis=0))
+    return (h, c), vjp
