@@ -1,6 +1,7 @@
 """The op registry: the single dispatch point every differentiable computation goes through."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 from . import autograd
@@ -18,15 +19,17 @@ class Op:
     Calling the Op on NDArrays runs it through :func:`invoke`.
     """
 
-    __slots__ = ("name", "forward", "differentiable", "needs_rng", "moves_context", "__dict__")
+    __slots__ = ("name", "forward", "differentiable", "needs_rng", "moves_context", "vjp_needs",
+                 "__dict__")
 
     def __init__(self, name: str, forward: Callable, differentiable: bool, needs_rng: bool,
-                 moves_context: bool):
+                 moves_context: bool, vjp_needs: bool):
         self.name = name
         self.forward = forward
         self.differentiable = differentiable
         self.needs_rng = needs_rng
         self.moves_context = moves_context  # output lives on attrs['ctx'], not the input's
+        self.vjp_needs = vjp_needs  # vjp takes needed=(bool per input) to skip unwanted gradients
         self.__doc__ = forward.__doc__
         self.__wrapped__ = forward
 
@@ -38,12 +41,17 @@ class Op:
 
 
 def register(name: str, differentiable: bool = True, needs_rng: bool = False,
-             moves_context: bool = False) -> Callable[[Callable], Op]:
-    """Register ``forward`` under ``name``; ``needs_rng`` passes the context's generator as ``rng``."""
+             moves_context: bool = False, vjp_needs: bool = False) -> Callable[[Callable], Op]:
+    """Register ``forward`` under ``name``.
+
+    ``needs_rng`` passes the context's generator as ``rng``; ``vjp_needs`` calls the vjp
+    as ``vjp(grad, needed=...)`` so that it can skip costly gradients no input needs (the
+    data batch of a first layer, for instance).
+    """
     def wrap(forward: Callable) -> Op:
         if name in OPS:
             raise ValueError(f"op {name!r} is registered twice")
-        op = OPS[name] = Op(name, forward, differentiable, needs_rng, moves_context)
+        op = OPS[name] = Op(name, forward, differentiable, needs_rng, moves_context, vjp_needs)
         return op
     return wrap
 
@@ -80,6 +88,8 @@ def invoke(op: Op, inputs: tuple, attrs: dict) -> Any:
         parents = tuple(x._node and (x._node, x._index) if isinstance(x, NDArray) else None
                         for x in inputs)
         if any(parents):
+            if op.vjp_needs:
+                vjp = functools.partial(vjp, needed=tuple(p is not None for p in parents))
             multi = isinstance(outputs, tuple)
             outs = outputs if multi else (outputs,)
             node = autograd.Node(op.name, vjp, parents, len(outs),
