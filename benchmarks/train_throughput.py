@@ -1,0 +1,370 @@
+#!/usr/bin/env python
+"""Training throughput of dlrun vs PyTorch on the MLP and LeNet (issue 3, item 13).
+
+For each model and framework this measures, on the same random data, batch size and
+thread count:
+
+* training throughput in samples/s: one step = forward + loss + backward + SGD update
+  (lr 0.1, momentum 0.9) + reading the loss back to the host (the sync point);
+* forward-only time per batch (inference mode: no autograd recording, dropout off);
+* peak RSS of the process that ran it.
+
+Each (framework, model) pair runs in its own child process so that the thread settings
+apply before NumPy / PyTorch are imported, peak RSS is per run, and one framework's
+allocations or thread pools do not disturb the other. ``--inprocess`` runs everything in
+this process instead (peak RSS then becomes cumulative).
+
+Usage::
+
+    python benchmarks/train_throughput.py --models mlp lenet --batch-size 64
+
+The loss is reduced the Gluon way in dlrun (per-sample loss, ``backward()`` sums it,
+``trainer.step(batch_size)`` divides the gradient by the batch size) and with
+``CrossEntropyLoss(reduction='mean')`` in PyTorch: the same gradients, the same update.
+
+This is a script, not a test: it is not collected by pytest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+MODELS = ("mlp", "lenet")
+FRAMEWORKS = ("dlrun", "pytorch")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS),
+                   help="pytorch is skipped (with a note) when it cannot be imported")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=50, help="timed training steps per repeat")
+    p.add_argument("--warmup", type=int, default=5, help="untimed training steps before timing")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="timed repeats of --steps steps; the median step time is reported")
+    p.add_argument("--forward-steps", type=int, default=20,
+                   help="timed forward-only batches per repeat (0 disables)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="BLAS/OpenMP threads for NumPy and torch.set_num_threads")
+    p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--num-batches", type=int, default=4,
+                   help="distinct random batches, cycled through by the steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hybridize", action="store_true", help="call net.hybridize() in dlrun")
+    p.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
+    p.add_argument("--inprocess", action="store_true",
+                   help="run all measurements in this process instead of one child each")
+    p.add_argument("--_worker", nargs=2, metavar=("FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def set_thread_env(threads: int) -> None:
+    """Must run before NumPy (or anything importing it) is imported to take effect."""
+    for var in THREAD_VARS:
+        os.environ[var] = str(threads)
+
+
+# --------------------------------------------------------------------------- helpers
+# Everything below imports numpy lazily, after set_thread_env.
+
+def make_data(args: argparse.Namespace):
+    """The same arrays for every framework: seeded NumPy generation, float32 / int64."""
+    import numpy as np
+    rng = np.random.default_rng(args.seed)
+    xs = [rng.standard_normal((args.batch_size, 1, 28, 28), dtype=np.float32)
+          for _ in range(args.num_batches)]
+    ys = [rng.integers(0, 10, size=args.batch_size, dtype=np.int64)
+          for _ in range(args.num_batches)]
+    checksum = float(sum(float(x.sum(dtype=np.float64)) for x in xs) + sum(int(y.sum()) for y in ys))
+    return xs, ys, checksum
+
+
+def peak_rss_mib() -> float | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / (1024 * 1024) if sys.platform == "darwin" else kb / 1024
+
+
+def _median(v: list[float]) -> float:
+    s = sorted(v)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def _time_loop(fn, n_steps: int, n_batches: int, repeats: int) -> tuple[list[float], list[float]]:
+    """Run ``repeats`` x ``n_steps`` calls of fn(i % n_batches).
+
+    Returns (seconds per repeat, seconds per single step over all repeats). Each call
+    ends with a host sync, so a step's wall time is the whole step's cost.
+    """
+    totals, steps = [], []
+    clock = time.perf_counter
+    for _ in range(repeats):
+        t_start = clock()
+        for i in range(n_steps):
+            t0 = clock()
+            fn(i % n_batches)
+            steps.append(clock() - t0)
+        totals.append(clock() - t_start)
+    return totals, steps
+
+
+# --------------------------------------------------------------------------- dlrun
+
+def bench_dlrun(model: str, args: argparse.Namespace) -> dict:
+    import dlrun as mx
+    from dlrun import autograd, gluon, nd
+    from dlrun.models.lenet import LeNet
+    from dlrun.models.mlp import MLP
+
+    xs, ys, checksum = make_data(args)
+    ctx = mx.gpu(0) if args.ctx == "gpu" else mx.cpu()
+    mx.random.seed(args.seed)
+    net = LeNet() if model == "lenet" else MLP()
+    net.initialize(mx.init.Xavier(), ctx=ctx)
+    if args.hybridize:
+        net.hybridize()
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
+    # Host -> device conversion is done once, outside the timed loop (as in PyTorch).
+    xb = [nd.array(x, ctx=ctx) for x in xs]
+    yb = [nd.array(y.astype("int32"), ctx=ctx) for y in ys]
+    bs = args.batch_size
+    last = {}
+
+    def train_step(i: int) -> None:
+        with autograd.record():
+            loss = loss_fn(net(xb[i]), yb[i])
+        loss.backward()
+        trainer.step(bs)
+        last["loss"] = float(loss.asnumpy().mean())  # sync
+
+    def fwd_step(i: int) -> None:
+        net(xb[i]).asnumpy()  # outside record(): predict mode, dropout off
+
+    for i in range(args.warmup):
+        train_step(i % args.num_batches)
+    first_loss = last.get("loss")
+    train_times = _time_loop(train_step, args.steps, args.num_batches, args.repeats)
+    fwd_times = []
+    if args.forward_steps:
+        for i in range(min(args.warmup, args.forward_steps)):
+            fwd_step(i % args.num_batches)
+        fwd_times = _time_loop(fwd_step, args.forward_steps, args.num_batches, args.repeats)
+    return _result("dlrun", model, args, train_times, fwd_times, first_loss, last.get("loss"),
+                   checksum, mx.__version__)
+
+
+# --------------------------------------------------------------------------- pytorch
+
+def bench_pytorch(model: str, args: argparse.Namespace) -> dict:
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(args.threads)
+    if args.ctx == "gpu" and not torch.cuda.is_available():
+        raise RuntimeError("--ctx gpu but this PyTorch build has no CUDA device")
+    device = torch.device("cuda" if args.ctx == "gpu" else "cpu")
+    xs, ys, checksum = make_data(args)
+    torch.manual_seed(args.seed)
+    if model == "lenet":
+        net = nn.Sequential(
+            nn.Conv2d(1, 20, 5), nn.Tanh(), nn.AvgPool2d(2),
+            nn.Conv2d(20, 50, 5), nn.Tanh(), nn.AvgPool2d(2),
+            nn.Flatten(), nn.Linear(800, 500), nn.Tanh(), nn.Linear(500, 10))
+    else:
+        net = nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Dropout(0.5),
+            nn.Linear(128, 64), nn.ReLU(), nn.Dropout(0.5), nn.Linear(64, 10))
+    for m in net.modules():  # Xavier weights, zero biases, as dlrun's initializer
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    net.to(device)
+    loss_fn = nn.CrossEntropyLoss(reduction="mean")
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    xb = [torch.from_numpy(x).to(device) for x in xs]
+    yb = [torch.from_numpy(y).to(device) for y in ys]
+    last = {}
+
+    def train_step(i: int) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(xb[i]), yb[i])
+        loss.backward()
+        opt.step()
+        last["loss"] = loss.item()  # sync
+
+    def fwd_step(i: int) -> None:
+        with torch.no_grad():
+            net(xb[i]).cpu()
+
+    net.train()
+    for i in range(args.warmup):
+        train_step(i % args.num_batches)
+    first_loss = last.get("loss")
+    train_times = _time_loop(train_step, args.steps, args.num_batches, args.repeats)
+    fwd_times = []
+    if args.forward_steps:
+        net.eval()
+        for i in range(min(args.warmup, args.forward_steps)):
+            fwd_step(i % args.num_batches)
+        fwd_times = _time_loop(fwd_step, args.forward_steps, args.num_batches, args.repeats)
+    return _result("pytorch", model, args, train_times, fwd_times, first_loss, last.get("loss"),
+                   checksum, torch.__version__)
+
+
+# --------------------------------------------------------------------------- results
+
+def _result(framework, model, args, train_times, fwd_times, first_loss, last_loss, checksum,
+            version) -> dict:
+    totals, steps = train_times
+    per_repeat = [args.steps * args.batch_size / t for t in totals]
+    step_med = _median(steps)
+    fwd_steps = fwd_times[1] if fwd_times else []
+    return {
+        "framework": framework, "version": version, "model": model,
+        # headline: batch size / median step time (robust to interference from other processes)
+        "samples_per_s": args.batch_size / step_med,
+        "train_ms_per_step_median": 1e3 * step_med,
+        "train_ms_per_step_min": 1e3 * min(steps),
+        # plain total-over-steps throughput of each repeat, and its median
+        "samples_per_s_total_median": _median(per_repeat),
+        "samples_per_s_total_repeats": per_repeat,
+        "forward_ms_per_batch": (1e3 * _median(fwd_steps)) if fwd_steps else None,
+        "peak_rss_mib": peak_rss_mib(),
+        "loss_after_warmup": first_loss, "loss_last": last_loss,
+        "data_checksum": checksum,
+    }
+
+
+def run_one(framework: str, model: str, args: argparse.Namespace) -> dict:
+    fn = bench_dlrun if framework == "dlrun" else bench_pytorch
+    return fn(model, args)
+
+
+def run_child(framework: str, model: str, argv: list[str]) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), *argv, "--_worker", framework, model]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    if proc.returncode != 0:
+        err = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+        return {"framework": framework, "model": model, "error": err}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def torch_importable() -> str | None:
+    """None if torch imports, else the reason (checked in a child: keeps this process clean)."""
+    proc = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True)
+    if proc.returncode == 0:
+        return None
+    return (proc.stderr.strip().splitlines() or ["import torch failed"])[-1]
+
+
+def fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_table(results: list[dict], args: argparse.Namespace, notes: list[str]) -> None:
+    by = {(r["framework"], r["model"]): r for r in results}
+    header = ["model", "dlrun samples/s", "torch samples/s", "ratio",
+              "dlrun fwd ms", "torch fwd ms", "fwd ratio", "dlrun RSS MiB", "torch RSS MiB"]
+    rows = []
+    for m in args.models:
+        d, t = by.get(("dlrun", m), {}), by.get(("pytorch", m), {})
+        ds, ts = d.get("samples_per_s"), t.get("samples_per_s")
+        df, tf = d.get("forward_ms_per_batch"), t.get("forward_ms_per_batch")
+        rows.append([
+            m, fmt(ds, ",.0f"), fmt(ts, ",.0f"),
+            fmt(ds / ts if ds and ts else None, ".3f"),
+            fmt(df, ".2f"), fmt(tf, ".2f"),
+            # time ratio inverted so that, like the throughput ratio, < 1 means dlrun is slower
+            fmt(tf / df if df and tf else None, ".3f"),
+            fmt(d.get("peak_rss_mib"), ".0f"), fmt(t.get("peak_rss_mib"), ".0f"),
+        ])
+    title = (f"Training throughput (batch {args.batch_size}, {args.threads} threads, ctx {args.ctx}, "
+             f"median step of {args.repeats} x {args.steps}, {args.warmup} warm-up)")
+    try:
+        from rich.console import Console
+        from rich.table import Table
+        table = Table(title=title)
+        for i, h in enumerate(header):
+            table.add_column(h, justify="left" if i == 0 else "right")
+        for r in rows:
+            table.add_row(*r)
+        Console(width=max(Console().width, 132)).print(table)
+    except ImportError:
+        print(title)
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w)  # noqa: E731
+                                       for i, (c, w) in enumerate(zip(cells, widths)))
+        print(line(header))
+        print(line(["-" * w for w in widths]))
+        for r in rows:
+            print(line(r))
+    for r in results:
+        if "error" in r:
+            notes.append(f"{r['framework']}/{r['model']} failed: {r['error']}")
+    print("samples/s = batch size / median step time; ratio = dlrun/torch samples/s; fwd ratio = torch fwd ms / dlrun fwd ms "
+          "(both > 1 when dlrun is faster)")
+    for n in notes:
+        print(f"note: {n}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    set_thread_env(args.threads)  # before any numpy import below (and inherited by children)
+
+    if args._worker:
+        print(json.dumps(run_one(*args._worker, args)))
+        return 0
+
+    notes: list[str] = []
+    frameworks = list(args.frameworks)
+    if "pytorch" in frameworks:
+        why = torch_importable()
+        if why is not None:
+            frameworks.remove("pytorch")
+            notes.append(f"PyTorch not importable, skipped ({why})")
+    child_argv = [a for a in argv]
+    results = []
+    for model in args.models:
+        for fw in frameworks:
+            if args.inprocess:
+                try:
+                    results.append(run_one(fw, model, args))
+                except Exception as exc:  # report and go on with the others
+                    results.append({"framework": fw, "model": model, "error": repr(exc)})
+            else:
+                results.append(run_child(fw, model, child_argv))
+    if args.inprocess:
+        notes.append("--inprocess: peak RSS is cumulative over the runs before it")
+    print_table(results, args, notes)
+
+    if args.json:
+        payload = {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                        "python": platform.python_version(), "cpu_count": os.cpu_count()},
+            "config": {k: v for k, v in vars(args).items() if k not in ("_worker", "json")},
+            "results": results, "notes": notes,
+        }
+        with open(args.json, "w") as f:
+            json.dump(payload, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
