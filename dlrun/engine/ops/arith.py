@@ -10,7 +10,10 @@ from ..registry import register
 from ._util import shape_of, unbroadcast
 
 
-__all__ = ["add", "subtract", "multiply", "divide", "power", "negative", "equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal", "copy", "cast", "copy_to_context"]
+__all__ = ["add", "subtract", "multiply", "divide", "power", "negative", "maximum", "minimum",
+           "where", "equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal",
+           "logical_and", "logical_or", "logical_xor", "logical_not", "copy", "cast",
+           "copy_to_context"]
 
 
 @register("add")
@@ -60,12 +63,45 @@ def negative(xp, a):
     return -a, lambda g: (-g,)
 
 
+def _select(a, b, y):
+    """The vjp of ``y``, elementwise one of ``a`` or ``b``: ties split the gradient in half."""
+    sa, sb = shape_of(a), shape_of(b)
+
+    def vjp(g):
+        half = 0.5 * g * (a == b)
+        return unbroadcast(g * (a == y) - half, sa), unbroadcast(g * (b == y) - half, sb)
+    return vjp
+
+
+@register("maximum")
+def maximum(xp, a, b):
+    """Elementwise larger of ``a`` and ``b`` (arrays with broadcasting, or an array and a scalar)."""
+    y = xp.maximum(a, b)
+    return y, _select(a, b, y)
+
+
+@register("minimum")
+def minimum(xp, a, b):
+    """Elementwise smaller of ``a`` and ``b`` (arrays with broadcasting, or an array and a scalar)."""
+    y = xp.minimum(a, b)
+    return y, _select(a, b, y)
+
+
+@register("where")
+def where(xp, cond, a, b):
+    """``a`` where ``cond`` is non-zero, ``b`` elsewhere, with broadcasting; no gradient to ``cond``."""
+    sa, sb = shape_of(a), shape_of(b)
+    mask = cond != 0
+    return xp.where(mask, a, b), lambda g: (None, unbroadcast(xp.where(mask, g, 0), sa),
+                                            unbroadcast(xp.where(mask, 0, g), sb))
+
+
 def _compare(name: str, fn: Any) -> Any:
     @register(name, differentiable=False)
     def compare(xp, a, b):
         dtype = a.dtype if hasattr(a, "dtype") else b.dtype
         return fn(a, b).astype(dtype)
-    compare.__doc__ = f"Elementwise ``a {name} b`` as 0/1 values of the input dtype (no gradient)."
+    compare.__doc__ = f"Elementwise ``{name}(a, b)`` as 0/1 values of the input dtype (no gradient)."
     return compare
 
 
@@ -75,6 +111,15 @@ greater = _compare("greater", lambda a, b: a > b)
 greater_equal = _compare("greater_equal", lambda a, b: a >= b)
 lesser = _compare("lesser", lambda a, b: a < b)
 lesser_equal = _compare("lesser_equal", lambda a, b: a <= b)
+logical_and = _compare("logical_and", lambda a, b: (a != 0) & (b != 0))
+logical_or = _compare("logical_or", lambda a, b: (a != 0) | (b != 0))
+logical_xor = _compare("logical_xor", lambda a, b: (a != 0) ^ (b != 0))
+
+
+@register("logical_not", differentiable=False)
+def logical_not(xp, a):
+    """1 where ``a`` is zero, 0 elsewhere, in the input dtype (no gradient)."""
+    return (a == 0).astype(a.dtype)
 
 
 @register("copy")
