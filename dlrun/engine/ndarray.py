@@ -228,42 +228,26 @@ class NDArray:
             axes = tuple(axes[0])
         return _ops().transpose(self, axes=axes or None)
 
-    def flatten(self) -> "NDArray":
-        return _ops().flatten(self)
-
-    def sum(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
-        return _ops().sum(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
-        return _ops().mean(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
-        return _ops().max(self, axis=axis, keepdims=keepdims)
-
-    def argmax(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
-        return _ops().argmax(self, axis=axis, keepdims=keepdims)
-
-    def exp(self) -> "NDArray":
-        return _ops().exp(self)
-
-    def log(self) -> "NDArray":
-        return _ops().log(self)
-
-    def tanh(self) -> "NDArray":
-        return _ops().tanh(self)
-
-    def sigmoid(self) -> "NDArray":
-        return _ops().sigmoid(self)
-
-    def relu(self) -> "NDArray":
-        return _ops().relu(self)
-
-    def norm(self, ord: int = 2, axis: Any = None, keepdims: bool = False) -> "NDArray":
-        return _ops().norm(self, ord=ord, axis=axis, keepdims=keepdims)
-
     def __repr__(self) -> str:
         body = np.array2string(self.asnumpy(), separator=", ", threshold=20)
         return f"{body}\n<NDArray {'x'.join(map(str, self.shape)) or 'scalar'} @{self._ctx}>"
+
+
+def _method(name: str) -> Any:
+    def method(self: NDArray, *args: Any, **kwargs: Any) -> Any:
+        return getattr(_ops(), name)(self, *args, **kwargs)
+    method.__name__ = name
+    method.__doc__ = f"``ops.{name}(self, ...)``."
+    return method
+
+
+# x.op(...) is ops.op(x, ...) for these, as NDArray methods are in MXNet
+for _name in ("flatten", "exp", "log", "sqrt", "square", "abs", "sign", "tanh", "sigmoid", "relu",
+              "softmax", "log_softmax", "sum", "mean", "max", "min", "prod", "argmax", "argmin",
+              "norm", "logsumexp", "topk", "clip", "swapaxes", "expand_dims", "squeeze",
+              "broadcast_to", "tile", "repeat", "flip", "take", "pick", "one_hot", "split",
+              "slice_axis"):
+    setattr(NDArray, _name, _method(_name))
 
 
 def _raw_key(key: Any) -> Any:
