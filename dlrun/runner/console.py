@@ -1,0 +1,159 @@
+"""What a run shows on the console: a header, a live progress bar, one row per epoch, results.
+
+On a terminal the progress bar (samples/s, ETA) is redrawn in place with rich. When stdout
+is not a terminal (CI logs, ``| cat``, files) the same information comes as plain lines: no
+cursor movement, no colour codes, and progress lines at most every ``plain_interval`` seconds.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Mapping, Sequence
+
+from rich import box
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task,
+                           TextColumn)
+from rich.table import Table
+from rich.text import Text
+
+# the per-epoch table: (header, width, metric key, format)
+EPOCH_COLUMNS: Sequence[tuple[str, int, str, str]] = (
+    ("epoch", 7, "epoch", "{:>7}"),
+    ("train loss", 11, "train/loss", "{:>11.4f}"),
+    ("test loss", 10, "eval/loss", "{:>10.4f}"),
+    ("test acc", 9, "eval/accuracy", "{:>8.2%} "),
+    ("samples/s", 10, "train/samples_per_sec", "{:>10,.0f}"),
+    ("time", 8, "epoch_time", "{:>7.1f}s"),
+)
+
+
+class SamplesPerSecond(ProgressColumn):
+    """Throughput of the running epoch, in samples per second."""
+
+    def render(self, task: Task) -> Text:
+        rate = task.fields.get("rate")
+        return Text(f"{rate:,.0f} samples/s" if rate else "- samples/s", style="cyan",
+                    no_wrap=True)
+
+
+class RunETA(ProgressColumn):
+    """Time left for the whole run (all epochs), from the running epoch's pace."""
+
+    def render(self, task: Task) -> Text:
+        eta = task.fields.get("eta")
+        return Text("eta " + (format_duration(eta) if eta is not None else "-:--"),
+                    style="yellow", no_wrap=True)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class ConsoleReporter:
+    """Prints a run's progress; ``interactive`` picks the live bar (default: stdout is a tty)."""
+
+    def __init__(self, console: Console | None = None, interactive: bool | None = None,
+                 plain_interval: float = 15.0):
+        self.console = console or Console(highlight=False, soft_wrap=False)
+        self.interactive = self.console.is_terminal if interactive is None else interactive
+        self.plain_interval = plain_interval
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._epochs = 0
+        self._steps = 0
+        self._epoch_start = 0.0
+        self._samples = 0
+        self._last_plain = 0.0
+        self._loss: float | None = None
+
+    # --- run-level ------------------------------------------------------------------------
+    def header(self, title: str, rows: Sequence[tuple[str, str]]) -> None:
+        self.console.print(Text(title, style="bold"))
+        width = max(len(k) for k, _ in rows) if rows else 0
+        for key, value in rows:
+            self.console.print(Text.assemble(("  " + key.ljust(width) + "  ", "dim"), value))
+        self.console.print()
+
+    def start(self, epochs: int, steps_per_epoch: int) -> None:
+        self._epochs, self._steps = epochs, steps_per_epoch
+        header = "".join(f"{h:>{w}}" + "  " for h, w, _, _ in EPOCH_COLUMNS).rstrip()
+        self.console.print(Text(header, style="bold"))
+        if self.interactive:
+            self._progress = Progress(
+                TextColumn("[progress.description]{task.description}"), BarColumn(bar_width=24),
+                MofNCompleteColumn(), SamplesPerSecond(), TextColumn("{task.fields[loss]}"),
+                RunETA(), console=self.console, transient=True)
+            self._progress.start()
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    # --- epoch-level ----------------------------------------------------------------------
+    def epoch_start(self, epoch: int) -> None:
+        self._epoch_start = self._last_plain = time.perf_counter()
+        self._samples = 0
+        self._loss = None
+        if self._progress is not None:
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._task = self._progress.add_task(f"epoch {epoch}/{self._epochs}",
+                                                 total=self._steps, rate=None, loss="", eta=None)
+
+    def step(self, epoch: int, step: int, samples: int, loss: float | None = None) -> None:
+        """Called after each training step; ``loss`` when a fresh value was fetched."""
+        self._samples += samples
+        if loss is not None:
+            self._loss = loss
+        now = time.perf_counter()
+        elapsed = max(now - self._epoch_start, 1e-9)
+        rate = self._samples / elapsed
+        if self._progress is not None:
+            left = (self._epochs - epoch) * self._steps + (self._steps - step)
+            fields = {"rate": rate, "eta": left * elapsed / step}
+            if loss is not None:
+                fields["loss"] = f"loss {loss:.4f}"
+            self._progress.update(self._task, completed=step, **fields)
+        elif now - self._last_plain >= self.plain_interval and step < self._steps:
+            self._last_plain = now
+            left = (self._epochs - epoch) * self._steps + (self._steps - step)
+            eta = left * elapsed / step
+            loss_text = f"  loss {self._loss:.4f}" if self._loss is not None else ""
+            self.console.print(f"  epoch {epoch}/{self._epochs}  step {step}/{self._steps}"
+                               f"{loss_text}  {rate:,.0f} samples/s  eta {format_duration(eta)}")
+
+    def epoch_end(self, metrics: Mapping[str, float]) -> None:
+        cells = []
+        for _, width, key, fmt in EPOCH_COLUMNS:
+            value = metrics.get(key)
+            cells.append(fmt.format(value) if value is not None else f"{'-':>{width}}")
+        self.console.print("  ".join(cells))
+
+    # --- the end --------------------------------------------------------------------------
+    def results(self, title: str, rows: Sequence[tuple[str, str]],
+                footer: Sequence[str] = ()) -> None:
+        self.close()
+        table = Table(title=title, box=box.SIMPLE_HEAD if self.interactive else box.ASCII2,
+                      show_header=True, title_justify="left", title_style="bold")
+        table.add_column("result")
+        table.add_column("value", overflow="fold")
+        for key, value in rows:
+            table.add_row(key, value)
+        self.console.print()
+        self.console.print(table)
+        for line in footer:
+            self.console.print(line, soft_wrap=True)
+
+
+def error(message: str, hint: str | None = None) -> None:
+    """An error for the user on stderr: the message, then how to get more detail."""
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print(Text.assemble(("error: ", "bold red"), message))
+    if hint:
+        console.print(Text(hint, style="dim"))
+    sys.stderr.flush()

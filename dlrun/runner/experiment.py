@@ -1,0 +1,246 @@
+"""One run: compose -> build dataset, model, loss, optimizer + schedule, trainer -> task -> report.
+
+The runner only wires. Every piece is built from its config group's ``_target_`` and
+arguments; what differs between kinds of experiment lives in the task (``dlrun.runner.tasks``).
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+import dlrun
+
+from .console import ConsoleReporter, format_duration
+from .tasks import Setup, get_task
+from .tracking import TrackingError, flatten, make_tracker
+
+
+class ConfigError(ValueError):
+    """A config value names something that cannot be built (bad ``_target_`` or arguments)."""
+
+
+# --- building pieces from config nodes ----------------------------------------------------
+def build(node: Any, key: str, **extra: Any) -> Any:
+    """Calls ``node._target_`` with the node's other keys (nested ``_target_`` nodes built first).
+
+    ``key`` is the node's place in the config (for messages); ``extra`` are arguments the
+    runner adds (e.g. the schedule of an optimizer).
+    """
+    spec = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    return _build(spec, key, extra)
+
+
+def _build(spec: dict, key: str, extra: Mapping[str, Any]) -> Any:
+    from hydra.utils import get_object
+
+    spec = dict(spec)
+    target = spec.pop("_target_", None)
+    if not target:
+        raise ConfigError(f"{key} has no _target_ (the class or function to build)")
+    try:
+        fn = get_object(target)
+    except Exception as e:  # ImportError, AttributeError, hydra's own wrapping
+        raise ConfigError(f"{key}._target_={target!r} cannot be imported: {e}") from e
+    args = {k: _build(v, f"{key}.{k}", {}) if isinstance(v, dict) and "_target_" in v else v
+            for k, v in spec.items()}
+    args.update(extra)
+    try:
+        inspect.signature(fn).bind(**args)
+    except TypeError as e:
+        raise ConfigError(f"{key}: {target} does not take these arguments "
+                          f"({', '.join(sorted(args))}): {e}") from e
+    except ValueError:  # no signature available (builtins): let the call decide
+        pass
+    from dlrun.data.errors import DataError
+
+    try:
+        return fn(**args)
+    except (ValueError, TypeError) as e:
+        if isinstance(e, DataError):  # the data layer's messages say what to do already
+            raise
+        raise ConfigError(f"{key} ({target}): {e}") from e
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds every random source of a run: python, numpy and the engine's generators."""
+    from dlrun.engine import random as engine_random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    engine_random.seed(seed)
+
+
+def make_context(device: Any) -> Any:
+    """The engine context of the ``device`` group (``gpu`` fails loudly when there is none)."""
+    from dlrun.engine import cpu, gpu
+
+    kind = getattr(device.type, "value", device.type)
+    return gpu(int(device.id)) if kind == "gpu" else cpu(int(device.id))
+
+
+# --- reporting ----------------------------------------------------------------------------
+class Reporter:
+    """Fans a task's progress out to the console and the tracker."""
+
+    def __init__(self, console: ConsoleReporter, tracker: Any):
+        self.console = console
+        self.tracker = tracker
+
+    def start(self, epochs: int, steps_per_epoch: int) -> None:
+        self.console.start(epochs, steps_per_epoch)
+
+    def epoch_start(self, epoch: int) -> None:
+        self.console.epoch_start(epoch)
+
+    def step(self, epoch: int, step: int, samples: int, loss: float | None = None) -> None:
+        self.console.step(epoch, step, samples, loss)
+
+    def train_losses(self, values: Sequence[tuple[int, float]]) -> None:
+        for global_step, value in values:
+            self.tracker.log_metrics({"train/step_loss": value}, global_step)
+
+    def epoch_end(self, epoch: int, global_step: int, metrics: Mapping[str, float]) -> None:
+        self.console.epoch_end(metrics)
+        self.tracker.log_metrics(dict(metrics), global_step)
+        if self.tracker.error is not None:  # fail early rather than train for nothing
+            raise TrackingError(f"MLflow tracking at {self.tracker.tracking_uri} failed: "
+                                f"{type(self.tracker.error).__name__}: {self.tracker.error}")
+
+
+# --- the run ------------------------------------------------------------------------------
+def run(cfg: DictConfig) -> float:
+    """Runs the experiment ``cfg`` describes; returns the task's primary metric."""
+    from hydra.core.hydra_config import HydraConfig
+
+    wall_start = time.perf_counter()
+    logging.captureWarnings(True)  # e.g. numpy overflow warnings: to the run's log file, not the console
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items()
+               if not k.startswith("hydra") and v is not None}
+    console = ConsoleReporter()
+
+    seed_everything(int(cfg.seed))
+    ctx = make_context(cfg.device)
+
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    config_file = run_dir / "config.yaml"
+    config_file.write_text(OmegaConf.to_yaml(resolved))
+    tags = {"dlrun.version": dlrun.__version__, "dlrun.device": str(ctx),
+            "dlrun.run_dir": str(run_dir.absolute()), "dlrun.task": str(cfg.task),
+            "dlrun.overrides": " ".join(hydra_cfg.overrides.task),
+            "mlflow.source.name": "dlrun", "mlflow.source.type": "LOCAL"}
+    tags.update({f"dlrun.choice.{k}": str(v) for k, v in choices.items()})
+    run_name = "-".join(str(choices.get(g, "")) for g in ("model", "optimizer", "dataset"))
+    if hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN":
+        run_name += f"-{hydra_cfg.job.num}"
+    tracker = make_tracker(cfg.logger, str(cfg.experiment), run_name=run_name,
+                           params=flatten(resolved), tags=tags,
+                           source_dir=Path(dlrun.__file__).parent)
+    tracker.start()  # mlflow's import and the run's creation overlap with the setup below
+
+    status, metrics, task = "FAILED", {}, None
+    try:
+        data = build(cfg.dataset, "dataset")
+        net = build(cfg.model, "model")
+        net.initialize(build(cfg.trainer.init, "trainer.init"), ctx=ctx)
+        loss = build(cfg.loss, "loss")
+        schedule = build(cfg.schedule, "schedule")
+        optimizer = build(cfg.optimizer, "optimizer", lr_scheduler=schedule)
+        from dlrun.optim import Trainer
+
+        trainer = Trainer(net.collect_params(), optimizer)
+        task = get_task(str(cfg.task))(Setup(cfg=cfg, ctx=ctx, data=data, net=net, loss=loss,
+                                             trainer=trainer, seed=int(cfg.seed),
+                                             report=Reporter(console, tracker)))
+        n_params = sum(int(np.prod(p.shape)) for p in net.collect_params().values())
+        console.header(f"dlrun {dlrun.__version__}", [
+            ("run", str(run_dir)),
+            ("dataset", str(choices.get("dataset", cfg.dataset._target_))),
+            ("model", f"{choices.get('model', '')} ({type(net).__name__}, {n_params:,} parameters)"),
+            ("optimizer", _describe_optimizer(choices.get("optimizer", ""), cfg.optimizer,
+                                              choices.get("schedule", ""))),
+            *task.describe(),
+            ("device", f"{ctx}, seed {cfg.seed}"),
+            ("tracking", _describe_tracking(tracker, cfg)),
+        ])
+        metrics = task.run()
+        params_file = run_dir / "model.npz"
+        net.save_parameters(str(params_file))
+        metrics["wall_time"] = time.perf_counter() - wall_start
+        (run_dir / "results.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        tracker.log_metrics({"final/" + k.replace("/", "_"): v for k, v in metrics.items()
+                             if k.startswith("eval/")}, int(metrics.get("steps", 0)))
+        tracker.log_artifact(config_file)
+        if cfg.logger.log_model:
+            tracker.log_artifact(params_file)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        console.close()
+        try:
+            tracker.finish(status)
+        except TrackingError as e:
+            if status == "FINISHED":
+                raise TrackingError(f"{e}\nThe training itself finished; its results are in "
+                                    f"{run_dir}") from e
+            # the run already failed for another reason: report that one
+
+    primary = task.primary_metric
+    _print_results(console, metrics, primary, run_dir, tracker, cfg)
+    return float(metrics[primary])
+
+
+def _describe_optimizer(name: str, node: Any, schedule: str) -> str:
+    args = ", ".join(f"{k}={v}" for k, v in node.items() if k != "_target_")
+    return f"{name} ({args}), schedule {schedule}"
+
+
+def _describe_tracking(tracker: Any, cfg: DictConfig) -> str:
+    if tracker.tracking_uri is None:
+        return "off (logger=none)"
+    return f"MLflow {tracker.tracking_uri}, experiment {cfg.experiment!r}"
+
+
+def _print_results(console: ConsoleReporter, metrics: Mapping[str, float], primary: str,
+                   run_dir: Path, tracker: Any, cfg: DictConfig) -> None:
+    rows = []
+    labels = {"eval/accuracy": ("test accuracy", "{:.2%}"), "eval/loss": ("test loss", "{:.4f}"),
+              "train/loss": ("train loss (last epoch)", "{:.4f}"),
+              "train/samples_per_sec": ("samples/s (last epoch)", "{:,.0f}"),
+              "epoch": ("epochs", "{}"), "steps": ("steps", "{}")}
+    for key, (label, fmt) in labels.items():
+        if key in metrics:
+            rows.append((label, fmt.format(metrics[key])))
+    rows.append(("wall time", format_duration(metrics.get("wall_time", 0.0))
+                 + f" ({metrics.get('wall_time', 0.0):.1f} s)"))
+    footer = [f"run folder: {run_dir}"]
+    if tracker.run_id:
+        footer.append(f"MLflow run: {tracker.run_id} (experiment {cfg.experiment!r})")
+        if tracker.run_url:
+            footer.append(f"open: {tracker.run_url}")
+        elif str(tracker.tracking_uri).startswith("sqlite:///"):
+            db = Path(str(tracker.tracking_uri)[len("sqlite:///"):])
+            try:
+                db = db.relative_to(Path.cwd())
+            except ValueError:
+                pass
+            footer.append(f"open: mlflow ui --backend-store-uri sqlite:///{db}")
+    console.results("Results", rows, footer)
+
+
+def in_debug_mode(cfg: DictConfig | None = None) -> bool:
+    """Whether errors should show their full traceback."""
+    env = os.environ.get("HYDRA_FULL_ERROR", "")
+    return env not in ("", "0") or bool(cfg is not None and cfg.get("debug", False))

@@ -1,0 +1,33 @@
+"""Tasks: the training loops. A task owns what differs between kinds of experiment (what a
+batch is, what "evaluate" means, which metric counts); the runner only builds the pieces the
+config names and hands them over.
+
+A task is a class taking a :class:`Setup`, with ``describe()`` (header lines for the console),
+``run()`` (returns the final metrics) and ``primary_metric`` (the metric a sweep optimises).
+"""
+from __future__ import annotations
+
+import importlib
+
+from .base import DivergenceError, Setup, Task
+
+# task name (the config's `task` key) -> "module:Class"
+TASKS = {
+    "classify": "dlrun.runner.tasks.classify:ClassifyTask",
+}
+
+
+class UnknownTaskError(ValueError):
+    """The config names a task that does not exist."""
+
+
+def get_task(name: str) -> type[Task]:
+    """The task class registered as ``name``."""
+    if name not in TASKS:
+        raise UnknownTaskError(
+            f"unknown task {name!r}; available tasks: {', '.join(sorted(TASKS))}")
+    module, _, cls = TASKS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+__all__ = ["TASKS", "get_task", "Setup", "Task", "DivergenceError", "UnknownTaskError"]

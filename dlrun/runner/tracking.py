@@ -1,0 +1,295 @@
+"""Experiment tracking: MLflow from a background thread, so the training loop never waits on it.
+
+A ``log_metric`` call against the SQLite store costs about 10 ms, more than a training step
+of a small model. The tracker therefore only enqueues: a worker thread imports mlflow
+(itself about a second and a half, also kept off the main path), creates the run, and sends
+whatever has queued up with ``log_batch`` (at most 1000 metrics and 100 params a call).
+``finish()`` flushes the queue, uploads the artifacts and sets the run's final status.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+log = logging.getLogger(__name__)
+
+MAX_PARAMS_PER_BATCH = 100     # MLflow's limits for one log_batch call
+MAX_METRICS_PER_BATCH = 1000
+MAX_TAGS_PER_BATCH = 100
+MAX_PARAM_VALUE_LENGTH = 6000
+_INVALID_KEY_CHARS = re.compile(r"[^\w\-. /]")
+
+
+class TrackingError(RuntimeError):
+    """The tracker could not create or write the run (bad URI, server down, store locked)."""
+
+
+def sanitize_key(key: str) -> str:
+    """``key`` with every character MLflow refuses in a param/metric name replaced by ``_``."""
+    key = _INVALID_KEY_CHARS.sub("_", str(key))
+    return key or "_"
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict/list config as ``{"a.b.c": leaf}``; lists of scalars stay one value."""
+    out: dict[str, Any] = {}
+    if isinstance(tree, Mapping):
+        for k, v in tree.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(tree, (list, tuple)) and any(isinstance(v, (Mapping, list, tuple)) for v in tree):
+        for i, v in enumerate(tree):
+            out.update(flatten(v, f"{prefix}{i}."))
+    else:
+        out[prefix[:-1]] = tree
+    return out
+
+
+def git_commit(path: Path) -> str | None:
+    """The commit checked out in the git work tree holding ``path``, if it is one."""
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = res.stdout.strip()
+    return commit if res.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", commit) else None
+
+
+class NullTracker:
+    """The tracker of ``logger=none``: accepts everything, records nothing."""
+
+    run_id: str | None = None
+    run_url: str | None = None
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    error: BaseException | None = None
+
+    def start(self) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        pass
+
+    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        pass
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        pass
+
+    def finish(self, status: str = "FINISHED", timeout: float | None = None) -> None:
+        pass
+
+
+class MlflowTracker:
+    """Logs one MLflow run from a worker thread; every public method returns immediately.
+
+    ``status`` in ``finish`` is an MLflow run status: FINISHED, FAILED or KILLED.
+    A failure inside the worker is kept in ``error`` (the loop may check it between epochs)
+    and raised as TrackingError by ``finish``.
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str, *, run_name: str | None = None,
+                 params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
+                 artifact_location: str | None = None, source_dir: Path | None = None):
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.run_name = run_name
+        self.params = dict(params or {})
+        self.tags = dict(tags or {})
+        self.artifact_location = artifact_location
+        self.source_dir = source_dir
+        self.run_id: str | None = None
+        self.experiment_id: str | None = None
+        self.error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="dlrun-mlflow", daemon=True)
+        self._started = False
+        self.metrics_sent = 0
+
+    # --- the main thread's side: enqueue only -------------------------------------------
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        if self.error is None:
+            ts = int(time.time() * 1000)
+            self._queue.put(("metrics", [(sanitize_key(k), float(v), ts, int(step))
+                                         for k, v in metrics.items()]))
+
+    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        self._queue.put(("artifact", (str(path), artifact_path)))
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self._queue.put(("tags", dict(tags)))
+
+    def finish(self, status: str = "FINISHED", timeout: float | None = 120.0) -> None:
+        """Flushes everything queued, ends the run with ``status``; raises TrackingError on failure."""
+        if not self._started:
+            return
+        self._queue.put(("end", status))
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TrackingError(
+                f"MLflow ({self.tracking_uri}) did not take the run's data within {timeout:.0f} s; "
+                "is the store reachable?")
+        if self.error is not None:
+            raise TrackingError(_describe(self.error, self.tracking_uri)) from self.error
+
+    @property
+    def run_url(self) -> str | None:
+        if self.run_id and self.tracking_uri.startswith(("http://", "https://")):
+            return (f"{self.tracking_uri.rstrip('/')}/#/experiments/{self.experiment_id}"
+                    f"/runs/{self.run_id}")
+        return None
+
+    # --- the worker thread ----------------------------------------------------------------
+    def _work(self) -> None:
+        client = None
+        try:
+            client = self._open()
+        except BaseException as e:  # noqa: BLE001 - kept and reported by finish()
+            self.error = e
+            log.exception("could not start the MLflow run")
+        while True:
+            items = [self._queue.get()]
+            while True:  # take everything queued up so far: one log_batch for all of it
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            end = next((payload for kind, payload in items if kind == "end"), None)
+            if self.error is None:
+                try:
+                    self._send(client, items)
+                except BaseException as e:  # noqa: BLE001
+                    self.error = e
+                    log.exception("MLflow logging failed")
+            if end is not None:
+                self._end(client, end)
+                return
+
+    def _open(self) -> Any:
+        os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # logs go to the run's log file
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # we print our own
+        # an unreachable server should fail in seconds, not after MLflow's minutes of retries
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.tracking_uri)
+        exp = client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            try:
+                self.experiment_id = client.create_experiment(
+                    self.experiment, artifact_location=_as_uri(self.artifact_location))
+            except Exception:  # another process created it meanwhile
+                exp = client.get_experiment_by_name(self.experiment)
+                if exp is None:
+                    raise
+                self.experiment_id = exp.experiment_id
+        else:
+            if exp.lifecycle_stage == "deleted":
+                client.restore_experiment(exp.experiment_id)
+            self.experiment_id = exp.experiment_id
+        tags = dict(self.tags)
+        if self.source_dir is not None:
+            commit = git_commit(self.source_dir)
+            if commit:
+                tags["dlrun.git_commit"] = commit
+                tags["mlflow.source.git.commit"] = commit
+        run = client.create_run(self.experiment_id, run_name=self.run_name,
+                                tags={k: str(v) for k, v in tags.items()})
+        self.run_id = run.info.run_id
+        params = [Param(sanitize_key(k), _param_value(v)) for k, v in self.params.items()]
+        for chunk in _chunks(params, MAX_PARAMS_PER_BATCH):
+            client.log_batch(self.run_id, params=chunk)
+        return client
+
+    def _send(self, client: Any, items: Iterable[tuple[str, Any]]) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        metrics = []
+        for kind, payload in items:
+            if kind == "metrics":
+                metrics += [Metric(k, v, ts, step) for k, v, ts, step in payload
+                            if math.isfinite(v)]
+            elif kind == "tags":
+                tags = [RunTag(sanitize_key(k), str(v)) for k, v in payload.items()]
+                for chunk in _chunks(tags, MAX_TAGS_PER_BATCH):
+                    client.log_batch(self.run_id, tags=chunk)
+            elif kind == "artifact":
+                path, artifact_path = payload
+                client.log_artifact(self.run_id, path, artifact_path)
+        for chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
+            client.log_batch(self.run_id, metrics=chunk)
+            self.metrics_sent += len(chunk)
+
+    def _end(self, client: Any, status: str) -> None:
+        if client is None or self.run_id is None:
+            return
+        if self.error is not None and status == "FINISHED":
+            status = "FAILED"
+        try:
+            client.set_terminated(self.run_id, status=status)
+        except BaseException as e:  # noqa: BLE001
+            if self.error is None:
+                self.error = e
+            log.exception("could not end the MLflow run")
+
+
+def make_tracker(logger_cfg: Any, experiment: str, **kwargs: Any) -> MlflowTracker | NullTracker:
+    """The tracker ``logger_cfg`` (the ``logger`` group) asks for."""
+    backend = getattr(logger_cfg.backend, "value", logger_cfg.backend)
+    if backend == "none":
+        return NullTracker()
+    if backend == "mlflow":
+        if not logger_cfg.tracking_uri:
+            raise TrackingError("logger=mlflow needs logger.tracking_uri (e.g. "
+                                "sqlite:///outputs/mlflow.db or http://127.0.0.1:5000)")
+        uri = str(logger_cfg.tracking_uri)
+        artifact_location = logger_cfg.artifact_location
+        if uri.startswith("sqlite:///"):
+            Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        elif not uri.startswith("file:"):
+            artifact_location = None  # a server decides where its artifacts go
+        return MlflowTracker(uri, experiment, artifact_location=artifact_location, **kwargs)
+    raise TrackingError(f"unknown logger backend {backend!r}: use logger=mlflow or logger=none")
+
+
+def _describe(error: BaseException, uri: str) -> str:
+    msg = str(error).strip().splitlines()
+    first = msg[0] if msg else type(error).__name__
+    if len(first) > 500:
+        first = first[:500] + "..."
+    return (f"MLflow tracking at {uri} failed: {type(error).__name__}: {first}\n"
+            "Check logger.tracking_uri (a server must be running and reachable), or run "
+            "with logger=none to train without tracking.")
+
+
+def _as_uri(location: str | None) -> str | None:
+    if not location or "://" in location or location.startswith("file:"):
+        return location
+    path = Path(location).expanduser().absolute()
+    path.mkdir(parents=True, exist_ok=True)
+    return path.as_uri()
+
+
+def _param_value(value: Any) -> str:
+    text = "None" if value is None else str(value)
+    return text[:MAX_PARAM_VALUE_LENGTH]
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

@@ -1,0 +1,145 @@
+"""Shared fixtures: running the ``dlrun`` command in a subprocess, a real MLflow server."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class Completed:
+    """A finished ``dlrun`` process."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    cwd: Path
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def run_dirs(self) -> list[Path]:
+        """Hydra run folders under this run's working directory, oldest first."""
+        return sorted(p for p in (self.cwd / "outputs" / "runs").glob("*/*") if p.is_dir())
+
+    def __str__(self) -> str:  # shown by assertion failures
+        return (f"dlrun {' '.join(self.args)} -> exit {self.returncode}\n--- stdout\n{self.stdout}"
+                f"\n--- stderr\n{self.stderr}")
+
+
+def dlrun_command() -> list[str]:
+    """The installed ``dlrun`` console script of this interpreter, else ``python -m``."""
+    script = Path(sys.executable).parent / "dlrun"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("dlrun")
+    return [found] if found else [sys.executable, "-m", "dlrun.runner.main"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a ``dlrun`` subprocess: no debug switches, no colour forcing."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HYDRA_FULL_ERROR", "FORCE_COLOR", "MLFLOW_TRACKING_URI", "DLRUN_DATA")}
+    local = "127.0.0.1,localhost"
+    env.update({"NO_COLOR": "1", "COLUMNS": "120", "PYTHONUNBUFFERED": "1",
+                "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+                "no_proxy": ",".join(filter(None, [env.get("no_proxy"), local])),
+                "NO_PROXY": ",".join(filter(None, [env.get("NO_PROXY"), local]))})
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def run_dlrun(tmp_path: Path):
+    """``run_dlrun(*args, cwd=..., env=..., timeout=...)``: runs dlrun to completion.
+
+    The working directory defaults to a fresh temporary folder, so that ``outputs/``
+    (run folders and the SQLite MLflow store) lands there and not in the checkout.
+    """
+
+    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 180) -> Completed:
+        cwd = Path(cwd or tmp_path)
+        proc = subprocess.run([*dlrun_command(), *args], cwd=cwd, env=env or clean_env(),
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        return Completed(list(args), proc.returncode, proc.stdout, proc.stderr, cwd)
+
+    return run
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class MlflowServer:
+    url: str
+    backend_uri: str
+    artifacts: Path
+    log: Path
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path):
+    """A real ``mlflow server`` on 127.0.0.1 (free port, SQLite store in tmp), stopped after."""
+    port = free_port()
+    root = tmp_path / "mlflow-server"
+    root.mkdir()
+    backend = f"sqlite:///{root / 'mlflow.db'}"
+    log = root / "server.log"
+    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    cmd = [str(mlflow_cli) if mlflow_cli.exists() else "mlflow", "server",
+           "--backend-store-uri", backend, "--artifacts-destination", str(root / "artifacts"),
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=root, stdout=out, stderr=subprocess.STDOUT,
+                                env=clean_env(), start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                with _DIRECT.open(url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server not ready within 90 s:\n{log.read_text()}")
+            time.sleep(0.5)
+        yield MlflowServer(url, backend, root / "artifacts", log)
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stops the server and its workers (its whole process group)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
