@@ -1,15 +1,22 @@
 """Gluon-style blocks: Block, Parameter, containers and layers."""
 from . import init
-from .activations import Activation
-from .basic_layers import Dense, Dropout, Flatten
-from .block import Block, HybridBlock, HybridSequential, ParameterFileError, Sequential
-from .conv_layers import (AvgPool1D, AvgPool2D, AvgPool3D, Conv1D, Conv2D, Conv3D, MaxPool1D,
-                          MaxPool2D, MaxPool3D)
+from .activations import ELU, Activation, LeakyReLU, PReLU
+from .basic_layers import (BatchNorm, Dense, Dropout, Embedding, Flatten, HybridLambda, Lambda,
+                           LayerNorm)
+from .block import (Block, Concurrent, HybridBlock, HybridConcurrent, HybridSequential,
+                    ParameterFileError, Sequential)
+from .conv_layers import (AvgPool1D, AvgPool2D, AvgPool3D, Conv1D, Conv1DTranspose, Conv2D,
+                          Conv2DTranspose, Conv3D, Conv3DTranspose, GlobalAvgPool1D,
+                          GlobalAvgPool2D, GlobalAvgPool3D, GlobalMaxPool1D, GlobalMaxPool2D,
+                          GlobalMaxPool3D, MaxPool1D, MaxPool2D, MaxPool3D)
 from .parameter import DeferredInitializationError, Parameter, ParameterDict
 
 __all__ = [
-    "init", "Activation", "Dense", "Dropout", "Flatten", "Block", "HybridBlock",
-    "HybridSequential", "ParameterFileError", "Sequential", "AvgPool1D", "AvgPool2D",
-    "AvgPool3D", "Conv1D", "Conv2D", "Conv3D", "MaxPool1D", "MaxPool2D", "MaxPool3D",
-    "DeferredInitializationError", "Parameter", "ParameterDict",
+    "init", "ELU", "Activation", "LeakyReLU", "PReLU", "BatchNorm", "Dense", "Dropout",
+    "Embedding", "Flatten", "HybridLambda", "Lambda", "LayerNorm", "Block", "Concurrent",
+    "HybridBlock", "HybridConcurrent", "HybridSequential", "ParameterFileError", "Sequential",
+    "AvgPool1D", "AvgPool2D", "AvgPool3D", "Conv1D", "Conv1DTranspose", "Conv2D",
+    "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "GlobalAvgPool1D", "GlobalAvgPool2D",
+    "GlobalAvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "MaxPool1D",
+    "MaxPool2D", "MaxPool3D", "DeferredInitializationError", "Parameter", "ParameterDict",
 ]

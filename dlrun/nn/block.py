@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from collections import OrderedDict
@@ -27,6 +28,7 @@ class Block:
     def __init__(self, prefix: str | None = None, params: Any = None):
         object.__setattr__(self, "_children", OrderedDict())
         object.__setattr__(self, "_reg_params", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", [])
 
     def __setattr__(self, name: str, value: Any) -> None:
         children, params = self.__dict__.get("_children"), self.__dict__.get("_reg_params")
@@ -57,15 +59,12 @@ class Block:
         """
         out = ParameterDict()
         seen: set[int] = set()
-        stack: list[tuple[str, Block]] = [("", self)]
-        while stack:  # iterative pre-order walk: deep models do not hit the recursion limit
-            prefix, block = stack.pop()
+        for path, block in self._descendants():
+            prefix = f"{path}." if path else ""
             for name, p in block._reg_params.items():
                 if id(p) not in seen and (select is None or re.fullmatch(select, prefix + name)):
                     seen.add(id(p))
                     out[prefix + name] = p
-            stack.extend((f"{prefix}{name}.", child)
-                         for name, child in reversed(block._children.items()))
         return out
 
     def initialize(self, init: Any = None, ctx: Context | None = None, verbose: bool = False,
@@ -75,6 +74,62 @@ class Block:
 
     def zero_grad(self) -> None:
         self.collect_params().zero_grad()
+
+    def cast(self, dtype: Any) -> None:
+        """Convert every parameter to ``dtype`` (e.g. 'float64' for gradient checks)."""
+        for p in self.collect_params().values():
+            p.cast(dtype)
+
+    def reset_ctx(self, ctx: Context) -> None:
+        """Move every parameter to ``ctx``."""
+        self.collect_params().reset_ctx(ctx)
+
+    def register_forward_hook(self, hook: Callable[["Block", tuple, Any], None]) -> Callable[[], None]:
+        """Call ``hook(block, inputs, output)`` after each forward; returns a function removing it."""
+        self._forward_hooks.append(hook)
+        return lambda: self._forward_hooks.remove(hook)
+
+    def summary(self, *inputs: Any) -> str:
+        """A table of every layer's output shape and parameter count for ``inputs`` (also printed)."""
+        rows: list[tuple[str, str, int]] = []
+
+        def record(path: str) -> Callable:
+            def hook(block: Block, args: tuple, out: Any) -> None:
+                outs = out if isinstance(out, (tuple, list)) else (out,)
+                shape = ", ".join(str(tuple(o.shape)) for o in outs if hasattr(o, "shape"))
+                own = sum(math.prod(p.shape) for p in block._reg_params.values())
+                rows.append((f"{path or type(self).__name__} ({type(block).__name__})", shape, own))
+            return hook
+
+        removers = [block.register_forward_hook(record(path)) for path, block in self._descendants()]
+        try:
+            from ..engine import autograd
+            with autograd.pause():
+                self(*inputs)
+        finally:
+            for remove in removers:
+                remove()
+        width = max(len(r[0]) for r in rows)
+        lines = [f"{'Layer (type)':<{width}}  {'Output shape':<24}  {'Param #':>10}", "-" * (width + 38)]
+        lines += [f"{name:<{width}}  {shape:<24}  {count:>10,}" for name, shape, count in rows]
+        total = sum(math.prod(p.shape) for p in self.collect_params().values())
+        trainable = sum(math.prod(p.shape) for p in self.collect_params().values() if p.grad_req != "null")
+        lines += ["-" * (width + 38), f"Parameters: {total:,} ({trainable:,} trainable)"]
+        text = "\n".join(lines)
+        print(text)
+        return text
+
+    def _descendants(self) -> list[tuple[str, "Block"]]:
+        """(structural path, block) for this block and every descendant, pre-order.
+
+        Iterative, so that very deep models do not hit Python's recursion limit."""
+        out, stack = [], [("", self)]
+        while stack:
+            path, block = stack.pop()
+            out.append((path, block))
+            stack.extend((f"{path}.{name}" if path else name, child)
+                         for name, child in reversed(block._children.items()))
+        return out
 
     def hybridize(self, active: bool = True, **kwargs: Any) -> None:
         """Compile to a graph (not implemented yet: blocks keep running imperatively)."""
@@ -89,7 +144,10 @@ class Block:
         return self
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        for hook in self._forward_hooks:
+            hook(self, args, out)
+        return out
 
     def forward(self, *args: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -184,3 +242,25 @@ class HybridSequential(Sequential, HybridBlock):
     """A Sequential of hybridizable blocks."""
 
     forward = Sequential.forward
+
+
+class Concurrent(Sequential):
+    """Runs every child on the same input and concatenates their outputs along ``axis``.
+
+    ``concat_dim`` is Gluon 1.x's name for ``axis``.
+    """
+
+    def __init__(self, axis: int = -1, prefix: str | None = None, params: Any = None,
+                 concat_dim: int | None = None):
+        super().__init__(prefix, params)
+        self._axis = axis if concat_dim is None else concat_dim
+
+    def forward(self, x: Any) -> Any:
+        from ..engine import ops
+        return ops.concat(*(block(x) for block in self._children.values()), dim=self._axis)
+
+
+class HybridConcurrent(Concurrent, HybridBlock):
+    """A Concurrent of hybridizable blocks (the Inception block's parallel branches)."""
+
+    forward = Concurrent.forward

@@ -14,12 +14,13 @@ class _Conv(HybridBlock):
     """N-d convolution; in_channels is inferred on first use."""
 
     ndim = 2
+    transposed = False
 
     def __init__(self, channels: int, kernel_size: Any, strides: Any = 1, padding: Any = 0,
                  dilation: Any = 1, groups: int = 1, layout: str | None = None,
                  activation: str | None = None, use_bias: bool = True, weight_initializer: Any = None,
                  bias_initializer: Any = "zeros", in_channels: int = 0, dtype: Any = "float32",
-                 **kwargs: Any):
+                 output_padding: Any = 0, **kwargs: Any):
         super().__init__(**kwargs)
         nd = self.ndim
         expected = "NC" + "DHW"[3 - nd:]
@@ -30,22 +31,34 @@ class _Conv(HybridBlock):
         self._strides = as_tuple(strides, nd, "strides")
         self._padding = as_tuple(padding, nd, "padding")
         self._dilation = as_tuple(dilation, nd, "dilation")
+        self._output_padding = as_tuple(output_padding, nd, "output_padding")
         self._act_name = activation
         self._act = get_activation(activation)
-        self.weight = Parameter("weight", shape=(channels, in_channels // groups) + self._kernel,
-                                dtype=dtype, init=weight_initializer)
+        self.weight = Parameter("weight", shape=self._weight_shape(in_channels), dtype=dtype,
+                                init=weight_initializer)
         self.bias = Parameter("bias", shape=(channels,), dtype=dtype,
                               init=bias_initializer) if use_bias else None
 
+    def _weight_shape(self, in_channels: int) -> tuple:
+        if self.transposed:  # (in, out / groups, *kernel), as Gluon's ConvTranspose
+            return (in_channels, self._channels // self._groups) + self._kernel
+        return (self._channels, in_channels // self._groups) + self._kernel
+
     def forward(self, x: Any) -> Any:
-        self.weight.shape = (self._channels, x.shape[1] // self._groups) + self._kernel
-        y = ops.convolution(x, self.weight.data(), None if self.bias is None else self.bias.data(),
-                            stride=self._strides, pad=self._padding, dilation=self._dilation,
-                            groups=self._groups)
+        self.weight.shape = self._weight_shape(x.shape[1])
+        bias = None if self.bias is None else self.bias.data()
+        settings = dict(stride=self._strides, pad=self._padding, dilation=self._dilation,
+                        groups=self._groups)
+        if self.transposed:
+            y = ops.deconvolution(x, self.weight.data(), bias, output_padding=self._output_padding,
+                                  **settings)
+        else:
+            y = ops.convolution(x, self.weight.data(), bias, **settings)
         return self._act(y) if self._act else y
 
     def _extra_repr(self) -> str:
-        return (f"{self.weight.shape[1] or None} -> {self._channels}, kernel_size={self._kernel}, "
+        in_channels = self.weight.shape[0 if self.transposed else 1]
+        return (f"{in_channels or None} -> {self._channels}, kernel_size={self._kernel}, "
                 f"stride={self._strides}" + (f", {self._act_name}" if self._act_name else ""))
 
 
@@ -59,6 +72,18 @@ class Conv2D(_Conv):
 
 class Conv3D(_Conv):
     ndim = 3
+
+
+class Conv1DTranspose(_Conv):
+    ndim, transposed = 1, True
+
+
+class Conv2DTranspose(_Conv):
+    ndim, transposed = 2, True
+
+
+class Conv3DTranspose(_Conv):
+    ndim, transposed = 3, True
 
 
 class _Pool(HybridBlock):
@@ -106,3 +131,36 @@ class AvgPool2D(_Pool):
 
 class AvgPool3D(_Pool):
     ndim, pool_type = 3, "avg"
+
+
+class _GlobalPool(HybridBlock):
+    """Pools each whole feature map to one value: (N, C, *S) -> (N, C, 1, ...)."""
+
+    pool_type = "max"
+
+    def forward(self, x: Any) -> Any:
+        return ops.pooling(x, pool_type=self.pool_type, global_pool=True)
+
+
+class GlobalMaxPool1D(_GlobalPool):
+    pass
+
+
+class GlobalMaxPool2D(_GlobalPool):
+    pass
+
+
+class GlobalMaxPool3D(_GlobalPool):
+    pass
+
+
+class GlobalAvgPool1D(_GlobalPool):
+    pool_type = "avg"
+
+
+class GlobalAvgPool2D(_GlobalPool):
+    pool_type = "avg"
+
+
+class GlobalAvgPool3D(_GlobalPool):
+    pool_type = "avg"

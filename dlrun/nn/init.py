@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -14,13 +15,18 @@ _ONE_SUFFIXES = ("gamma", "running_var", "moving_var")
 
 
 class Initializer:
-    """Fills a parameter's array. Biases and normalisation shifts get zeros, scales ones."""
+    """Fills a parameter's array.
 
-    def __call__(self, name: str, shape: tuple, dtype: Any) -> np.ndarray:
+    Applied as a block-wide default, it leaves biases and normalisation shifts at zero and
+    scales at one (by parameter name, as MXNet does); a parameter's own initializer
+    (``explicit``) is applied as it is.
+    """
+
+    def __call__(self, name: str, shape: tuple, dtype: Any, explicit: bool = False) -> np.ndarray:
         """A host array of ``shape`` for the parameter ``name``."""
-        if name.endswith(_ZERO_SUFFIXES):
+        if not explicit and name.endswith(_ZERO_SUFFIXES):
             return np.zeros(shape, dtype)
-        if name.endswith(_ONE_SUFFIXES):
+        if not explicit and name.endswith(_ONE_SUFFIXES):
             return np.ones(shape, dtype)
         return np.asarray(self.sample(shape), dtype=dtype)
 
@@ -110,8 +116,64 @@ class Xavier(Initializer):
         return self.rng().normal(0.0, scale, size=shape)
 
 
+class MSRAPrelu(Xavier):
+    """He et al. (2015): gaussian with variance 2 / ((1 + slope^2) * fan)."""
+
+    def __init__(self, factor_type: str = "avg", slope: float = 0.25):
+        super().__init__("gaussian", factor_type, 2.0 / (1 + slope ** 2))
+        self.slope = slope
+
+
+class Orthogonal(Initializer):
+    """Saxe et al. (2014): a scaled random orthogonal matrix (rows or columns orthonormal)."""
+
+    def __init__(self, scale: float = 1.414, rand_type: str = "uniform"):
+        if rand_type not in ("uniform", "normal"):
+            raise ValueError(f"rand_type must be 'uniform' or 'normal', got {rand_type!r}")
+        self.scale, self.rand_type = scale, rand_type
+
+    def sample(self, shape: tuple) -> np.ndarray:
+        flat = (shape[0], math.prod(shape[1:]))
+        rng = self.rng()
+        tmp = rng.uniform(-1, 1, flat) if self.rand_type == "uniform" else rng.normal(0, 1, flat)
+        u, _, v = np.linalg.svd(tmp, full_matrices=False)
+        return self.scale * (u if u.shape == flat else v).reshape(shape)
+
+
+class LSTMBias(Initializer):
+    """Zeros, except the forget-gate quarter (gate order i, f, u, o) set to ``forget_bias``."""
+
+    def __init__(self, forget_bias: float = 1.0):
+        self.forget_bias = forget_bias
+
+    def sample(self, shape: tuple) -> np.ndarray:
+        if len(shape) != 1 or shape[0] % 4:
+            raise ValueError(f"LSTMBias needs a bias of 4 * hidden_size elements, got shape {shape}")
+        b = np.zeros(shape)
+        hidden = shape[0] // 4
+        b[hidden:2 * hidden] = self.forget_bias
+        return b
+
+
+class Mixed(Initializer):
+    """Picks the initializer of the first regular expression that matches a parameter's name."""
+
+    def __init__(self, patterns: list[str], initializers: list[Initializer]):
+        if len(patterns) != len(initializers):
+            raise ValueError(f"Mixed needs one initializer per pattern, got {len(patterns)} patterns "
+                             f"and {len(initializers)} initializers")
+        self.rules = [(re.compile(p), create(i)) for p, i in zip(patterns, initializers)]
+
+    def __call__(self, name: str, shape: tuple, dtype: Any, explicit: bool = False) -> np.ndarray:
+        for pattern, init in self.rules:
+            if pattern.search(name):
+                return init(name, shape, dtype, explicit)
+        raise ValueError(f"no pattern of Mixed matches parameter '{name}'; add a catch-all '.*'")
+
+
 _BY_NAME = {"zeros": Zero, "zero": Zero, "ones": One, "one": One, "uniform": Uniform,
-            "normal": Normal, "xavier": Xavier}
+            "normal": Normal, "xavier": Xavier, "msraprelu": MSRAPrelu,
+            "orthogonal": Orthogonal, "lstmbias": LSTMBias}
 
 
 def create(init: "Initializer | str | None") -> "Initializer | None":

@@ -38,7 +38,8 @@ class Parameter:
         self.allow_deferred_init = allow_deferred_init
         self._grad_req = grad_req if differentiable else "null"
         self._data: NDArray | None = None
-        self._deferred: tuple[_init.Initializer, Context] | None = None
+        # (initializer, context, explicit, structural name) until the values exist
+        self._deferred: tuple | None = None
 
     def __repr__(self) -> str:
         return f"Parameter {self.name} (shape={self._shape}, dtype={self.dtype.name})"
@@ -73,25 +74,30 @@ class Parameter:
         return self._shape is not None and all(n > 0 for n in self._shape)
 
     def initialize(self, init: Any = None, ctx: Context | None = None,
-                   default_init: Any = None, force_reinit: bool = False) -> None:
-        """Give the parameter values now, or at the first forward when its shape is unknown."""
+                   default_init: Any = None, force_reinit: bool = False, path: str | None = None) -> None:
+        """Give the parameter values now, or at the first forward when its shape is unknown.
+
+        Its own initializer (``init`` argument, else the one it was created with) is applied
+        as is; otherwise ``default_init`` (Uniform) picks by ``path``, the structural name.
+        """
         if self._data is not None and not force_reinit:
-            warnings.warn(f"parameter '{self.name}' is already initialized; "
+            warnings.warn(f"parameter '{path or self.name}' is already initialized; "
                           "pass force_reinit=True to initialize it again", stacklevel=2)
             return
-        chosen = _init.create(init) or self.init or _init.create(default_init) or _init.Uniform()
+        own = _init.create(init) or self.init
+        chosen = own or _init.create(default_init) or _init.Uniform()
         ctx = ctx or current_context()
         self._data = None
+        self._deferred = (chosen, ctx, own is not None, path or self.name)
         if self._shape_known():
-            self._materialize(chosen, ctx)
-        elif self.allow_deferred_init:
-            self._deferred = (chosen, ctx)
-        else:
+            self._materialize()
+        elif not self.allow_deferred_init:
             raise DeferredInitializationError(
-                f"cannot initialize parameter '{self.name}' of unknown shape {self._shape}")
+                f"cannot initialize parameter '{path or self.name}' of unknown shape {self._shape}")
 
-    def _materialize(self, chosen: _init.Initializer, ctx: Context) -> None:
-        self._set(chosen(self.name, self._shape, self.dtype), ctx)
+    def _materialize(self) -> None:
+        chosen, ctx, explicit, path = self._deferred
+        self._set(chosen(path, self._shape, self.dtype, explicit), ctx)
         self._deferred = None
 
     def _set(self, values: Any, ctx: Context) -> None:
@@ -109,7 +115,7 @@ class Parameter:
                 raise DeferredInitializationError(
                     f"parameter '{self.name}' has shape {self._shape} with unknown dimensions; "
                     "run a forward pass with real data before asking for its value")
-            self._materialize(*self._deferred)
+            self._materialize()
         if ctx is not None and ctx != self._data.ctx:
             raise RuntimeError(f"parameter '{self.name}' lives on {self._data.ctx}, not {ctx}; "
                                f"call net.reset_ctx({ctx}) or initialize with ctx={ctx}")
@@ -139,6 +145,19 @@ class Parameter:
         self._set(values, ctx)
         self._deferred = None
 
+    def cast(self, dtype: Any) -> None:
+        """Convert the values (and future initialization) to ``dtype``."""
+        self.dtype = np.dtype(dtype)
+        if self._data is not None:
+            self._set(self._data.asnumpy().astype(self.dtype), self._data.ctx)
+
+    def reset_ctx(self, ctx: Context) -> None:
+        """Move the values (or a pending initialization) to ``ctx``."""
+        if self._data is not None:
+            self._set(self._data.asnumpy(), ctx)
+        elif self._deferred is not None:
+            self._deferred = (self._deferred[0], ctx) + self._deferred[2:]
+
     def zero_grad(self) -> None:
         """Set the gradient to zero (needed with grad_req='add')."""
         if self._data is not None and self._data.grad is not None:
@@ -152,12 +171,16 @@ class ParameterDict(OrderedDict):
         return "\n".join(f"  {k}: {v}" for k, v in self.items()) or "{}"
 
     def initialize(self, init: Any = None, ctx: Context | None = None, force_reinit: bool = False) -> None:
-        for p in self.values():
-            p.initialize(None, ctx, default_init=init, force_reinit=force_reinit)
+        for path, p in self.items():
+            p.initialize(None, ctx, default_init=init, force_reinit=force_reinit, path=path)
 
     def zero_grad(self) -> None:
         for p in self.values():
             p.zero_grad()
+
+    def reset_ctx(self, ctx: Context) -> None:
+        for p in self.values():
+            p.reset_ctx(ctx)
 
     def setattr(self, name: str, value: Any) -> None:
         """Set an attribute (lr_mult, wd_mult, grad_req) on every parameter."""
