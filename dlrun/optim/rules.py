@@ -1,60 +1,141 @@
-"""Update rules of the optimizers, each as published (MXNet's conventions for wd)."""
+"""The SGD family: SGD (momentum, Nesterov), NAG, SGLD, DCASGD, Signum.
+
+Every rule receives ``g`` already rescaled, clipped and with the weight decay 2*wd*w added
+(see ``Optimizer``); ``lr`` is the parameter's learning rate for this step.
+"""
 from __future__ import annotations
 
 import math
 from typing import Any
 
 from ..engine import NDArray
-from .optimizer import Optimizer, register
+from ..engine.backend import device_scope, generator
+from .optimizer import Optimizer, check_range, register
+
+
+class _Momentum(Optimizer):
+    """Base of the rules with one optional momentum buffer (None when momentum == 0)."""
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, **kwargs: Any):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.momentum = check_range(type(self).__name__, "momentum", momentum, 0, 1)
+
+    def create_state(self, index: int, weight: NDArray) -> Any:
+        return self.zeros(weight) if self.momentum else None
 
 
 @register
-class SGD(Optimizer):
-    """SGD with momentum: v = momentum*v - lr*(g + wd*w); w += v (plain: w -= lr*(g + wd*w))."""
+class SGD(_Momentum):
+    """Stochastic gradient descent, optionally with momentum.
 
-    def __init__(self, momentum: float = 0.0, **kwargs: Any):
-        super().__init__(**kwargs)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        self.momentum = momentum
+    Plain (the seed's slide): ``w <- w - lr*g``, i.e. ``(1 - 2*lr*wd) w - lr*clip(g)``.
+    Heavy-ball momentum (Polyak 1964; the seed's "SGD with momentum and clipping", MXNet's
+    sgd_mom_update): ``v <- momentum*v - lr*g;  w <- w + v``.
+    ``nesterov=True``: Nesterov's accelerated gradient in the form of Sutskever et al.
+    (2013, eq. 3-4) rewritten for the look-ahead weights (Bengio et al. 2013, eq. 7; MXNet's
+    NAG): ``v <- momentum*v - lr*g;  w <- w + momentum*v - lr*g``.
+    """
 
-    def create_state(self, index: int, weight: NDArray) -> Any:
-        if self.momentum == 0:
-            return None
-        return weight.ctx.xp.zeros_like(weight._data)
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 **kwargs: Any):
+        super().__init__(learning_rate=learning_rate, momentum=momentum, **kwargs)
+        self.nesterov = bool(nesterov)
 
     def step(self, xp, w, g, state, lr, wd, t):
-        g = g + wd * w if wd else g
+        g *= lr
         if state is None:
-            w -= lr * g
+            w -= g
+            return
+        state *= self.momentum
+        state -= g
+        if self.nesterov:
+            w += self.momentum * state - g
         else:
-            state *= self.momentum
-            state -= lr * g
             w += state
 
 
 @register
-class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015, Algorithm 1) with the bias corrections folded into the step size."""
+class NAG(SGD):
+    """Nesterov accelerated gradient: MXNet's name for ``SGD(nesterov=True)`` (see SGD)."""
 
-    def __init__(self, learning_rate: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 epsilon: float = 1e-8, **kwargs: Any):
-        super().__init__(learning_rate=learning_rate, **kwargs)
-        for name, b in (("beta1", beta1), ("beta2", beta2)):
-            if not 0 <= b < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {b}")
-        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9, **kwargs: Any):
+        super().__init__(learning_rate=learning_rate, momentum=momentum, nesterov=True, **kwargs)
 
-    def create_state(self, index: int, weight: NDArray) -> Any:
-        xp = weight.ctx.xp
-        return xp.zeros_like(weight._data), xp.zeros_like(weight._data)
+
+@register
+class SGLD(Optimizer):
+    """Stochastic gradient Langevin dynamics (Welling & Teh 2011, eq. 4; MXNet's SGLD).
+
+    ``w <- w - lr/2 * g + N(0, lr)``: half a gradient step (g the gradient of the loss, i.e.
+    of minus the log posterior) plus Gaussian noise of variance lr, drawn from the engine's
+    seeded generator of the weight's context, so runs are reproducible.
+    """
+
+    def update(self, index: int, weight: NDArray, grad: NDArray, state: Any) -> None:
+        self._generator = generator(weight.ctx)
+        super().update(index, weight, grad, state)
 
     def step(self, xp, w, g, state, lr, wd, t):
-        m, v = state
-        g = g + wd * w if wd else g
-        m *= self.beta1
-        m += (1 - self.beta1) * g
-        v *= self.beta2
-        v += (1 - self.beta2) * g * g
-        lr_t = lr * math.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
-        w -= lr_t * m / (xp.sqrt(v) + self.epsilon)
+        noise = self._generator.standard_normal(size=w.shape, dtype=w.dtype)
+        noise *= math.sqrt(lr)
+        g *= lr / 2
+        w -= g - noise
+
+
+@register
+class DCASGD(_Momentum):
+    """Delay-compensated asynchronous SGD (Zheng et al. 2017, ICML, eq. 10 with the diagonal
+    approximation lamda*g*g of the Hessian; MXNet's DCASGD).
+
+    ``v <- momentum*v - lr*(g + lamda*g*g*(w - w_prev));  w_prev <- w;  w <- w + v``
+    (with momentum 0, v is just the step). ``w_prev`` starts as the initial weight.
+    """
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, lamda: float = 0.04,
+                 **kwargs: Any):
+        super().__init__(learning_rate=learning_rate, momentum=momentum, **kwargs)
+        self.lamda = check_range("DCASGD", "lamda", lamda, 0)
+
+    def create_state(self, index: int, weight: NDArray) -> Any:
+        with device_scope(weight.ctx):
+            return super().create_state(index, weight), weight._data.copy()
+
+    def step(self, xp, w, g, state, lr, wd, t):
+        mom, previous = state
+        d = g * g
+        d *= w - previous
+        d *= self.lamda
+        d += g
+        d *= lr
+        previous[...] = w
+        if mom is None:
+            w -= d
+        else:
+            mom *= self.momentum
+            mom -= d
+            w += mom
+
+
+@register
+class Signum(_Momentum):
+    """signSGD and Signum (Bernstein et al. 2018, ICML, Algorithms 1 and 3; MXNet's Signum).
+
+    ``m <- momentum*m - (1 - momentum)*g;  w <- (1 - lr*wd_lh) w + lr*sign(m)``;
+    with momentum 0 (signSGD): ``w <- (1 - lr*wd_lh) w - lr*sign(g)``. ``wd`` enters ``g``
+    as in every rule; ``wd_lh`` is MXNet's decoupled weight decay (Loshchilov & Hutter).
+    """
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9, wd_lh: float = 0.0,
+                 **kwargs: Any):
+        super().__init__(learning_rate=learning_rate, momentum=momentum, **kwargs)
+        self.wd_lh = check_range("Signum", "wd_lh", wd_lh, 0)
+
+    def step(self, xp, w, g, state, lr, wd, t):
+        if self.wd_lh:
+            w *= 1 - lr * self.wd_lh
+        if state is None:
+            w -= lr * xp.sign(g)
+        else:
+            state *= self.momentum
+            state -= (1 - self.momentum) * g
+            w += lr * xp.sign(state)

@@ -1,22 +1,74 @@
 """Trainer: applies an optimizer to a set of parameters (Gluon's Trainer)."""
 from __future__ import annotations
 
+import json
+import math
+import os
+import tempfile
 from typing import Any, Iterable, Mapping
 
+import numpy as np
+
+from ..engine import NDArray
+from ..engine.backend import device_scope
 from ..nn.parameter import Parameter
+from .checks import check_range
 from .optimizer import Optimizer, create
+
+_META = "__meta__"
+_FORMAT = 1
+
+
+def _host(a: Any) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else a.get()  # CuPy arrays copy to the host with get()
+
+
+def global_norm(arrays: Iterable[Any]) -> float:
+    """The L2 norm of all ``arrays`` (NDArrays or raw xp arrays) together, accumulated in float64."""
+    partial: dict[Any, Any] = {}  # per device, summed there: one host sync per device
+    for a in arrays:
+        x = a._data if isinstance(a, NDArray) else a
+        x = x.astype("float64", copy=False).ravel()
+        key = getattr(getattr(x, "device", None), "id", "host")
+        partial[key] = partial.get(key, 0.0) + x @ x
+    return math.sqrt(sum(float(v) for v in partial.values()))
+
+
+def clip_global_norm(arrays: Iterable[Any], max_norm: float, scale: float = 1.0) -> float:
+    """Rescale ``arrays`` in place so that the global L2 norm of ``scale * arrays`` is at most
+    ``max_norm``; return that norm before clipping (as Gluon's ``utils.clip_global_norm``).
+
+    A NaN or infinite norm leaves the arrays untouched (scaling would spread the NaN/inf to
+    every entry); the caller sees the non-finite norm and decides (skip the step, stop).
+    """
+    arrays = list(arrays)
+    max_norm = check_range("clip_global_norm", "max_norm", max_norm, 0, low_open=True)
+    norm = scale * global_norm(arrays)
+    if math.isfinite(norm) and norm > max_norm:
+        factor = max_norm / norm
+        for a in arrays:
+            x = a._data if isinstance(a, NDArray) else a
+            x *= factor
+    return norm
 
 
 class Trainer:
     """``Trainer(params, 'sgd', {'learning_rate': 0.1})`` or ``Trainer(params, optimizer_object)``.
 
-    ``step(batch_size)`` rescales gradients by 1/batch_size (losses are summed over the
-    batch by backward) and updates every parameter whose grad_req is not 'null'.
+    ``step(batch_size)`` = ``allreduce_grads()`` then ``update(batch_size)``: gradients are
+    rescaled by 1/batch_size (losses are summed over the batch by backward) and every
+    parameter whose grad_req is not 'null' is updated.
+
+    ``clip_global_norm=c`` clips the global L2 norm of all gradients, *after* the 1/batch_size
+    rescaling, to c (so c = 5 means what papers mean by gradient-norm clipping 5). ``step`` and
+    ``update`` then return the norm before clipping (None without clipping); when that norm
+    is NaN or infinite the update is skipped, leaving weights and optimizer state as they
+    were, and the caller decides what to do (the runner reports divergence).
     """
 
     def __init__(self, params: Mapping[str, Parameter] | Iterable[Parameter],
                  optimizer: str | Optimizer, optimizer_params: dict | None = None,
-                 kvstore: Any = None):
+                 kvstore: Any = None, clip_global_norm: float | None = None):
         self._params = list(params.values() if isinstance(params, Mapping) else params)
         for p in self._params:
             if not isinstance(p, Parameter):
@@ -29,6 +81,8 @@ class Trainer:
             self._optimizer = create(optimizer, **(optimizer_params or {}))
         self._optimizer.param_dict = dict(enumerate(self._params))
         self._scale = self._optimizer.rescale_grad
+        self.clip_global_norm = (None if clip_global_norm is None else check_range(
+            "Trainer", "clip_global_norm", clip_global_norm, 0, low_open=True))
         self._states: dict[int, Any] = {}
 
     @property
@@ -42,23 +96,93 @@ class Trainer:
     def set_learning_rate(self, lr: float) -> None:
         self._optimizer.set_learning_rate(lr)
 
-    def step(self, batch_size: int, ignore_stale_grad: bool = False) -> None:
+    def step(self, batch_size: int, ignore_stale_grad: bool = False) -> float | None:
         """Reduce gradients (across workers, when distributed) and update the parameters."""
-        self._optimizer.rescale_grad = self._scale / batch_size
         self.allreduce_grads()
-        self.update(batch_size)
+        return self.update(batch_size)
 
     def allreduce_grads(self) -> None:
         """Sum gradients across workers; a single process has nothing to reduce."""
 
-    def update(self, batch_size: int | None = None) -> None:
-        """Apply the optimizer to every trainable parameter."""
-        if batch_size is not None:
-            self._optimizer.rescale_grad = self._scale / batch_size
-        for i, p in enumerate(self._params):
-            if p.grad_req == "null":
-                continue
+    def _trainable(self) -> list[tuple[int, Parameter]]:
+        return [(i, p) for i, p in enumerate(self._params) if p.grad_req != "null"]
+
+    def update(self, batch_size: int | None = None) -> float | None:
+        """Apply the optimizer to every trainable parameter (see the class for the return value)."""
+        scale = self._scale if batch_size is None else self._scale / batch_size
+        norm = None
+        trainable = self._trainable()
+        if self.clip_global_norm is not None:
+            norm = scale * global_norm(p.data().grad for _, p in trainable)
+            if not math.isfinite(norm):
+                return norm
+            if norm > self.clip_global_norm:
+                scale *= self.clip_global_norm / norm
+        self._optimizer.rescale_grad = scale
+        for i, p in trainable:
             weight = p.data()
             if i not in self._states:
                 self._states[i] = self._optimizer.create_state(i, weight)
             self._optimizer.update(i, weight, weight.grad, self._states[i])
+        return norm
+
+    # ---- optimizer state: arrays in .npz, scalars in JSON, no pickle ----
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The optimizer state as named host arrays: ``'<index>.<slot>'`` for each parameter's
+        state arrays, and ``'__meta__'`` a JSON string with the update counts, the learning
+        rate, the schedule's state and each state's layout. Arrays of parameters not yet
+        updated are absent (they start from zeros on their first update)."""
+        out: dict[str, np.ndarray] = {}
+        layouts = {}
+        for i, state in sorted(self._states.items()):
+            layout, arrays = Optimizer.flatten_state(state)
+            layouts[str(i)] = layout
+            for k, a in enumerate(arrays):
+                out[f"{i}.{k}"] = _host(a)
+        meta = {"format": _FORMAT, "optimizer": self._optimizer.scalar_state(), "layouts": layouts,
+                "num_params": len(self._params)}
+        out[_META] = np.array(json.dumps(meta))
+        return out
+
+    def load_state_dict(self, saved: Mapping[str, np.ndarray]) -> None:
+        """Restore what ``state_dict`` gave (parameters must have their values already)."""
+        if _META not in saved:
+            raise ValueError("not a dlrun optimizer state: the '__meta__' entry is missing")
+        meta = json.loads(str(saved[_META]))
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"optimizer state format {meta.get('format')} is not {_FORMAT}")
+        if meta["num_params"] != len(self._params):
+            raise ValueError(f"the saved optimizer state is for {meta['num_params']} parameters, "
+                             f"this trainer has {len(self._params)}")
+        self._optimizer.check_scalar_state(meta["optimizer"])
+        states = {}
+        for key, layout in meta["layouts"].items():
+            i = int(key)
+            weight = self._params[i].data()
+            state = self._optimizer.create_state(i, weight)
+            n = len(Optimizer.flatten_state(state)[1])
+            arrays = [saved[f"{i}.{k}"] for k in range(n) if f"{i}.{k}" in saved]
+            with device_scope(weight.ctx):
+                Optimizer.load_state(state, layout, arrays, where=f"parameter {i} ({self._params[i].name})")
+            states[i] = state
+        self._optimizer.load_scalar_state(meta["optimizer"])
+        self._states = states
+
+    def save_states(self, fname: str | os.PathLike) -> None:
+        """Write the optimizer state to ``fname`` (.npz, no pickle), atomically."""
+        fname = os.fspath(fname)
+        folder = os.path.dirname(os.path.abspath(fname))
+        fd, tmp = tempfile.mkstemp(prefix=".states-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **self.state_dict())
+            os.replace(tmp, fname)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def load_states(self, fname: str | os.PathLike) -> None:
+        """Load what ``save_states`` wrote; the continued training equals the uninterrupted one."""
+        with np.load(os.fspath(fname), allow_pickle=False) as f:
+            self.load_state_dict({k: f[k] for k in f.files})
