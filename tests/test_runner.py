@@ -18,12 +18,16 @@ GROUPS = {
     "dataset": ["digits", "fashion_mnist", "mnist"],
     "device": ["cpu", "gpu"],
     "logger": ["mlflow", "none"],
-    "loss": ["softmax_ce"],
+    "loss": ["hinge", "huber", "kldiv", "l1", "l2", "logistic", "perceptron", "sigmoid_bce",
+             "softmax_ce", "squared_hinge"],
     "model": ["lenet", "mlp"],
-    "optimizer": ["adam", "sgd"],
-    "schedule": ["constant"],
+    "optimizer": ["adadelta", "adagrad", "adam", "adamax", "dcasgd", "ftrl", "nadam", "nag",
+                  "rmsprop", "sgd", "sgld", "signum"],
+    "schedule": ["constant", "cosine", "epoch_decay", "exponential", "factor", "inverse_sqrt",
+                 "multifactor", "poly", "reduce_on_plateau"],
     "trainer": ["default"],
 }
+BUILDING_GROUPS = ["dataset", "model", "loss", "optimizer", "schedule"]
 
 
 def composed(*overrides: str):
@@ -64,13 +68,29 @@ def test_real_datasets_read_dataset_root_from_dlrun_data(monkeypatch):
     assert composed("dataset=fashion_mnist").dataset.root == "/home/someone/.cache/dlrun"
 
 
+@pytest.mark.parametrize("group", BUILDING_GROUPS)
+def test_every_option_names_a_class_that_takes_its_arguments(group):
+    """The YAML of each option lists arguments its _target_ accepts, with values of the right
+    types, and (for everything that reads no data) builds."""
+    from hydra.utils import get_object
+
+    from dlrun.runner.config import check_arguments
+    from dlrun.runner.experiment import build
+
+    for option in GROUPS[group]:
+        node = composed(f"{group}={option}")[group]
+        spec = OmegaConf.to_container(node, resolve=True)
+        check_arguments(get_object(spec.pop("_target_")), spec, group)
+        if group != "dataset":
+            assert build(node, group) is not None, option
+
+
 @pytest.mark.parametrize("override, key, expected", [
     ("trainer.epochs=abc", "trainer.epochs", "Integer"),
-    ("optimizer.lr=fast", "optimizer.lr", "Float"),
     ("trainer.eval_every_epoch=maybe", "trainer.eval_every_epoch", "not a valid bool"),
     ("device.type=tpu", "device.type", "[cpu, gpu]"),
     ("trainer.epocs=3", "trainer.epocs", "not in 'TrainerConfig'"),
-    ("model.hiden=3", "model.hiden", "not in 'LeNetConfig'"),
+    ("model.hiden=3", "model.hiden", "not in struct"),
 ])
 def test_wrong_type_or_unknown_key_names_the_key_and_what_was_expected(override, key, expected):
     with pytest.raises(ConfigCompositionException) as info:
@@ -212,6 +232,20 @@ def test_diverging_run_stops_with_a_clear_message(run_dlrun):
 def test_bad_model_argument_names_the_config_key(run_dlrun):
     res = run_dlrun("model.pool=median", "logger=none")
     assert_clean_failure(res, "model (dlrun.models.lenet.LeNet)", "median")
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("optimizer.lr=fast", ["optimizer.lr='fast'", "expects float"]),
+    ("optimizer.momentum=1.0", ["optimizer", "momentum", "[0, 1)"]),
+    ("optimizer.lr=-0.1", ["optimizer", "learning_rate", "-0.1"]),
+    ("model=mlp model.dropout=1.5", ["model", "dropout", "1.5"]),
+    ("model.channels=[20,x]", ["model.channels", "Sequence[int]"]),
+    ("+optimizer.wd=0.1", ["optimizer.wd", "trainer.wd"]),
+])
+def test_bad_hyperparameters_fail_before_any_training_naming_the_key(run_dlrun, override, expected):
+    res = run_dlrun(*override.split(), "logger=none")
+    assert_clean_failure(res, *expected)
+    assert "epoch" not in res.stdout.split("tracking")[-1]  # failed before the first epoch
 
 
 def test_debug_true_shows_the_traceback(run_dlrun):

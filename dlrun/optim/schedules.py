@@ -112,20 +112,24 @@ class MultiFactorScheduler(LRScheduler):
 class PolyScheduler(LRScheduler):
     """Polynomial decay to ``final_lr`` over ``max_update`` updates (MXNet's PolyScheduler):
     ``lr = final_lr + (base_lr - final_lr) * (1 - (t - warmup)/(max_update - warmup))^pwr``,
-    ``final_lr`` after ``max_update``.
+    ``final_lr`` after ``max_update``. ``max_update=None`` leaves it to be set before
+    training (the runner sets the run's total number of updates).
     """
 
-    def __init__(self, max_update: int, base_lr: float = 0.01, pwr: float = 2, final_lr: float = 0.0,
-                 **kwargs: Any):
+    def __init__(self, max_update: int | None = None, base_lr: float = 0.01, pwr: float = 2,
+                 final_lr: float = 0.0, **kwargs: Any):
         super().__init__(base_lr=base_lr, **kwargs)
         name = type(self).__name__
-        self.max_update = _check(name, "max_update", max_update, self.warmup_steps, low_open=True,
-                                 integer=True)
+        self.max_update = None if max_update is None else _check(
+            name, "max_update", max_update, self.warmup_steps, low_open=True, integer=True)
         self.power = _check(name, "pwr", pwr, 0, low_open=True)
         self.final_lr = _check(name, "final_lr", final_lr, 0)
 
     def _progress(self, num_update: int) -> float:
         """The fraction of the decay done, in [0, 1]."""
+        if self.max_update is None:
+            raise RuntimeError(f"{type(self).__name__}: max_update is not set; pass it or set "
+                               "sched.max_update to the number of updates of the run")
         return min(1.0, (num_update - self.warmup_steps) / (self.max_update - self.warmup_steps))
 
     def rate(self, num_update: int) -> float:
@@ -138,7 +142,8 @@ class CosineScheduler(PolyScheduler):
     ``lr = final_lr + (base_lr - final_lr) * (1 + cos(pi*(t - warmup)/(max_update - warmup)))/2``.
     """
 
-    def __init__(self, max_update: int, base_lr: float = 0.01, final_lr: float = 0.0, **kwargs: Any):
+    def __init__(self, max_update: int | None = None, base_lr: float = 0.01, final_lr: float = 0.0,
+                 **kwargs: Any):
         super().__init__(max_update, base_lr=base_lr, final_lr=final_lr, **kwargs)
 
     def rate(self, num_update: int) -> float:

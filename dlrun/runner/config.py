@@ -1,96 +1,33 @@
-"""Schemas of the config groups in ``dlrun/conf``, registered in Hydra's ConfigStore.
+"""How configs are checked.
 
-Each YAML option in ``dlrun/conf/<group>/`` starts from one of these dataclasses
-(``defaults: [/_schema_<name>@_here_]``), so that an unknown key or a value of the wrong
-type fails when the config is composed, naming the key and the type it expects:
+The runner's own groups (trainer, device, logger) and the root have dataclass schemas,
+registered in Hydra's ConfigStore; their YAML files extend them
+(``defaults: [/_schema_<name>@_here_]``), so a wrong type or an unknown key fails when the
+config is composed, naming the key:
 
     dlrun trainer.epochs=abc   ->  Value 'abc' of type 'str' could not be converted to Integer
                                    full_key: trainer.epochs
 
-A config file names a class (``_target_``) and its arguments and nothing else; adding a
-model means adding a YAML file and, here, the dataclass that validates it.
+Groups that build a class (dataset, model, loss, optimizer, schedule, trainer.init) have no
+schema to keep in step: their YAML names the class (``_target_``) and lists all of its
+arguments, and :func:`check_arguments` checks the composed node against the class's own
+signature and type hints before anything is built.
 """
 from __future__ import annotations
 
+import collections.abc
+import inspect
+import types
+import typing
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, List, Optional
+from typing import Any, Callable, Optional, Union
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 # The data root: $DLRUN_DATA, else ~/.cache/dlrun (what dlrun.data.download.default_root says).
 DATA_ROOT = "${oc.env:DLRUN_DATA,${oc.env:HOME}/.cache/dlrun}"
-
-
-# --- dataset ------------------------------------------------------------------------------
-@dataclass
-class DigitsConfig:
-    _target_: str = "dlrun.data.vision.digits"
-    seed: int = 0
-
-
-@dataclass
-class MnistConfig:
-    _target_: str = "dlrun.data.vision.mnist"
-    root: Optional[str] = DATA_ROOT
-
-
-@dataclass
-class FashionMnistConfig:
-    _target_: str = "dlrun.data.vision.fashion_mnist"
-    root: Optional[str] = DATA_ROOT
-
-
-# --- model --------------------------------------------------------------------------------
-@dataclass
-class LeNetConfig:
-    _target_: str = "dlrun.models.lenet.LeNet"
-    channels: List[int] = field(default_factory=lambda: [20, 50])
-    kernel_size: int = 5
-    hidden: int = 500
-    activation: str = "tanh"
-    pool: str = "avg"
-    classes: int = 10
-
-
-@dataclass
-class MLPConfig:
-    _target_: str = "dlrun.models.mlp.MLP"
-    hidden: List[int] = field(default_factory=lambda: [128, 64])
-    activation: str = "relu"
-    dropout: float = 0.5
-    classes: int = 10
-
-
-# --- loss ---------------------------------------------------------------------------------
-@dataclass
-class SoftmaxCEConfig:
-    _target_: str = "dlrun.loss.SoftmaxCrossEntropyLoss"
-
-
-# --- optimizer and schedule ---------------------------------------------------------------
-@dataclass
-class SGDConfig:
-    _target_: str = "dlrun.optim.SGD"
-    lr: float = 0.1
-    momentum: float = 0.0
-    wd: float = 0.0
-
-
-@dataclass
-class AdamConfig:
-    _target_: str = "dlrun.optim.Adam"
-    lr: float = 0.001
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epsilon: float = 1e-8
-    wd: float = 0.0
-
-
-@dataclass
-class ConstantScheduleConfig:
-    _target_: str = "dlrun.optim.schedules.Constant"
 
 
 # --- trainer, device, logger --------------------------------------------------------------
@@ -100,6 +37,8 @@ class TrainerConfig:
     batch_size: int = 64
     log_every: int = 10            # steps between training-loss reports (console and MLflow)
     eval_every_epoch: bool = True  # evaluate on the test split after every epoch (else only at the end)
+    wd: float = 0.0                # weight decay: lambda of the penalty lambda * ||w||^2 (every optimizer)
+    clip_global_norm: Optional[float] = None  # clip the global gradient norm (after the 1/batch rescale)
     # the parameter initializer: a class of dlrun.nn.init and its arguments
     init: Any = field(default_factory=lambda: {"_target_": "dlrun.nn.init.Xavier"})
 
@@ -150,15 +89,6 @@ class Config:
 
 SCHEMAS = {
     "config": Config,
-    "digits": DigitsConfig,
-    "mnist": MnistConfig,
-    "fashion_mnist": FashionMnistConfig,
-    "lenet": LeNetConfig,
-    "mlp": MLPConfig,
-    "softmax_ce": SoftmaxCEConfig,
-    "sgd": SGDConfig,
-    "adam": AdamConfig,
-    "constant": ConstantScheduleConfig,
     "trainer": TrainerConfig,
     "device": DeviceConfig,
     "logger": LoggerConfig,
@@ -174,3 +104,74 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     for name, node in SCHEMAS.items():
         cs.store(name=f"_schema_{name}", node=node)
+
+
+# --- the arguments of _target_ nodes ------------------------------------------------------
+class ArgumentError(ValueError):
+    """A config node gives its class an argument it does not take, or a value of the wrong type."""
+
+
+def accepted_arguments(fn: Callable) -> dict[str, Any]:
+    """Argument name -> type hint (Any where none) of a function or class.
+
+    A class whose ``__init__`` passes ``**kwargs`` on to its base takes the base's arguments
+    too, so the walk follows the MRO until an ``__init__`` without ``**kwargs``.
+    """
+    inits = [c.__init__ for c in fn.__mro__ if "__init__" in vars(c)] if inspect.isclass(fn) else [fn]
+    out: dict[str, Any] = {}
+    for init in inits:
+        try:
+            hints = typing.get_type_hints(init)
+        except Exception:  # unresolvable annotations: skip type checks, keep the names
+            hints = {}
+        params = inspect.signature(init).parameters.values()
+        for p in params:
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                out.setdefault(p.name, hints.get(p.name, Any))
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return out
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, collections.abc.Sequence):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 1 or (len(args) == 2 and args[1] is Ellipsis):
+            return all(_matches(v, args[0]) for v in value)
+        return True
+    return True  # classes, callables, unions of objects and names: the constructor decides
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is None and hasattr(hint, "__name__"):
+        return hint.__name__
+    return str(hint).replace("typing.", "").replace("collections.abc.", "")
+
+
+def check_arguments(fn: Callable, spec: dict, key: str) -> None:
+    """Raises ArgumentError naming ``key.<arg>`` for an argument ``fn`` does not take or a value
+    of the wrong type; nested ``_target_`` nodes are the caller's to check."""
+    accepted = accepted_arguments(fn)
+    name = getattr(fn, "__qualname__", str(fn))
+    for arg, value in spec.items():
+        if arg not in accepted:
+            raise ArgumentError(f"{key}.{arg}: {name} has no argument {arg!r}; it takes "
+                                f"{', '.join(sorted(accepted))}")
+        if not (isinstance(value, dict) and "_target_" in value) and not _matches(value, accepted[arg]):
+            raise ArgumentError(f"{key}.{arg}={value!r}: {name} expects {_describe(accepted[arg])}")

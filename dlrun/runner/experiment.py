@@ -5,7 +5,6 @@ arguments; what differs between kinds of experiment lives in the task (``dlrun.r
 """
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import dlrun
 
+from .config import ArgumentError, check_arguments
 from .console import ConsoleReporter, format_duration
 from .tasks import Setup, get_task
 from .tracking import TrackingError, flatten, make_tracker
@@ -39,6 +39,10 @@ def build(node: Any, key: str, **extra: Any) -> Any:
     return _build(spec, key, extra)
 
 
+# runner-supplied arguments and the config key a user sets them with
+extra_sources = {"wd": "trainer.wd", "lr_scheduler": "the schedule group (schedule=...)"}
+
+
 def _build(spec: dict, key: str, extra: Mapping[str, Any]) -> Any:
     from hydra.utils import get_object
 
@@ -50,16 +54,17 @@ def _build(spec: dict, key: str, extra: Mapping[str, Any]) -> Any:
         fn = get_object(target)
     except Exception as e:  # ImportError, AttributeError, hydra's own wrapping
         raise ConfigError(f"{key}._target_={target!r} cannot be imported: {e}") from e
+    try:
+        check_arguments(fn, spec, key)
+    except ArgumentError as e:
+        raise ConfigError(str(e)) from None
+    clash = sorted(set(spec) & set(extra))
+    if clash:
+        raise ConfigError(f"{key}.{clash[0]} is set by the runner; set it through "
+                          f"{extra_sources.get(clash[0], 'its own key')} instead")
     args = {k: _build(v, f"{key}.{k}", {}) if isinstance(v, dict) and "_target_" in v else v
             for k, v in spec.items()}
     args.update(extra)
-    try:
-        inspect.signature(fn).bind(**args)
-    except TypeError as e:
-        raise ConfigError(f"{key}: {target} does not take these arguments "
-                          f"({', '.join(sorted(args))}): {e}") from e
-    except ValueError:  # no signature available (builtins): let the call decide
-        pass
     from dlrun.data.errors import DataError
 
     try:
@@ -150,17 +155,18 @@ def run(cfg: DictConfig) -> float:
 
     status, metrics, task = "FAILED", {}, None
     try:
-        data = build(cfg.dataset, "dataset")
+        # the cheap pieces first, so that a bad value fails before any data is read
         net = build(cfg.model, "model")
         net.initialize(build(cfg.trainer.init, "trainer.init"), ctx=ctx)
         loss = build(cfg.loss, "loss")
         schedule = build(cfg.schedule, "schedule")
-        optimizer = build(cfg.optimizer, "optimizer", lr_scheduler=schedule)
+        optimizer = build(cfg.optimizer, "optimizer", lr_scheduler=schedule, wd=float(cfg.trainer.wd))
         from dlrun.optim import Trainer
 
-        trainer = Trainer(net.collect_params(), optimizer)
+        trainer = Trainer(net.collect_params(), optimizer, clip_global_norm=cfg.trainer.clip_global_norm)
+        data = build(cfg.dataset, "dataset")
         task = get_task(str(cfg.task))(Setup(cfg=cfg, ctx=ctx, data=data, net=net, loss=loss,
-                                             trainer=trainer, seed=int(cfg.seed),
+                                             trainer=trainer, schedule=schedule, seed=int(cfg.seed),
                                              report=Reporter(console, tracker)))
         n_params = sum(int(np.prod(p.shape)) for p in net.collect_params().values())
         console.header(f"dlrun {dlrun.__version__}", [

@@ -1,6 +1,7 @@
 """What every task receives from the runner, and what it gives back."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence
 
@@ -33,8 +34,30 @@ class Setup:
     net: Any              # the model (a dlrun.nn.Block), initialized on ctx
     loss: Any             # the loss block
     trainer: Any          # dlrun.optim.Trainer over the model's parameters
+    schedule: Any         # the learning-rate schedule inside the trainer's optimizer
     seed: int             # the run's seed (data shuffling follows it)
     report: Reporter
+
+    def start_schedule(self, steps_per_epoch: int, epochs: int) -> None:
+        """Tell the schedule what it left open: the updates per epoch (EpochDecay) and in the
+        whole run (PolyScheduler, CosineScheduler)."""
+        for attr, value in (("steps_per_epoch", steps_per_epoch), ("max_update", steps_per_epoch * epochs)):
+            if getattr(self.schedule, attr, 0) is None:
+                setattr(self.schedule, attr, value)
+
+    def observe(self, metrics: Mapping[str, float], primary: str) -> None:
+        """Feed an evaluation to a metric-driven schedule (ReduceOnPlateau)."""
+        if hasattr(self.schedule, "observe") and primary in metrics:
+            self.schedule.observe(float(metrics[primary]))
+
+    def checked_step(self, batch_size: int, step: int) -> float | None:
+        """One trainer step; the gradient norm when clipping is on, and divergence as an error."""
+        norm = self.trainer.step(batch_size)
+        if norm is not None and not math.isfinite(norm):
+            raise DivergenceError(
+                f"the gradient norm became {norm} at step {step}; the update was skipped and "
+                f"the run stopped. Lower the learning rate (optimizer.lr) or trainer.clip_global_norm")
+        return norm
 
 
 class Task(Protocol):

@@ -55,6 +55,7 @@ class ClassifyTask:
         s, tcfg = self.setup, self.tcfg
         epochs, log_every = int(tcfg.epochs), max(1, int(tcfg.log_every))
         steps = len(self.train_loader)
+        s.start_schedule(steps, epochs)
         s.report.start(epochs, steps)
         global_step, metrics = 0, {}
         train_time = 0.0
@@ -68,8 +69,8 @@ class ClassifyTask:
                     loss = s.loss(s.net(x), y)
                 loss.backward()
                 n = x.shape[0]
-                s.trainer.step(n)
                 global_step += 1
+                s.checked_step(n, global_step)
                 samples += n
                 pending.append((global_step, loss.mean(), n))
                 fresh = None
@@ -87,6 +88,7 @@ class ClassifyTask:
                        "epoch_time": elapsed, "learning_rate": float(s.trainer.learning_rate)}
             if tcfg.eval_every_epoch or epoch == epochs:
                 metrics.update(self.evaluate())
+                s.observe(metrics, self.primary_metric)
             metrics["epoch_time"] = time.perf_counter() - start
             s.report.epoch_end(epoch, global_step, metrics)
         metrics.update({"steps": global_step, "train_time": train_time})
