@@ -1,5 +1,5 @@
 """Gluon-style blocks: Block, Parameter, containers and layers."""
-from . import init
+from . import init, rnn
 from .activations import ELU, Activation, LeakyReLU, PReLU
 from .basic_layers import (BatchNorm, Dense, Dropout, Embedding, Flatten, HybridLambda, Lambda,
                            LayerNorm)
@@ -10,9 +10,12 @@ from .conv_layers import (AvgPool1D, AvgPool2D, AvgPool3D, Conv1D, Conv1DTranspo
                           GlobalAvgPool2D, GlobalAvgPool3D, GlobalMaxPool1D, GlobalMaxPool2D,
                           GlobalMaxPool3D, MaxPool1D, MaxPool2D, MaxPool3D)
 from .parameter import DeferredInitializationError, Parameter, ParameterDict
+from .rnn import (GRU, LSTM, RNN, BinaryTreeLSTMCell, ChildSumTreeLSTMCell, DropoutCell, GRUCell,
+                  LSTMCell, RecurrentCell, RNNCell, SequentialRNNCell)
 
 __all__ = [
-    "init", "ELU", "Activation", "LeakyReLU", "PReLU", "BatchNorm", "Dense", "Dropout",
+    "init", "rnn", "GRU", "LSTM", "RNN", "BinaryTreeLSTMCell", "ChildSumTreeLSTMCell", "DropoutCell",
+    "GRUCell", "LSTMCell", "RecurrentCell", "RNNCell", "SequentialRNNCell", "ELU", "Activation", "LeakyReLU", "PReLU", "BatchNorm", "Dense", "Dropout",
     "Embedding", "Flatten", "HybridLambda", "Lambda", "LayerNorm", "Block", "Concurrent",
     "HybridBlock", "HybridConcurrent", "HybridSequential", "ParameterFileError", "Sequential",
     "AvgPool1D", "AvgPool2D", "AvgPool3D", "Conv1D", "Conv1DTranspose", "Conv2D",
