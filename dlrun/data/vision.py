@@ -49,6 +49,12 @@ class Splits:
     test: ArrayDataset
     num_classes: int
     input_shape: tuple[int, ...]
+    task = "classify"  # the training loop the runner picks for this data (dlrun.runner.tasks)
+
+    @property
+    def model_args(self) -> dict:
+        """Model arguments the data decides: a model config's null ``classes`` becomes this."""
+        return {"classes": self.num_classes}
 
 
 class IdxFiles(NamedTuple):

@@ -81,7 +81,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    task: str = "classify"         # the training loop, from dlrun.runner.tasks
+    task: str = "auto"             # the training loop (dlrun.runner.tasks); auto: the dataset's
     seed: int = 0                  # fixes every random source of a run
     debug: bool = False            # show full Python tracebacks on errors
     experiment: str = "dlrun"      # the MLflow experiment name
@@ -166,12 +166,15 @@ def _describe(hint: Any) -> str:
 
 def check_arguments(fn: Callable, spec: dict, key: str) -> None:
     """Raises ArgumentError naming ``key.<arg>`` for an argument ``fn`` does not take or a value
-    of the wrong type; nested ``_target_`` nodes are the caller's to check."""
+    of the wrong type. ``null`` values pass (they mean the class's default); nested
+    ``_target_`` nodes are the caller's to check."""
     accepted = accepted_arguments(fn)
     name = getattr(fn, "__qualname__", str(fn))
     for arg, value in spec.items():
         if arg not in accepted:
             raise ArgumentError(f"{key}.{arg}: {name} has no argument {arg!r}; it takes "
                                 f"{', '.join(sorted(accepted))}")
-        if not (isinstance(value, dict) and "_target_" in value) and not _matches(value, accepted[arg]):
+        if value is None or isinstance(value, dict) and "_target_" in value:
+            continue  # null: the class's default (or what the data decides); nested: built apart
+        if not _matches(value, accepted[arg]):
             raise ArgumentError(f"{key}.{arg}={value!r}: {name} expects {_describe(accepted[arg])}")

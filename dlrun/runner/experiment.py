@@ -33,17 +33,34 @@ def build(node: Any, key: str, **extra: Any) -> Any:
     """Calls ``node._target_`` with the node's other keys (nested ``_target_`` nodes built first).
 
     ``key`` is the node's place in the config (for messages); ``extra`` are arguments the
-    runner adds (e.g. the schedule of an optimizer).
+    runner adds (the schedule of an optimizer, what the data decides for a model). A null
+    value means the class's own default, or the runner's value where it adds one.
     """
     spec = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     return _build(spec, key, extra)
+
+
+def check_node(node: Any, key: str) -> None:
+    """Argument names and value types of a ``_target_`` node, before anything is built."""
+    fn, _, spec = _resolve(OmegaConf.to_container(node, resolve=True), key)
+    try:
+        check_arguments(fn, spec, key)
+    except ArgumentError as e:
+        raise ConfigError(str(e)) from None
+
+
+def data_model_args(model: Any, data: Any) -> dict:
+    """The model arguments the data decides (``data.model_args``) that the config leaves null."""
+    return {k: v for k, v in getattr(data, "model_args", {}).items()
+            if k in model and model[k] is None}
 
 
 # runner-supplied arguments and the config key a user sets them with
 extra_sources = {"wd": "trainer.wd", "lr_scheduler": "the schedule group (schedule=...)"}
 
 
-def _build(spec: dict, key: str, extra: Mapping[str, Any]) -> Any:
+def _resolve(spec: dict, key: str) -> tuple[Any, str, dict]:
+    """(the callable, its name, its arguments) of a ``_target_`` node."""
     from hydra.utils import get_object
 
     spec = dict(spec)
@@ -51,13 +68,14 @@ def _build(spec: dict, key: str, extra: Mapping[str, Any]) -> Any:
     if not target:
         raise ConfigError(f"{key} has no _target_ (the class or function to build)")
     try:
-        fn = get_object(target)
+        return get_object(target), target, spec
     except Exception as e:  # ImportError, AttributeError, hydra's own wrapping
         raise ConfigError(f"{key}._target_={target!r} cannot be imported: {e}") from e
-    try:
-        check_arguments(fn, spec, key)
-    except ArgumentError as e:
-        raise ConfigError(str(e)) from None
+
+
+def _build(spec: dict, key: str, extra: Mapping[str, Any]) -> Any:
+    fn, target, spec = _resolve(spec, key)
+    spec = {k: v for k, v in spec.items() if v is not None}  # null: the class's own default
     clash = sorted(set(spec) & set(extra))
     if clash:
         raise ConfigError(f"{key}.{clash[0]} is set by the runner; set it through "
@@ -155,19 +173,23 @@ def run(cfg: DictConfig) -> float:
 
     status, metrics, task = "FAILED", {}, None
     try:
-        # the cheap pieces first, so that a bad value fails before any data is read
-        net = build(cfg.model, "model")
-        net.initialize(build(cfg.trainer.init, "trainer.init"), ctx=ctx)
+        for key in ("model", "loss", "optimizer", "schedule", "dataset"):  # names and types, at once
+            check_node(cfg[key], key)
+        check_node(cfg.trainer.init, "trainer.init")
+        # pieces that need no data first, so that a bad value fails before any data is read
         loss = build(cfg.loss, "loss")
         schedule = build(cfg.schedule, "schedule")
         optimizer = build(cfg.optimizer, "optimizer", lr_scheduler=schedule, wd=float(cfg.trainer.wd))
+        data = build(cfg.dataset, "dataset")
+        net = build(cfg.model, "model", **data_model_args(cfg.model, data))
+        net.initialize(build(cfg.trainer.init, "trainer.init"), ctx=ctx)
         from dlrun.optim import Trainer
 
         trainer = Trainer(net.collect_params(), optimizer, clip_global_norm=cfg.trainer.clip_global_norm)
-        data = build(cfg.dataset, "dataset")
-        task = get_task(str(cfg.task))(Setup(cfg=cfg, ctx=ctx, data=data, net=net, loss=loss,
-                                             trainer=trainer, schedule=schedule, seed=int(cfg.seed),
-                                             report=Reporter(console, tracker)))
+        task_name = str(cfg.task) if cfg.task != "auto" else getattr(data, "task", "classify")
+        task = get_task(task_name)(Setup(cfg=cfg, ctx=ctx, data=data, net=net, loss=loss,
+                                         trainer=trainer, schedule=schedule, seed=int(cfg.seed),
+                                         report=Reporter(console, tracker)))
         n_params = sum(int(np.prod(p.shape)) for p in net.collect_params().values())
         console.header(f"dlrun {dlrun.__version__}", [
             ("run", str(run_dir)),
