@@ -186,7 +186,9 @@ def run(cfg: DictConfig) -> float:
         from dlrun.optim import Trainer
 
         trainer = Trainer(net.collect_params(), optimizer, clip_global_norm=cfg.trainer.clip_global_norm)
-        task_name = str(cfg.task) if cfg.task != "auto" else getattr(data, "task", "classify")
+        # auto: a model that needs its own loop names it (a GAN), else the data does
+        task_name = str(cfg.task) if cfg.task != "auto" else (
+            getattr(net, "task", None) or getattr(data, "task", "classify"))
         task = get_task(task_name)(Setup(cfg=cfg, ctx=ctx, data=data, net=net, loss=loss,
                                          trainer=trainer, schedule=schedule, seed=int(cfg.seed),
                                          report=Reporter(console, tracker)))

@@ -14,6 +14,11 @@ from .base import DivergenceError, Setup, Task
 # task name (the config's `task` key) -> "module:Class"
 TASKS = {
     "classify": "dlrun.runner.tasks.classify:ClassifyTask",
+    "regression": "dlrun.runner.tasks.regression:RegressionTask",
+    "perceptron": "dlrun.runner.tasks.perceptron:PerceptronTask",
+    "language_model": "dlrun.runner.tasks.language_model:LanguageModelTask",
+    "tree_sentiment": "dlrun.runner.tasks.tree_sentiment:TreeSentimentTask",
+    "gan": "dlrun.runner.tasks.gan:GANTask",
 }
 
 
