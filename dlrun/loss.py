@@ -46,15 +46,19 @@ def _reshape_like(label: Any, pred: NDArray, loss: str) -> NDArray:
     return _cast_like(label, pred)
 
 
+def _broadcasts_to(shape: tuple, target: tuple) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` without enlarging it."""
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
 def _apply_weighting(loss: NDArray, weight: float | None, sample_weight: Any,
                      name: str = "loss") -> NDArray:
     if sample_weight is not None:
         sample_weight = _as_array(sample_weight, loss)
-        try:
-            shape = np.broadcast_shapes(loss.shape, sample_weight.shape)
-        except ValueError:
-            shape = None
-        if shape != loss.shape:
+        if not _broadcasts_to(sample_weight.shape, loss.shape):
             raise ValueError(f"{name}: sample_weight of shape {sample_weight.shape} does not "
                              f"broadcast to the elementwise loss of shape {loss.shape}; give it "
                              f"that shape or one with 1 on the axes to share, e.g. "
@@ -310,11 +314,7 @@ class KLDivLoss(Loss):
 
     def forward(self, pred: NDArray, label: Any, sample_weight: Any = None) -> NDArray:
         label = _as_array(label, pred)
-        try:
-            shape = np.broadcast_shapes(pred.shape, label.shape)
-        except ValueError:
-            shape = None
-        if shape != pred.shape:
+        if not _broadcasts_to(label.shape, pred.shape):
             raise ValueError(f"KLDivLoss: label of shape {label.shape} does not match pred of "
                              f"shape {pred.shape}; the label distribution needs pred's shape")
         label = _cast_like(label, pred)

@@ -25,10 +25,11 @@ class _RNNLayer(HybridBlock):
     _gates = 1
     _num_states = 1
 
-    def __init__(self, hidden_size: int, num_layers: int, layout: str, dropout: float,
-                 bidirectional: bool, input_size: int, i2h_weight_initializer: Any,
-                 h2h_weight_initializer: Any, i2h_bias_initializer: Any, h2h_bias_initializer: Any,
-                 dtype: Any, **kwargs: Any):
+    def __init__(self, hidden_size: int, num_layers: int = 1, layout: str = "TNC",
+                 dropout: float = 0, bidirectional: bool = False, input_size: int = 0,
+                 i2h_weight_initializer: Any = None, h2h_weight_initializer: Any = None,
+                 i2h_bias_initializer: Any = "zeros", h2h_bias_initializer: Any = "zeros",
+                 dtype: Any = "float32", **kwargs: Any):
         super().__init__(**kwargs)
         time_axis(layout)
         if num_layers < 1:
@@ -158,15 +159,6 @@ class LSTM(_RNNLayer):
     _gates = 4
     _num_states = 2
 
-    def __init__(self, hidden_size: int, num_layers: int = 1, layout: str = "TNC",
-                 dropout: float = 0, bidirectional: bool = False, input_size: int = 0,
-                 i2h_weight_initializer: Any = None, h2h_weight_initializer: Any = None,
-                 i2h_bias_initializer: Any = "zeros", h2h_bias_initializer: Any = "zeros",
-                 dtype: Any = "float32", **kwargs: Any):
-        super().__init__(hidden_size, num_layers, layout, dropout, bidirectional, input_size,
-                         i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
-                         h2h_bias_initializer, dtype, **kwargs)
-
     def _run(self, x, states, w, reverse):
         wi, bi, wh, bh = w
         return _loop(split_steps(x, 0), reverse,
@@ -177,15 +169,6 @@ class GRU(_RNNLayer):
     """Multi-layer GRU (gate order r, z, n; MXNet's formula, see :func:`~.rnn_cell.gru_recur`). States: [h]."""
 
     _gates = 3
-
-    def __init__(self, hidden_size: int, num_layers: int = 1, layout: str = "TNC",
-                 dropout: float = 0, bidirectional: bool = False, input_size: int = 0,
-                 i2h_weight_initializer: Any = None, h2h_weight_initializer: Any = None,
-                 i2h_bias_initializer: Any = "zeros", h2h_bias_initializer: Any = "zeros",
-                 dtype: Any = "float32", **kwargs: Any):
-        super().__init__(hidden_size, num_layers, layout, dropout, bidirectional, input_size,
-                         i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
-                         h2h_bias_initializer, dtype, **kwargs)
 
     def _run(self, x, states, w, reverse):
         wi, bi, wh, bh = w
