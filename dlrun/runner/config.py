@@ -37,6 +37,8 @@ class TrainerConfig:
     batch_size: int = 64
     log_every: int = 10            # steps between training-loss reports (console and MLflow)
     eval_every_epoch: bool = True  # evaluate on the test split after every epoch (else only at the end)
+    bptt: int = 35                 # language models: steps per truncated-backpropagation window
+    eval_batch_size: Optional[int] = None  # evaluation batch (null: batch_size)
     wd: float = 0.0                # weight decay: lambda of the penalty lambda * ||w||^2 (every optimizer)
     clip_global_norm: Optional[float] = None  # clip the global gradient norm (after the 1/batch rescale)
     # the parameter initializer: a class of dlrun.nn.init and its arguments
