@@ -3,8 +3,8 @@ from . import init, rnn
 from .activations import ELU, Activation, LeakyReLU, PReLU
 from .basic_layers import (BatchNorm, Dense, Dropout, Embedding, Flatten, HybridLambda, Lambda,
                            LayerNorm)
-from .block import (Block, Concurrent, HybridBlock, HybridConcurrent, HybridSequential,
-                    ParameterFileError, Sequential)
+from .block import (Block, Concatenate, Concurrent, HybridBlock, HybridConcatenate,
+                    HybridConcurrent, HybridSequential, Identity, ParameterFileError, Sequential)
 from .conv_layers import (AvgPool1D, AvgPool2D, AvgPool3D, Conv1D, Conv1DTranspose, Conv2D,
                           Conv2DTranspose, Conv3D, Conv3DTranspose, GlobalAvgPool1D,
                           GlobalAvgPool2D, GlobalAvgPool3D, GlobalMaxPool1D, GlobalMaxPool2D,
@@ -16,8 +16,8 @@ from .rnn import (GRU, LSTM, RNN, BinaryTreeLSTMCell, ChildSumTreeLSTMCell, Drop
 __all__ = [
     "init", "rnn", "GRU", "LSTM", "RNN", "BinaryTreeLSTMCell", "ChildSumTreeLSTMCell", "DropoutCell",
     "GRUCell", "LSTMCell", "RecurrentCell", "RNNCell", "SequentialRNNCell", "ELU", "Activation", "LeakyReLU", "PReLU", "BatchNorm", "Dense", "Dropout",
-    "Embedding", "Flatten", "HybridLambda", "Lambda", "LayerNorm", "Block", "Concurrent",
-    "HybridBlock", "HybridConcurrent", "HybridSequential", "ParameterFileError", "Sequential",
+    "Embedding", "Flatten", "HybridLambda", "Lambda", "LayerNorm", "Block", "Concatenate",
+    "Concurrent", "HybridBlock", "HybridConcatenate", "HybridConcurrent", "Identity", "HybridSequential", "ParameterFileError", "Sequential",
     "AvgPool1D", "AvgPool2D", "AvgPool3D", "Conv1D", "Conv1DTranspose", "Conv2D",
     "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "GlobalAvgPool1D", "GlobalAvgPool2D",
     "GlobalAvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "MaxPool1D",

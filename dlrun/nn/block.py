@@ -264,3 +264,14 @@ class HybridConcurrent(Concurrent, HybridBlock):
     """A Concurrent of hybridizable blocks (the Inception block's parallel branches)."""
 
     forward = Concurrent.forward
+
+
+class Identity(HybridBlock):
+    """Returns its input (a placeholder branch, e.g. DenseNet's skip path)."""
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+Concatenate = Concurrent  # Gluon 2.0's names
+HybridConcatenate = HybridConcurrent

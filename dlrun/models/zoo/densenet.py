@@ -15,13 +15,6 @@ from typing import Any, Sequence
 from ... import nn
 
 
-class Identity(nn.HybridBlock):
-    """Returns its input (the pass-through branch of a dense layer)."""
-
-    def forward(self, x: Any) -> Any:
-        return x
-
-
 def _make_dense_layer(growth_rate: int, bn_size: int, dropout: float,
                       in_channels: int) -> nn.HybridConcurrent:
     new_features = nn.HybridSequential()
@@ -36,7 +29,7 @@ def _make_dense_layer(growth_rate: int, bn_size: int, dropout: float,
     if dropout:
         new_features.add(nn.Dropout(dropout))
     out = nn.HybridConcurrent(axis=1)
-    out.add(Identity(), new_features)
+    out.add(nn.Identity(), new_features)
     return out
 
 
