@@ -1,7 +1,7 @@
 """Mini-batches of an ArrayDataset as engine arrays."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -16,10 +16,15 @@ class DataLoader:
     With ``shuffle`` each pass uses the permutation of ``np.random.default_rng(seed + epoch)``,
     so a seeded run is reproducible and every epoch sees a new order. ``epoch`` counts the
     passes started so far; set it to resume a run mid-way.
+
+    ``transform`` (a callable ``(data_batch, rng) -> data_batch`` on NumPy arrays, see
+    ``dlrun.data.transforms``) augments each batch's data before it becomes an engine array.
+    Its generator is seeded by ``(seed, epoch)``, so a seeded run augments reproducibly.
     """
 
     def __init__(self, dataset: ArrayDataset, batch_size: int, shuffle: bool = False,
-                 seed: int | None = None, drop_last: bool = False, ctx: Context | None = None):
+                 seed: int | None = None, drop_last: bool = False, ctx: Context | None = None,
+                 transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None):
         if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(
                 f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
@@ -29,6 +34,7 @@ class DataLoader:
         self.seed = seed
         self.drop_last = drop_last
         self.ctx = ctx
+        self.transform = transform
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -36,9 +42,9 @@ class DataLoader:
         return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self) -> Iterator[tuple[NDArray, NDArray]]:
-        order = self._order()
+        order, rng = self._order(), self._augment_rng()
         self.epoch += 1
-        return self._batches(order)
+        return self._batches(order, rng)
 
     def _order(self) -> np.ndarray:
         """The example indices of the coming pass."""
@@ -48,8 +54,18 @@ class DataLoader:
         seed = None if self.seed is None else self.seed + self.epoch
         return np.random.default_rng(seed).permutation(n)
 
-    def _batches(self, order: np.ndarray) -> Iterator[tuple[NDArray, NDArray]]:
+    def _augment_rng(self) -> np.random.Generator | None:
+        """The generator of the coming pass's augmentation (None without a transform)."""
+        if self.transform is None:
+            return None
+        return np.random.default_rng(None if self.seed is None else (self.seed, self.epoch, 1))
+
+    def _batches(self, order: np.ndarray, rng: np.random.Generator | None = None
+                 ) -> Iterator[tuple[NDArray, NDArray]]:
         data, label = self.dataset.data, self.dataset.label
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start:start + self.batch_size]
-            yield array(data[idx], ctx=self.ctx), array(label[idx], ctx=self.ctx)
+            x = data[idx]
+            if self.transform is not None:
+                x = self.transform(x, rng)
+            yield array(x, ctx=self.ctx), array(label[idx], ctx=self.ctx)
