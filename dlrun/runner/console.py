@@ -17,14 +17,25 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Table
 from rich.text import Text
 
-# the per-epoch table: (header, width, metric key, format)
-EPOCH_COLUMNS: Sequence[tuple[str, int, str, str]] = (
-    ("epoch", 7, "epoch", "{:>7}"),
-    ("train loss", 11, "train/loss", "{:>11.4f}"),
-    ("test loss", 10, "eval/loss", "{:>10.4f}"),
-    ("test acc", 9, "eval/accuracy", "{:>8.2%} "),
-    ("samples/s", 10, "train/samples_per_sec", "{:>10,.0f}"),
-    ("time", 8, "epoch_time", "{:>7.1f}s"),
+# a column of the per-epoch table, or a row of the results table: (label, metric key, format)
+Column = tuple[str, str, str]
+
+# classification's; a task can declare its own ``columns`` and ``results``
+EPOCH_COLUMNS: Sequence[Column] = (
+    ("epoch", "epoch", "{}"),
+    ("train loss", "train/loss", "{:.4f}"),
+    ("test loss", "eval/loss", "{:.4f}"),
+    ("test acc", "eval/accuracy", "{:.2%}"),
+    ("samples/s", "train/samples_per_sec", "{:,.0f}"),
+    ("time", "epoch_time", "{:.1f}s"),
+)
+RESULT_ROWS: Sequence[Column] = (
+    ("test accuracy", "eval/accuracy", "{:.2%}"),
+    ("test loss", "eval/loss", "{:.4f}"),
+    ("train loss (last epoch)", "train/loss", "{:.4f}"),
+    ("samples/s (last epoch)", "train/samples_per_sec", "{:,.0f}"),
+    ("epochs", "epoch", "{}"),
+    ("steps", "steps", "{}"),
 )
 
 
@@ -69,6 +80,7 @@ class ConsoleReporter:
         self._samples = 0
         self._last_plain = 0.0
         self._loss: float | None = None
+        self._columns: list[tuple[str, str, str, int]] = []
 
     # --- run-level ------------------------------------------------------------------------
     def header(self, title: str, rows: Sequence[tuple[str, str]]) -> None:
@@ -78,9 +90,10 @@ class ConsoleReporter:
             self.console.print(Text.assemble(("  " + key.ljust(width) + "  ", "dim"), value))
         self.console.print()
 
-    def start(self, epochs: int, steps_per_epoch: int) -> None:
+    def start(self, epochs: int, steps_per_epoch: int, columns: Sequence[Column] = EPOCH_COLUMNS) -> None:
         self._epochs, self._steps = epochs, steps_per_epoch
-        header = "".join(f"{h:>{w}}" + "  " for h, w, _, _ in EPOCH_COLUMNS).rstrip()
+        self._columns = [(label, key, fmt, max(len(label), 9)) for label, key, fmt in columns]
+        header = "  ".join(f"{label:>{w}}" for label, _, _, w in self._columns)
         self.console.print(Text(header, style="bold"))
         if self.interactive:
             self._progress = Progress(
@@ -128,10 +141,8 @@ class ConsoleReporter:
                                f"{loss_text}  {rate:,.0f} samples/s  eta {format_duration(eta)}")
 
     def epoch_end(self, metrics: Mapping[str, float]) -> None:
-        cells = []
-        for _, width, key, fmt in EPOCH_COLUMNS:
-            value = metrics.get(key)
-            cells.append(fmt.format(value) if value is not None else f"{'-':>{width}}")
+        cells = [f"{fmt.format(metrics[key]) if key in metrics else '-':>{width}}"
+                 for _, key, fmt, width in self._columns]
         self.console.print("  ".join(cells))
 
     # --- the end --------------------------------------------------------------------------

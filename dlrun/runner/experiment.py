@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 import dlrun
 
 from .config import ArgumentError, check_arguments
-from .console import ConsoleReporter, format_duration
+from .console import EPOCH_COLUMNS, RESULT_ROWS, Column, ConsoleReporter, format_duration
 from .tasks import Setup, get_task
 from .tracking import TrackingError, flatten, make_tracker
 
@@ -118,8 +118,8 @@ class Reporter:
         self.console = console
         self.tracker = tracker
 
-    def start(self, epochs: int, steps_per_epoch: int) -> None:
-        self.console.start(epochs, steps_per_epoch)
+    def start(self, epochs: int, steps_per_epoch: int, columns: Sequence[Column] = EPOCH_COLUMNS) -> None:
+        self.console.start(epochs, steps_per_epoch, columns)
 
     def epoch_start(self, epoch: int) -> None:
         self.console.epoch_start(epoch)
@@ -130,6 +130,14 @@ class Reporter:
     def train_losses(self, values: Sequence[tuple[int, float]]) -> None:
         for global_step, value in values:
             self.tracker.log_metrics({"train/step_loss": value}, global_step)
+
+    def artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        """Logs a file the task wrote (e.g. a GAN's sample grid) with the run's artifacts."""
+        self.tracker.log_artifact(path, artifact_path)
+
+    def note(self, text: str) -> None:
+        """A line of the task's own on the console (what the epoch table has no column for)."""
+        self.console.console.print(text)
 
     def epoch_end(self, epoch: int, global_step: int, metrics: Mapping[str, float]) -> None:
         self.console.epoch_end(metrics)
@@ -228,7 +236,7 @@ def run(cfg: DictConfig) -> float:
             # the run already failed for another reason: report that one
 
     primary = task.primary_metric
-    _print_results(console, metrics, primary, run_dir, tracker, cfg)
+    _print_results(console, metrics, getattr(task, "results", RESULT_ROWS), run_dir, tracker, cfg)
     return float(metrics[primary])
 
 
@@ -243,16 +251,9 @@ def _describe_tracking(tracker: Any, cfg: DictConfig) -> str:
     return f"MLflow {tracker.tracking_uri}, experiment {cfg.experiment!r}"
 
 
-def _print_results(console: ConsoleReporter, metrics: Mapping[str, float], primary: str,
+def _print_results(console: ConsoleReporter, metrics: Mapping[str, float], rows_spec: Sequence[Column],
                    run_dir: Path, tracker: Any, cfg: DictConfig) -> None:
-    rows = []
-    labels = {"eval/accuracy": ("test accuracy", "{:.2%}"), "eval/loss": ("test loss", "{:.4f}"),
-              "train/loss": ("train loss (last epoch)", "{:.4f}"),
-              "train/samples_per_sec": ("samples/s (last epoch)", "{:,.0f}"),
-              "epoch": ("epochs", "{}"), "steps": ("steps", "{}")}
-    for key, (label, fmt) in labels.items():
-        if key in metrics:
-            rows.append((label, fmt.format(metrics[key])))
+    rows = [(label, fmt.format(metrics[key])) for label, key, fmt in rows_spec if key in metrics]
     rows.append(("wall time", format_duration(metrics.get("wall_time", 0.0))
                  + f" ({metrics.get('wall_time', 0.0):.1f} s)"))
     footer = [f"run folder: {run_dir}"]

@@ -13,7 +13,8 @@ class DivergenceError(RuntimeError):
 class Reporter(Protocol):
     """Where a task sends progress and metrics (the console and the tracker behind it)."""
 
-    def start(self, epochs: int, steps_per_epoch: int) -> None: ...
+    def start(self, epochs: int, steps_per_epoch: int, columns: Sequence[tuple[str, str, str]] = ...) -> None:
+        """``columns``: the task's per-epoch table, (label, metric key, format) each."""
 
     def epoch_start(self, epoch: int) -> None: ...
 

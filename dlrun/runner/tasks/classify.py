@@ -10,6 +10,7 @@ import numpy as np
 from dlrun.data import DataLoader
 from dlrun.engine import array, autograd
 
+from ..console import EPOCH_COLUMNS, RESULT_ROWS
 from .base import DivergenceError, Setup
 
 EVAL_BATCH_SIZE = 256  # evaluation keeps no graph, so larger batches are cheap and faster
@@ -24,6 +25,8 @@ class ClassifyTask:
     """
 
     primary_metric = "eval/accuracy"
+    columns = EPOCH_COLUMNS
+    results = RESULT_ROWS
 
     def __init__(self, setup: Setup):
         self.setup = setup
@@ -56,7 +59,7 @@ class ClassifyTask:
         epochs, log_every = int(tcfg.epochs), max(1, int(tcfg.log_every))
         steps = len(self.train_loader)
         s.start_schedule(steps, epochs)
-        s.report.start(epochs, steps)
+        s.report.start(epochs, steps, self.columns)
         global_step, metrics = 0, {}
         train_time = 0.0
         for epoch in range(1, epochs + 1):

@@ -33,6 +33,14 @@ class LanguageModelTask:
 
     primary_metric = "eval/perplexity"
     primary_mode = "min"
+    columns = (("epoch", "epoch", "{}"), ("train ppl", "train/perplexity", "{:.2f}"),
+               ("valid ppl", "eval/perplexity", "{:.2f}"), ("tokens/s", "train/tokens_per_sec", "{:,.0f}"),
+               ("lr", "learning_rate", "{:.4g}"), ("time", "epoch_time", "{:.1f}s"))
+    results = (("test perplexity", "test/perplexity", "{:.2f}"),
+               ("valid perplexity", "eval/perplexity", "{:.2f}"),
+               ("train perplexity (last epoch)", "train/perplexity", "{:.2f}"),
+               ("tokens/s (last epoch)", "train/tokens_per_sec", "{:,.0f}"),
+               ("epochs", "epoch", "{}"), ("steps", "steps", "{}"))
 
     def __init__(self, setup: Setup):
         from dlrun.data.text import batchify
@@ -62,7 +70,7 @@ class LanguageModelTask:
         s, tcfg = self.setup, self.tcfg
         epochs, log_every = int(tcfg.epochs), max(1, int(tcfg.log_every))
         s.start_schedule(self.steps, epochs)
-        s.report.start(epochs, self.steps)
+        s.report.start(epochs, self.steps, self.columns)
         global_step, metrics, train_time = 0, {}, 0.0
         for epoch in range(1, epochs + 1):
             s.report.epoch_start(epoch)

@@ -1,0 +1,97 @@
+"""Regression: minibatch SGD on a regression loss (L2 by default), evaluated by the test MSE.
+
+The training loop is the classification one (``ClassifyTask.run``: per-step losses, epochs,
+divergence checks); what differs is the data check and the evaluation: ``eval/mse`` (the
+primary metric, minimised), ``eval/loss`` (the configured loss) and, when the data knows its
+true coefficients (``data.true_weight``, ``data.true_bias``) and the model exposes its own
+(``net.coefficients()``), ``eval/weight_error``: the largest absolute difference between the
+learnt and the true weights and bias.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from dlrun.data import DataLoader
+from dlrun.engine import array
+
+from .base import Setup
+from .classify import EVAL_BATCH_SIZE, ClassifyTask
+
+
+class RegressionTask(ClassifyTask):
+    """Trains ``setup.net`` on ``setup.data.train`` (real-valued targets) and evaluates the
+    mean squared error on ``setup.data.test``."""
+
+    primary_metric = "eval/mse"
+    primary_mode = "min"  # a sweep minimises the primary metric
+    columns = (("epoch", "epoch", "{}"), ("train loss", "train/loss", "{:.5f}"),
+               ("test mse", "eval/mse", "{:.5f}"), ("weight err", "eval/weight_error", "{:.5f}"),
+               ("samples/s", "train/samples_per_sec", "{:,.0f}"), ("time", "epoch_time", "{:.1f}s"))
+    results = (("test mse", "eval/mse", "{:.6f}"), ("max |w - w*|", "eval/weight_error", "{:.6f}"),
+               ("train loss (last epoch)", "train/loss", "{:.6f}"), ("epochs", "epoch", "{}"),
+               ("steps", "steps", "{}"))
+
+    def __init__(self, setup: Setup):  # noqa: super().__init__ checks classes, not outputs
+        self.setup = setup
+        self.tcfg = setup.cfg.trainer
+        data = setup.data
+        self.train_loader = DataLoader(data.train, int(self.tcfg.batch_size), shuffle=True,
+                                       seed=setup.seed, ctx=setup.ctx)
+        self.test_loader = DataLoader(data.test, max(int(self.tcfg.batch_size), EVAL_BATCH_SIZE),
+                                      shuffle=False, ctx=setup.ctx)
+        blank = np.zeros((1, *data.train.data.shape[1:]), dtype=np.float32)
+        out = setup.net(array(blank, ctx=setup.ctx))  # gives deferred parameters their shapes
+        target = data.train.label.shape[1:]
+        outputs, wanted = int(np.prod(out.shape[1:])), int(np.prod(target))
+        if outputs != wanted:
+            raise ValueError(f"the model has {outputs} outputs but the dataset's targets have "
+                             f"{wanted} values; set model.outputs={wanted}")
+
+    def describe(self) -> Sequence[tuple[str, str]]:
+        data = self.setup.data
+        shape = "x".join(str(d) for d in data.train.data.shape[1:])
+        truth = ""
+        if getattr(data, "true_weight", None) is not None:
+            w = ", ".join(f"{v:g}" for v in np.asarray(data.true_weight).reshape(-1))
+            b = ", ".join(f"{v:g}" for v in np.asarray(data.true_bias).reshape(-1))
+            truth = f"; true w = [{w}], b = [{b}]"
+        return [("data", f"{len(data.train):,} train / {len(data.test):,} test examples, "
+                         f"{shape} features{truth}"),
+                ("schedule", f"{self.tcfg.epochs} epochs x {len(self.train_loader)} steps, "
+                             f"batch {self.tcfg.batch_size}")]
+
+    def evaluate(self) -> dict[str, float]:
+        """Loss and mean squared error on the test split; the weight error where known."""
+        s = self.setup
+        loss_sum, sq_sum, count, values = 0.0, 0.0, 0, 0
+        for x, y in self.test_loader:
+            out = s.net(x)
+            loss_sum += float(s.loss(out, y).sum().asscalar())
+            pred = out.asnumpy().astype(np.float64)
+            diff = pred - y.asnumpy().astype(np.float64).reshape(pred.shape)
+            sq_sum += float((diff * diff).sum())
+            count += x.shape[0]
+            values += diff.size
+        metrics = {"eval/loss": loss_sum / max(count, 1), "eval/mse": sq_sum / max(values, 1)}
+        error = weight_error(s.net, s.data)
+        if error is not None:
+            metrics["eval/weight_error"] = error
+        return metrics
+
+
+def weight_error(net: object, data: object) -> float | None:
+    """max |learnt - true| over the weights and the bias, or None when either side does not
+    know its coefficients (or their shapes differ)."""
+    true_w, true_b = getattr(data, "true_weight", None), getattr(data, "true_bias", None)
+    coefficients = getattr(net, "coefficients", None)
+    if true_w is None or coefficients is None:
+        return None
+    w, b = coefficients()
+    true_w = np.asarray(true_w, dtype=np.float64)
+    true_b = np.asarray(0.0 if true_b is None else true_b, dtype=np.float64)
+    if w.size != true_w.size or b.size != true_b.size:
+        return None
+    return float(max(np.abs(w.reshape(-1) - true_w.reshape(-1)).max(),
+                     np.abs(b.reshape(-1) - true_b.reshape(-1)).max()))
