@@ -18,7 +18,7 @@ CONF = Path(__file__).resolve().parents[1] / "dlrun" / "conf"
 # every option file of every group, as dlrun --help must list them
 GROUPS = {group.name: sorted(f.stem for f in group.glob("*.yaml"))
           for group in sorted(CONF.iterdir()) if group.is_dir() and list(group.glob("*.yaml"))}
-BUILDING_GROUPS = ["dataset", "model", "loss", "optimizer", "schedule"]
+BUILDING_GROUPS = ["dataset", "model", "loss", "optimizer", "schedule", "init"]
 
 
 def composed(*overrides: str):
@@ -43,7 +43,7 @@ def test_defaults_are_the_seed_models_and_digits():
     assert adam._target_ == "dlrun.optim.Adam" and adam.lr == 0.001
 
 
-DEFAULT_GROUPS = ["dataset", "device", "logger", "loss", "model", "optimizer", "schedule", "trainer"]
+DEFAULT_GROUPS = ["dataset", "device", "init", "logger", "loss", "model", "optimizer", "schedule", "trainer"]
 
 
 @pytest.mark.parametrize("group", DEFAULT_GROUPS)

@@ -8,7 +8,7 @@ config is composed, naming the key:
     dlrun trainer.epochs=abc   ->  Value 'abc' of type 'str' could not be converted to Integer
                                    full_key: trainer.epochs
 
-Groups that build a class (dataset, model, loss, optimizer, schedule, trainer.init) have no
+Groups that build a class (dataset, model, loss, optimizer, schedule, init) have no
 schema to keep in step: their YAML names the class (``_target_``) and lists all of its
 arguments, and :func:`check_arguments` checks the composed node against the class's own
 signature and type hints before anything is built.
@@ -41,8 +41,6 @@ class TrainerConfig:
     eval_batch_size: Optional[int] = None  # evaluation batch (null: batch_size)
     wd: float = 0.0                # weight decay: lambda of the penalty lambda * ||w||^2 (every optimizer)
     clip_global_norm: Optional[float] = None  # clip the global gradient norm (after the 1/batch rescale)
-    # the parameter initializer: a class of dlrun.nn.init and its arguments
-    init: Any = field(default_factory=lambda: {"_target_": "dlrun.nn.init.Xavier"})
 
 
 class DeviceType(Enum):
@@ -80,6 +78,7 @@ class Config:
     loss: Any = MISSING
     optimizer: Any = MISSING
     schedule: Any = MISSING
+    init: Any = MISSING            # the parameter initializer (dlrun.nn.init)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)

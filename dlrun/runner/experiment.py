@@ -181,16 +181,15 @@ def run(cfg: DictConfig) -> float:
 
     status, metrics, task = "FAILED", {}, None
     try:
-        for key in ("model", "loss", "optimizer", "schedule", "dataset"):  # names and types, at once
+        for key in ("model", "loss", "optimizer", "schedule", "dataset", "init"):  # names and types, at once
             check_node(cfg[key], key)
-        check_node(cfg.trainer.init, "trainer.init")
         # pieces that need no data first, so that a bad value fails before any data is read
         loss = build(cfg.loss, "loss")
         schedule = build(cfg.schedule, "schedule")
         optimizer = build(cfg.optimizer, "optimizer", lr_scheduler=schedule, wd=float(cfg.trainer.wd))
         data = build(cfg.dataset, "dataset")
         net = build(cfg.model, "model", **data_model_args(cfg.model, data))
-        net.initialize(build(cfg.trainer.init, "trainer.init"), ctx=ctx)
+        net.initialize(build(cfg.init, "init"), ctx=ctx)
         from dlrun.optim import Trainer
 
         trainer = Trainer(net.collect_params(), optimizer, clip_global_norm=cfg.trainer.clip_global_norm)

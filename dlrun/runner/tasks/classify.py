@@ -106,7 +106,7 @@ class ClassifyTask:
                 raise DivergenceError(
                     f"the training loss became {v} at step {gs} (epoch {epoch}); the run "
                     f"diverged. Lower the learning rate (optimizer.lr, now {lr:g}) or change "
-                    f"trainer.init.")
+                    f"the initializer (init=...).")
         return values
 
     def evaluate(self) -> dict[str, float]:
