@@ -53,8 +53,8 @@ class Splits:
 
     @property
     def model_args(self) -> dict:
-        """Model arguments the data decides: a model config's null ``classes`` becomes this."""
-        return {"classes": self.num_classes}
+        """Model arguments the data decides (a model config's null ``classes`` or ``image_shape``)."""
+        return {"classes": self.num_classes, "image_shape": list(self.input_shape)}
 
 
 class IdxFiles(NamedTuple):
