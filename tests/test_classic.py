@@ -202,7 +202,7 @@ def test_fizzbuzz_data():
         "FizzBuzz"]
     data = fizzbuzz(train_max=1024)
     assert (len(data.train), len(data.test)) == (924, 100) and data.num_classes == 4
-    assert data.model_args == {"classes": 4} and data.task == "classify"
+    assert data.model_args == {"classes": 4, "image_shape": [3]} and data.task == "classify"
     assert data.test.data[8].tolist() == [0.0, 4.0, 9.0]          # 9: (0, 4, 9)
     assert data.train.data[0].tolist() == [2.0, 1.0, 11.0]        # 101
     assert data.test.label[[8, 9, 14, 0]].tolist() == [1, 2, 3, 0]

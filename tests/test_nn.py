@@ -4,7 +4,7 @@ import pytest
 
 import dlrun as mx
 from dlrun import autograd, gluon, nd
-from dlrun.engine import array, cpu
+from dlrun.engine import array
 from dlrun.nn import (AvgPool2D, Conv2D, Dense, DeferredInitializationError, Dropout, Flatten,
                       HybridBlock, MaxPool2D, ParameterFileError, Sequential)
 from dlrun.models.lenet import LeNet

@@ -3,9 +3,8 @@ against NumPy references written from the published formulas."""
 import numpy as np
 import pytest
 
-from dlrun.engine import array, autograd, cpu, ops, random
-from tests.gradcheck import check_gradients
-from tests.opcases import OpCase, kw, labels, log_softmax_ref, normal, op_tests, positive
+from dlrun.engine import array, autograd, ops, random
+from tests.opcases import OpCase, kw, labels, log_softmax_ref, normal, op_tests
 
 
 def sig(z):

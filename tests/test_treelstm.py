@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import dlrun as mx
-from dlrun import autograd, nd
+from dlrun import autograd
 from dlrun.data.trees import Tree, listops
 from dlrun.engine import array, cpu
 from dlrun.loss import SoftmaxCrossEntropyLoss

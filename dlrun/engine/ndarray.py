@@ -1,7 +1,7 @@
 """NDArray: an imperative array on a device context, with an optional gradient buffer."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

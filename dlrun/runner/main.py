@@ -3,6 +3,7 @@
     dlrun                                  # LeNet on the embedded digits, tracked in MLflow
     dlrun model=mlp optimizer=adam trainer.epochs=3
     dlrun --help                           # groups, options and the composed config
+    dlrun -m optimizer.lr=0.1,0.03,0.01    # a sweep (dlrun.runner.sweep)
 
 Errors end with one message and a non-zero exit; ``debug=true`` (or HYDRA_FULL_ERROR=1)
 shows the full Python traceback instead. Only light modules are imported here, so that
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from typing import Any
 
@@ -19,38 +21,53 @@ import hydra
 from omegaconf import DictConfig
 
 from .config import register_configs
+from .sweep import register_resolvers
+
+register_resolvers()  # also where a joblib worker unpickles the task function
 
 _DEBUG_ARG = re.compile(r"\+*debug=(true|True|TRUE|yes|1)")
 
 
-def _report(error: BaseException) -> int:
-    """Prints ``error`` for the user; returns the exit code."""
+def _message(error: BaseException) -> tuple[str, str | None]:
+    """What to tell the user about ``error``: the message and, for unexpected errors, a hint."""
     from dlrun.data.errors import DataError
     from dlrun.engine import ContextError
 
-    from .console import error as print_error
     from .experiment import ConfigError
+    from .sweep import TrialFailed
     from .tasks import DivergenceError, UnknownTaskError
     from .tracking import TrackingError
 
-    hint = "run again with debug=true to see the full traceback"
     if isinstance(error, (ContextError, DataError, ConfigError, TrackingError, DivergenceError,
-                          UnknownTaskError)):
-        print_error(str(error))
-    elif isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
-        print_error(str(error))
-    else:
-        print_error(f"{type(error).__name__}: {error}", hint)
+                          UnknownTaskError, TrialFailed)):
+        return str(error), None
+    if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
+        return str(error), None
+    return f"{type(error).__name__}: {error}", "run again with debug=true to see the full traceback"
+
+
+def _report(error: BaseException) -> int:
+    """Prints ``error`` for the user; returns the exit code."""
+    from .console import error as print_error
+
+    print_error(*_message(error))
     return 1
 
 
 @hydra.main(config_path="pkg://dlrun.conf", config_name="config", version_base="1.3")
 def _run(cfg: DictConfig) -> Any:
+    """One run; in a sweep, one trial: its outcome goes to ``trial.json`` and a failure is
+    raised as TrialFailed, so that Hydra records the job as failed and the sweep goes on."""
     from .experiment import in_debug_mode, run
+    from .sweep import TrialFailed, TrialScope, in_multirun
 
+    trial = TrialScope() if in_multirun() else None
     try:
-        return run(cfg)
+        value = run(cfg)
+        return trial.finished(value) if trial is not None else value
     except KeyboardInterrupt:
+        if trial is not None:
+            trial.killed()
         if in_debug_mode(cfg):
             raise
         from .console import error as print_error
@@ -58,9 +75,26 @@ def _run(cfg: DictConfig) -> Any:
         print_error("interrupted")
         raise SystemExit(130) from None
     except Exception as e:
+        if trial is None:
+            if in_debug_mode(cfg):
+                raise
+            raise SystemExit(_report(e)) from None
+        text, hint = _message(e)
+        kind = e.kind if isinstance(e, TrialFailed) else "error"
+        trial.failed(text, kind)
         if in_debug_mode(cfg):
+            import traceback
+
+            traceback.print_exc()  # Hydra keeps a failed job's exception, not its traceback
             raise
-        raise SystemExit(_report(e)) from None
+        from .console import error as print_error
+
+        print_error(f"trial {trial.number}: {text}", hint)
+        raise TrialFailed(text, kind=kind) from None
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> None:
@@ -69,7 +103,17 @@ def main() -> None:
         # errors while composing the config happen before `debug` is known: let Hydra show them in full
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     register_configs()
-    _run()
+    register_resolvers()
+    # `kill` (SIGTERM) ends a run like Ctrl-C: its MLflow run KILLED rather than left RUNNING,
+    # a sweep's table printed and its study ready to resume
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        _run()
+    except KeyboardInterrupt:  # outside a run (between the trials of a sweep, say)
+        from .console import error as print_error
+
+        print_error("interrupted")
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

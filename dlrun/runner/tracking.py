@@ -188,20 +188,7 @@ class MlflowTracker:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=self.tracking_uri)
-        exp = client.get_experiment_by_name(self.experiment)
-        if exp is None:
-            try:
-                self.experiment_id = client.create_experiment(
-                    self.experiment, artifact_location=_as_uri(self.artifact_location))
-            except Exception:  # another process created it meanwhile
-                exp = client.get_experiment_by_name(self.experiment)
-                if exp is None:
-                    raise
-                self.experiment_id = exp.experiment_id
-        else:
-            if exp.lifecycle_stage == "deleted":
-                client.restore_experiment(exp.experiment_id)
-            self.experiment_id = exp.experiment_id
+        self.experiment_id = open_experiment(client, self.experiment, self.artifact_location)
         tags = dict(self.tags)
         if self.source_dir is not None:
             commit = git_commit(self.source_dir)
@@ -248,11 +235,48 @@ class MlflowTracker:
             log.exception("could not end the MLflow run")
 
 
+def open_experiment(client: Any, name: str, artifact_location: str | None) -> str:
+    """The id of the MLflow experiment ``name``, created (or restored) when needed."""
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return client.create_experiment(name, artifact_location=_as_uri(artifact_location))
+        except Exception:  # another process created it meanwhile
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+    if exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+    return exp.experiment_id
+
+
 def make_tracker(logger_cfg: Any, experiment: str, **kwargs: Any) -> MlflowTracker | NullTracker:
-    """The tracker ``logger_cfg`` (the ``logger`` group) asks for."""
+    """The tracker ``logger_cfg`` (the ``logger`` group) asks for.
+
+    In a sweep (a Hydra multirun) the run also gets the sweep's tags: its id, the trial
+    number and ``mlflow.parentRunId``, which nests it under the sweep's parent run.
+    """
+    store = mlflow_store(logger_cfg)
+    if store is None:
+        return NullTracker()
+    uri, artifact_location = store
+    from .sweep import trial_tags
+
+    sweep_tags = trial_tags(uri, experiment)
+    if sweep_tags:
+        kwargs["tags"] = {**(kwargs.get("tags") or {}), **sweep_tags}
+    return MlflowTracker(uri, experiment, artifact_location=artifact_location, **kwargs)
+
+
+def mlflow_store(logger_cfg: Any) -> tuple[str, str | None] | None:
+    """(tracking URI, artifact location) of the ``logger`` group; None for ``logger=none``.
+
+    A local SQLite store's folder is created; a server decides where its artifacts go.
+    """
     backend = getattr(logger_cfg.backend, "value", logger_cfg.backend)
     if backend == "none":
-        return NullTracker()
+        return None
     if backend == "mlflow":
         if not logger_cfg.tracking_uri:
             raise TrackingError("logger=mlflow needs logger.tracking_uri (e.g. "
@@ -263,7 +287,7 @@ def make_tracker(logger_cfg: Any, experiment: str, **kwargs: Any) -> MlflowTrack
             Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         elif not uri.startswith("file:"):
             artifact_location = None  # a server decides where its artifacts go
-        return MlflowTracker(uri, experiment, artifact_location=artifact_location, **kwargs)
+        return uri, artifact_location
     raise TrackingError(f"unknown logger backend {backend!r}: use logger=mlflow or logger=none")
 
 
