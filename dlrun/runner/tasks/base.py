@@ -51,6 +51,19 @@ class Setup:
         if hasattr(self.schedule, "observe") and primary in metrics:
             self.schedule.observe(float(metrics[primary]))
 
+    def fetch_losses(self, pending: Sequence[tuple[int, Any, int]], epoch: int) -> list[tuple[int, float]]:
+        """The pending (step, loss on the device, size) brought to the host in one sync, as
+        (step, value); a NaN or infinite loss stops the run naming the step."""
+        values = [(step, float(v.asscalar())) for step, v, _ in pending]
+        for step, v in values:
+            if not math.isfinite(v):
+                raise DivergenceError(
+                    f"the training loss became {v} at step {step} (epoch {epoch}); the run "
+                    f"diverged. Lower the learning rate (optimizer.lr, now "
+                    f"{self.trainer.learning_rate:g}), set trainer.clip_global_norm, or change "
+                    f"the initializer (init=...)")
+        return values
+
     def checked_step(self, batch_size: int, step: int) -> float | None:
         """One trainer step; the gradient norm when clipping is on, and divergence as an error."""
         norm = self.trainer.step(batch_size)

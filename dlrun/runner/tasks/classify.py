@@ -1,7 +1,6 @@
 """Classification: minibatch training with a per-step loss and test-split evaluation per epoch."""
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Sequence
 
@@ -11,7 +10,7 @@ from dlrun.data import DataLoader
 from dlrun.engine import array, autograd
 
 from ..console import EPOCH_COLUMNS, RESULT_ROWS
-from .base import DivergenceError, Setup
+from .base import Setup
 
 EVAL_BATCH_SIZE = 256  # evaluation keeps no graph, so larger batches are cheap and faster
 
@@ -78,7 +77,7 @@ class ClassifyTask:
                 pending.append((global_step, loss.mean(), n))
                 fresh = None
                 if step % log_every == 0 or step == steps:
-                    values = self._fetch(pending, epoch)
+                    values = s.fetch_losses(pending, epoch)
                     loss_sum += sum(v * size for (_, v), (_, _, size) in zip(values, pending))
                     s.report.train_losses(values)
                     fresh = values[-1][1]
@@ -96,18 +95,6 @@ class ClassifyTask:
             s.report.epoch_end(epoch, global_step, metrics)
         metrics.update({"steps": global_step, "train_time": train_time})
         return metrics
-
-    def _fetch(self, pending: list[tuple[int, Any, int]], epoch: int) -> list[tuple[int, float]]:
-        """Brings the pending per-step losses to the host (one sync) and checks them."""
-        values = [(gs, float(v.asscalar())) for gs, v, _ in pending]
-        for gs, v in values:
-            if not math.isfinite(v):
-                lr = self.setup.trainer.learning_rate
-                raise DivergenceError(
-                    f"the training loss became {v} at step {gs} (epoch {epoch}); the run "
-                    f"diverged. Lower the learning rate (optimizer.lr, now {lr:g}) or change "
-                    f"the initializer (init=...).")
-        return values
 
     def evaluate(self) -> dict[str, float]:
         """Loss and accuracy of the model on the test split (no graph is recorded)."""

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from dlrun.engine import array, autograd
 
-from .base import DivergenceError, Setup
+from .base import Setup
 
 
 def windows(ids: np.ndarray, bptt: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -91,7 +91,7 @@ class LanguageModelTask:
                 pending.append((global_step, cost, y.size))
                 fresh = None
                 if step % log_every == 0 or step == self.steps:
-                    values = self._fetch(pending, epoch)
+                    values = s.fetch_losses(pending, epoch)
                     loss_sum += sum(v for _, v in values)
                     s.report.train_losses([(g, v / n) for (g, v), (_, _, n) in zip(values, pending)])
                     fresh = values[-1][1] / pending[-1][2]
@@ -111,15 +111,6 @@ class LanguageModelTask:
         metrics.update(self.evaluate(self.test_ids, "test"))
         metrics.update({"steps": global_step, "train_time": train_time})
         return metrics
-
-    def _fetch(self, pending: list[tuple[int, Any, int]], epoch: int) -> list[tuple[int, float]]:
-        values = [(g, float(v.asscalar())) for g, v, _ in pending]
-        for g, v in values:
-            if not math.isfinite(v):
-                raise DivergenceError(
-                    f"the training loss became {v} at step {g} (epoch {epoch}); the run diverged. "
-                    f"Lower the learning rate (optimizer.lr) or set trainer.clip_global_norm")
-        return values
 
     def evaluate(self, ids: np.ndarray, prefix: str) -> dict[str, float]:
         """Cross-entropy per token and perplexity over a whole split, state carried throughout."""

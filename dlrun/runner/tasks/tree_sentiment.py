@@ -24,7 +24,7 @@ import numpy as np
 
 from dlrun.engine import array, autograd, ops
 
-from .base import DivergenceError, Setup
+from .base import Setup
 
 EVAL_BATCH_SIZE = 256  # evaluation keeps no graph: larger level-batched minibatches are cheaper
 
@@ -134,7 +134,7 @@ class TreeSentimentTask:
                 pending.append((global_step, cost, len(keep)))
                 fresh = None
                 if step % log_every == 0 or step == self.steps:
-                    values = self._fetch(pending, epoch)
+                    values = s.fetch_losses(pending, epoch)
                     loss_sum += sum(v for _, v in values)
                     s.report.train_losses([(g, v / max(n, 1))
                                            for (g, v), (_, _, n) in zip(values, pending)])
@@ -171,16 +171,6 @@ class TreeSentimentTask:
     def _restore(self, values: dict[str, np.ndarray]) -> None:
         for k, p in self.setup.net.collect_params().items():
             p.set_data(values[k])
-
-    def _fetch(self, pending: list[tuple[int, Any, int]], epoch: int) -> list[tuple[int, float]]:
-        values = [(g, float(v.asscalar())) for g, v, _ in pending]
-        for g, v in values:
-            if not math.isfinite(v):
-                raise DivergenceError(
-                    f"the training loss became {v} at step {g} (epoch {epoch}); the run "
-                    f"diverged. Lower the learning rate (optimizer.lr, now "
-                    f"{self.setup.trainer.learning_rate:g}) or set trainer.clip_global_norm")
-        return values
 
     def evaluate(self, trees: Sequence[Any], prefix: str) -> dict[str, float]:
         """Root and all-node accuracy, and the loss per target of the trained nodes."""
