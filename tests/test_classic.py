@@ -336,6 +336,6 @@ def test_logistic_regression_trains_by_sgd_in_the_binary_task(run_dlrun):
 
 @pytest.mark.slow
 def test_perceptron_on_non_binary_data_says_what_to_pick(run_dlrun):
-    res = run_dlrun("model=perceptron", "logger=none")
+    res = run_dlrun("model=perceptron", "dataset=digits", "logger=none")
     assert res.returncode != 0
     assert "labels must be -1 and +1" in res.stderr and "dataset=separable" in res.stderr
