@@ -27,6 +27,11 @@ class RemoteFile:
     urls: tuple[str, ...]
 
 
+def remote_files(names: tuple[str, ...], sha256: dict[str, str], mirrors: list[str]) -> list[RemoteFile]:
+    """Each named file with its checksum, fetched from every mirror in order."""
+    return [RemoteFile(name, sha256[name], tuple(m + name for m in mirrors)) for name in names]
+
+
 def default_root() -> Path:
     """The data root: ``$DLRUN_DATA`` if set, else ``~/.cache/dlrun``."""
     return Path(os.environ.get("DLRUN_DATA") or "~/.cache/dlrun").expanduser()

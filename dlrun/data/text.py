@@ -14,7 +14,7 @@ from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from .download import RemoteFile, default_root, fetch_all
+from .download import RemoteFile, default_root, fetch_all, remote_files
 from .errors import CorruptFileError, DataError, DatasetNotFoundError
 
 UNK = "<unk>"
@@ -155,8 +155,7 @@ class PtbFiles(NamedTuple):
 
 def ptb_files(mirrors: list[str], sha256: dict[str, str]) -> PtbFiles:
     """The standard PTB file names with their checksums, each fetched from ``mirrors``."""
-    return PtbFiles(*(RemoteFile(name, sha256[name], tuple(m + name for m in mirrors))
-                      for name in PTB_FILENAMES))
+    return PtbFiles(*remote_files(PTB_FILENAMES, sha256, mirrors))
 
 
 def ptb(root: str | Path | None = None) -> TextCorpus:

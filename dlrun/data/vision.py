@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .dataset import ArrayDataset
-from .download import RemoteFile, default_root, fetch_all
+from .download import RemoteFile, default_root, fetch_all, remote_files
 from .errors import CorruptFileError
 from .idx import read_idx
 
@@ -68,8 +68,7 @@ class IdxFiles(NamedTuple):
 
 def idx_files(mirrors: list[str], sha256: dict[str, str]) -> IdxFiles:
     """The standard MNIST file names with their checksums, each fetched from ``mirrors``."""
-    return IdxFiles(*(RemoteFile(name, sha256[name], tuple(m + name for m in mirrors))
-                      for name in IDX_FILENAMES))
+    return IdxFiles(*remote_files(IDX_FILENAMES, sha256, mirrors))
 
 
 def mnist(root: str | Path | None = None) -> Splits:

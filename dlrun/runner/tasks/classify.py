@@ -28,13 +28,8 @@ class ClassifyTask:
     results = RESULT_ROWS
 
     def __init__(self, setup: Setup):
-        self.setup = setup
-        self.tcfg = setup.cfg.trainer
+        self._make_loaders(setup)
         data = setup.data
-        self.train_loader = DataLoader(data.train, int(self.tcfg.batch_size), shuffle=True,
-                                       seed=setup.seed, ctx=setup.ctx)
-        self.test_loader = DataLoader(data.test, max(int(self.tcfg.batch_size), EVAL_BATCH_SIZE),
-                                      shuffle=False, ctx=setup.ctx)
         # one forward pass on a blank example gives every deferred parameter its shape
         blank = np.zeros((1, *data.input_shape), dtype=np.float32)
         out = setup.net(array(blank, ctx=setup.ctx))
@@ -43,6 +38,15 @@ class ClassifyTask:
             raise ValueError(
                 f"the model has {classes} outputs but the dataset has {data.num_classes} classes; "
                 f"set model.classes={data.num_classes}")
+
+    def _make_loaders(self, setup: Setup) -> None:
+        """Shuffled training batches and larger, ordered evaluation batches."""
+        self.setup = setup
+        self.tcfg = setup.cfg.trainer
+        self.train_loader = DataLoader(setup.data.train, int(self.tcfg.batch_size), shuffle=True,
+                                       seed=setup.seed, ctx=setup.ctx)
+        self.test_loader = DataLoader(setup.data.test, max(int(self.tcfg.batch_size), EVAL_BATCH_SIZE),
+                                      shuffle=False, ctx=setup.ctx)
 
     def describe(self) -> Sequence[tuple[str, str]]:
         data = self.setup.data

@@ -13,11 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
-from dlrun.data import DataLoader
 from dlrun.engine import array
 
 from .base import Setup
-from .classify import EVAL_BATCH_SIZE, ClassifyTask
+from .classify import ClassifyTask
 
 
 class RegressionTask(ClassifyTask):
@@ -34,13 +33,8 @@ class RegressionTask(ClassifyTask):
                ("steps", "steps", "{}"))
 
     def __init__(self, setup: Setup):  # noqa: super().__init__ checks classes, not outputs
-        self.setup = setup
-        self.tcfg = setup.cfg.trainer
+        self._make_loaders(setup)
         data = setup.data
-        self.train_loader = DataLoader(data.train, int(self.tcfg.batch_size), shuffle=True,
-                                       seed=setup.seed, ctx=setup.ctx)
-        self.test_loader = DataLoader(data.test, max(int(self.tcfg.batch_size), EVAL_BATCH_SIZE),
-                                      shuffle=False, ctx=setup.ctx)
         blank = np.zeros((1, *data.train.data.shape[1:]), dtype=np.float32)
         out = setup.net(array(blank, ctx=setup.ctx))  # gives deferred parameters their shapes
         target = data.train.label.shape[1:]
