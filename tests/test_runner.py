@@ -263,3 +263,31 @@ def test_ci_runs_the_readme_quick_start_commands_verbatim():
     for command in commands.values():
         assert f"```bash\n{command}\n```" in readme, command
     assert (root / ".ci" / "run").stat().st_mode & 0o111, ".ci/run must be executable"
+
+
+def test_augmentation_is_a_dataset_choice_that_only_the_training_loader_applies():
+    from types import SimpleNamespace
+
+    from dlrun.data.transforms import RandomCrop, RandomFlip
+    from dlrun.engine import cpu
+    from dlrun.models.lenet import LeNet
+    from dlrun.runner.experiment import build
+    from dlrun.runner.tasks.classify import ClassifyTask
+
+    assert build(composed().dataset, "dataset").augment is None
+    cfg = composed("+dataset/augment=crop_flip", "dataset.augment.padding=2")
+    data = build(cfg.dataset, "dataset")
+    crop, flip = data.augment.transforms
+    assert isinstance(crop, RandomCrop) and crop.padding == 2 and isinstance(flip, RandomFlip)
+    recipe = composed("+recipe=inception_fashion_mnist").dataset.augment
+    assert recipe._target_ == "dlrun.data.crop_flip" and recipe.padding == 2 and recipe.flip
+
+    net = LeNet(classes=10)
+    net.initialize()
+    task = ClassifyTask(SimpleNamespace(cfg=cfg, ctx=cpu(), data=data, net=net, seed=0))
+    assert task.train_loader.transform is data.augment and task.test_loader.transform is None
+    order = task.train_loader._order()
+    x, y = next(iter(task.train_loader))
+    stored = data.train.data[order[:len(y.asnumpy())]]
+    np.testing.assert_array_equal(y.asnumpy(), data.train.label[order[:len(stored)]])
+    assert x.shape == stored.shape and not np.array_equal(x.asnumpy(), stored)

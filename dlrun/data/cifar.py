@@ -14,6 +14,7 @@ from .archive import safe_extract
 from .dataset import ArrayDataset
 from .download import RemoteFile, default_root, fetch
 from .errors import CorruptFileError
+from .transforms import Transform
 from .vision import Splits
 
 # Size 170,052,171 bytes; its MD5 c32a1d4ab5d03f1284b67883e8d87530 is the one published on
@@ -34,20 +35,22 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 RECORD_BYTES = 1 + 3 * 32 * 32
 
 
-def cifar10(root: str | Path | None = None) -> Splits:
+def cifar10(root: str | Path | None = None, augment: Transform | None = None) -> Splits:
     """CIFAR-10 from ``root/cifar10`` (root defaults to ``default_root()``).
 
     Reads ``cifar-10-batches-bin/{data_batch_1..5,test_batch}.bin``; when one is missing,
     ``cifar-10-binary.tar.gz`` is taken from the folder or downloaded (SHA-256 checked) and
     unpacked with ``safe_extract``. Images are float32 N x 3 x 32 x 32, standardised per
     channel with the training set's mean and standard deviation; labels int32 0..9.
+    ``augment`` transforms the training batches (e.g. ``crop_flip(4)``, the standard one).
     """
     folder = (default_root() if root is None else Path(root).expanduser()) / "cifar10"
-    return load_cifar10(folder, CIFAR10_FILE, CIFAR10_RECORDS)
+    return load_cifar10(folder, CIFAR10_FILE, CIFAR10_RECORDS, augment)
 
 
 def load_cifar10(folder: str | Path, archive: RemoteFile = CIFAR10_FILE,
-                 records_per_file: int | None = CIFAR10_RECORDS) -> Splits:
+                 records_per_file: int | None = CIFAR10_RECORDS,
+                 augment: Transform | None = None) -> Splits:
     """CIFAR-10 batches under ``folder/cifar-10-batches-bin``, unpacked from ``archive`` if
     missing. ``records_per_file``, when given, is the number of records each file must hold."""
     folder = Path(folder)
@@ -58,7 +61,7 @@ def load_cifar10(folder: str | Path, archive: RemoteFile = CIFAR10_FILE,
         safe_extract(tar, folder, members=[f"{CIFAR10_FOLDER}/{n}" for n in names])
     train = [read_cifar_batch(batches / n, records_per_file) for n in CIFAR10_TRAIN]
     test = [read_cifar_batch(batches / n, records_per_file) for n in CIFAR10_TEST]
-    return Splits(_dataset(train), _dataset(test), 10, (3, 32, 32))
+    return Splits(_dataset(train), _dataset(test), 10, (3, 32, 32), augment)
 
 
 def read_cifar_batch(path: str | Path, records: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from .dataset import ArrayDataset
 from .download import RemoteFile, default_root, fetch_all, remote_files
 from .errors import CorruptFileError
 from .idx import read_idx
+from .transforms import Transform
 
 MNIST_MIRRORS = ["https://ossci-datasets.s3.amazonaws.com/mnist/",
                  "http://yann.lecun.com/exdb/mnist/"]
@@ -43,12 +44,15 @@ DIGITS_STATS = (0.2243, 0.3494)  # over all 1797 digits after resizing to 28 x 2
 
 @dataclass(frozen=True)
 class Splits:
-    """A dataset's train and test sets, its number of classes and one example's shape."""
+    """A dataset's train and test sets, its number of classes and one example's shape, and
+    the augmentation of its training batches (``augment``, a ``dlrun.data.transforms``
+    transform; None: none)."""
 
     train: ArrayDataset
     test: ArrayDataset
     num_classes: int
     input_shape: tuple[int, ...]
+    augment: Transform | None = None
     task = "classify"  # the training loop the runner picks for this data (dlrun.runner.tasks)
 
     @property
@@ -71,34 +75,38 @@ def idx_files(mirrors: list[str], sha256: dict[str, str]) -> IdxFiles:
     return IdxFiles(*remote_files(IDX_FILENAMES, sha256, mirrors))
 
 
-def mnist(root: str | Path | None = None) -> Splits:
-    """MNIST from ``root/mnist`` (root defaults to ``default_root()``), downloaded if missing."""
+def mnist(root: str | Path | None = None, augment: Transform | None = None) -> Splits:
+    """MNIST from ``root/mnist`` (root defaults to ``default_root()``), downloaded if missing;
+    ``augment`` transforms the training batches."""
     return load_idx_dataset(_folder(root, "mnist"), idx_files(MNIST_MIRRORS, MNIST_SHA256),
-                            MNIST_STATS)
+                            MNIST_STATS, augment=augment)
 
 
-def fashion_mnist(root: str | Path | None = None) -> Splits:
-    """Fashion-MNIST from ``root/fashion_mnist``, downloaded if missing."""
+def fashion_mnist(root: str | Path | None = None, augment: Transform | None = None) -> Splits:
+    """Fashion-MNIST from ``root/fashion_mnist``, downloaded if missing; ``augment``
+    transforms the training batches."""
     return load_idx_dataset(_folder(root, "fashion_mnist"),
                             idx_files(FASHION_MNIST_MIRRORS, FASHION_MNIST_SHA256),
-                            FASHION_MNIST_STATS)
+                            FASHION_MNIST_STATS, augment=augment)
 
 
 def load_idx_dataset(folder: Path, files: IdxFiles, stats: tuple[float, float],
-                     num_classes: int = 10) -> Splits:
+                     num_classes: int = 10, augment: Transform | None = None) -> Splits:
     """The train and test sets stored in ``files`` under ``folder``, fetched if missing."""
     paths = IdxFiles(*fetch_all(Path(folder), list(files)))
     train = _idx_set(paths.train_images, paths.train_labels, stats, num_classes)
     test = _idx_set(paths.test_images, paths.test_labels, stats, num_classes)
-    return Splits(train, test, num_classes, train.data.shape[1:])
+    return Splits(train, test, num_classes, train.data.shape[1:], augment)
 
 
-def digits(seed: int = 0, test_fraction: float = 0.2, root: str | Path | None = None) -> Splits:
+def digits(seed: int = 0, test_fraction: float = 0.2, root: str | Path | None = None,
+           augment: Transform | None = None) -> Splits:
     """The UCI handwritten digits shipped with scikit-learn, as 1 x 28 x 28 images.
 
     Each 8 x 8 image (values 0..16) is upsampled 3x to 24 x 24 and padded by 2 pixels. The
     train/test split is stratified and fixed by ``seed``. ``root`` is unused (nothing is
-    downloaded); it is accepted so that every builder takes the same arguments.
+    downloaded); it is accepted so that every builder takes the same arguments. ``augment``
+    transforms the training batches.
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -110,7 +118,7 @@ def digits(seed: int = 0, test_fraction: float = 0.2, root: str | Path | None = 
     train_idx, test_idx = train_test_split(np.arange(len(label)), test_size=test_fraction,
                                            random_state=seed, stratify=label)
     return Splits(ArrayDataset(data[train_idx], label[train_idx]),
-                  ArrayDataset(data[test_idx], label[test_idx]), 10, data.shape[1:])
+                  ArrayDataset(data[test_idx], label[test_idx]), 10, data.shape[1:], augment)
 
 
 def _folder(root: str | Path | None, name: str) -> Path:

@@ -119,6 +119,7 @@ class TreeLSTM(nn.Block):
     cell: ``childsum`` (any number of children) or ``binary`` (N-ary, at most ``arity``).
     classify: ``all`` nodes (every labelled node is a training target) or the ``root`` only.
     dropout: on the cell's output before the softmax layer.
+    embedding_dropout: on the word vectors before the cell (as DGL's Tree-LSTM example does).
     batched: level-by-level evaluation (True) or the plain recursion (False).
     freeze_embeddings: keep the word vectors fixed (grad_req null).
     embedding_lr_mult, embedding_wd_mult: the word vectors' learning-rate and weight-decay
@@ -130,7 +131,7 @@ class TreeLSTM(nn.Block):
                  hidden_size: int = 150, cell: str = "childsum", arity: int = 2,
                  classify: str = "all", dropout: float = 0.5, batched: bool = True,
                  freeze_embeddings: bool = False, embedding_lr_mult: float = 1.0,
-                 embedding_wd_mult: float = 1.0, **kwargs: Any):
+                 embedding_wd_mult: float = 1.0, embedding_dropout: float = 0.0, **kwargs: Any):
         super().__init__(**kwargs)
         if vocab_size is None or classes is None:
             raise ValueError("TreeLSTM reads trees: it needs a tree dataset to decide vocab_size "
@@ -153,6 +154,7 @@ class TreeLSTM(nn.Block):
         else:
             self.cell = nn.BinaryTreeLSTMCell(hidden_size, input_size=embed_size, arity=arity)
         self.dropout = nn.Dropout(dropout)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.output = nn.Dense(classes, in_units=hidden_size)
 
     def load_embeddings(self, matrix: np.ndarray) -> None:
@@ -199,7 +201,7 @@ class TreeLSTM(nn.Block):
         tokens = batch.words[batch.words >= 0]
         rows: list[NDArray] = []
         if len(tokens):  # one lookup for the batch, then one (1, C) row per token
-            vectors = self.embedding(array(tokens, ctx=weight.ctx, dtype="int64"))
+            vectors = self.embedding_dropout(self.embedding(array(tokens, ctx=weight.ctx, dtype="int64")))
             rows = [vectors] if len(tokens) == 1 else list(ops.split_v2(vectors, len(tokens)))
         no_word = self._zero((1, self.embed_size))
         token_rows, states = iter(rows), []
@@ -229,7 +231,7 @@ class TreeLSTM(nn.Block):
         kids = np.where(batch.children >= 0, row[np.maximum(batch.children, 0)], 0)[order]
         words = batch.words[order]
         has_word = (words >= 0)
-        x = self.embedding(array(np.maximum(words, 0), ctx=ctx, dtype="int64"))
+        x = self.embedding_dropout(self.embedding(array(np.maximum(words, 0), ctx=ctx, dtype="int64")))
         x = x * array(has_word[:, None], ctx=ctx, dtype=dtype)  # inner nodes read zeros
         xs = [x] if len(starts) == 0 else list(ops.split_v2(x, starts.tolist(), axis=0))
         H = self.hidden_size

@@ -44,7 +44,8 @@ class ClassifyTask:
         self.setup = setup
         self.tcfg = setup.cfg.trainer
         self.train_loader = DataLoader(setup.data.train, int(self.tcfg.batch_size), shuffle=True,
-                                       seed=setup.seed, ctx=setup.ctx)
+                                       seed=setup.seed, ctx=setup.ctx,
+                                       transform=getattr(setup.data, "augment", None))
         self.test_loader = DataLoader(setup.data.test, max(int(self.tcfg.batch_size), EVAL_BATCH_SIZE),
                                       shuffle=False, ctx=setup.ctx)
 
