@@ -19,6 +19,7 @@ class _State(threading.local):
     def __init__(self) -> None:
         self.recording = False
         self.training = False
+        self.tracer: Any = None  # the jit's Tracer while hybridize() traces a call
 
 
 _state = _State()

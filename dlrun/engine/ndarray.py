@@ -64,6 +64,11 @@ class NDArray:
     # ---- data movement ----
     def asnumpy(self) -> np.ndarray:
         """A NumPy copy (host memory) of the data."""
+        if autograd._state.tracer is not None:
+            autograd._state.tracer.escape(self, "asnumpy()")
+        return self._host()
+
+    def _host(self) -> np.ndarray:
         if self._ctx.device_type == "cpu":
             return np.array(self._data)
         return self._data.get()
@@ -72,6 +77,8 @@ class NDArray:
         """The value of a one-element array as a Python scalar."""
         if self.size != 1:
             raise ValueError(f"asscalar() needs an array of size 1, got shape {self.shape}")
+        if autograd._state.tracer is not None:
+            autograd._state.tracer.escape(self, "a Python scalar of an array (asscalar, float, int, bool)")
         return self._data.reshape(()).item()
 
     item = asscalar
@@ -143,6 +150,8 @@ class NDArray:
 
     def detach(self) -> "NDArray":
         """The same data, cut from the recorded graph."""
+        if autograd._state.tracer is not None:
+            return _ops().stop_gradient(self)
         return NDArray(self._data, self._ctx)
 
     def backward(self, out_grad: "NDArray | None" = None, retain_graph: bool = False,
@@ -153,6 +162,8 @@ class NDArray:
 
     # ---- in-place writes (not recorded) ----
     def __setitem__(self, key: Any, value: Any) -> None:
+        if autograd._state.tracer is not None:
+            autograd._state.tracer.escape(self, "an in-place write x[...] = v")
         if isinstance(value, NDArray):
             value = value.as_in_context(self._ctx)._data
         self._data[_raw_key(key)] = value
@@ -229,7 +240,7 @@ class NDArray:
         return _ops().transpose(self, axes=axes or None)
 
     def __repr__(self) -> str:
-        body = np.array2string(self.asnumpy(), separator=", ", threshold=20)
+        body = np.array2string(self._host(), separator=", ", threshold=20)
         return f"{body}\n<NDArray {'x'.join(map(str, self.shape)) or 'scalar'} @{self._ctx}>"
 
 
@@ -251,6 +262,11 @@ for _name in ("flatten", "exp", "log", "sqrt", "square", "abs", "sign", "tanh", 
 
 
 def _raw_key(key: Any) -> Any:
+    tracer = autograd._state.tracer
+    if tracer is not None:
+        for k in key if isinstance(key, tuple) else (key,):
+            if isinstance(k, NDArray):
+                tracer.escape(k, "indexing with an array")
     if isinstance(key, NDArray):
         return key._data
     if isinstance(key, tuple):

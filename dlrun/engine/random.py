@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from . import autograd
 from .backend import Context, device_scope, generator
 from .backend import seed as _seed
 from .ndarray import NDArray, _resolve
@@ -20,6 +21,8 @@ def seed(value: int, ctx: Context | None = None) -> None:
 
 
 def _draw(ctx: Context | None, dtype: Any, default: Any, sample: Any) -> NDArray:
+    if autograd._state.tracer is not None:  # a compiled graph would replay the same numbers
+        autograd._state.tracer.escape_any("a random draw outside an op (dlrun.random)")
     ctx, dtype = _resolve(ctx, dtype if dtype is not None else default)
     with device_scope(ctx):
         data = sample(generator(ctx)).astype(dtype, copy=False)

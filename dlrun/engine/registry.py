@@ -20,16 +20,17 @@ class Op:
     """
 
     __slots__ = ("name", "forward", "differentiable", "needs_rng", "moves_context", "vjp_needs",
-                 "__dict__")
+                 "mutates_inputs", "__dict__")
 
     def __init__(self, name: str, forward: Callable, differentiable: bool, needs_rng: bool,
-                 moves_context: bool, vjp_needs: bool):
+                 moves_context: bool, vjp_needs: bool, mutates_inputs: bool = False):
         self.name = name
         self.forward = forward
         self.differentiable = differentiable
         self.needs_rng = needs_rng
         self.moves_context = moves_context  # output lives on attrs['ctx'], not the input's
         self.vjp_needs = vjp_needs  # vjp takes needed=(bool per input) to skip unwanted gradients
+        self.mutates_inputs = mutates_inputs  # writes into an input (batch norm's running stats)
         self.__doc__ = forward.__doc__
         self.__wrapped__ = forward
 
@@ -41,17 +42,20 @@ class Op:
 
 
 def register(name: str, differentiable: bool = True, needs_rng: bool = False,
-             moves_context: bool = False, vjp_needs: bool = False) -> Callable[[Callable], Op]:
+             moves_context: bool = False, vjp_needs: bool = False,
+             mutates_inputs: bool = False) -> Callable[[Callable], Op]:
     """Register ``forward`` under ``name``.
 
     ``needs_rng`` passes the context's generator as ``rng``; ``vjp_needs`` calls the vjp
     as ``vjp(grad, needed=...)`` so that it can skip costly gradients no input needs (the
-    data batch of a first layer, for instance).
+    data batch of a first layer, for instance); ``mutates_inputs`` marks an op that writes
+    into an input, so that a compiled graph never drops it as dead.
     """
     def wrap(forward: Callable) -> Op:
         if name in OPS:
             raise ValueError(f"op {name!r} is registered twice")
-        op = OPS[name] = Op(name, forward, differentiable, needs_rng, moves_context, vjp_needs)
+        op = OPS[name] = Op(name, forward, differentiable, needs_rng, moves_context, vjp_needs,
+                            mutates_inputs)
         return op
     return wrap
 
@@ -72,18 +76,25 @@ def _context_of(inputs: tuple, op: Op) -> Context:
 
 
 def invoke(op: Op, inputs: tuple, attrs: dict) -> Any:
-    """Run ``op`` on NDArray (or Python scalar) inputs and record it when autograd is on."""
+    """Run ``op`` on NDArray (or Python scalar) inputs; record it when autograd is on, and
+    report it to the jit's tracer during a trace."""
     ctx = _context_of(inputs, op)
     raw = [x._data if isinstance(x, NDArray) else x for x in inputs]
+    op_attrs = attrs
     if op.needs_rng:
         attrs = dict(attrs, rng=generator(ctx))
     xp = array_module(ctx)
     with device_scope(ctx):
         result = op.forward(xp, *raw, **attrs)
     if not op.differentiable:
-        return _wrap(result, ctx)
+        outputs = _wrap(result, ctx)
+        if autograd._state.tracer is not None:
+            autograd._state.tracer.record(op, inputs, op_attrs, outputs)
+        return outputs
     out, vjp = result
     outputs = _wrap(out, attrs["ctx"] if op.moves_context else ctx)
+    if autograd._state.tracer is not None:
+        autograd._state.tracer.record(op, inputs, op_attrs, outputs)
     if autograd._state.recording:
         parents = tuple(x._node and (x._node, x._index) if isinstance(x, NDArray) else None
                         for x in inputs)

@@ -10,6 +10,7 @@ from .conv_layers import (AvgPool1D, AvgPool2D, AvgPool3D, Conv1D, Conv1DTranspo
                           GlobalAvgPool2D, GlobalAvgPool3D, GlobalMaxPool1D, GlobalMaxPool2D,
                           GlobalMaxPool3D, MaxPool1D, MaxPool2D, MaxPool3D)
 from .parameter import DeferredInitializationError, Parameter, ParameterDict
+from .symbol_block import SymbolBlock
 from .rnn import (GRU, LSTM, RNN, BinaryTreeLSTMCell, ChildSumTreeLSTMCell, DropoutCell, GRUCell,
                   LSTMCell, RecurrentCell, RNNCell, SequentialRNNCell)
 
@@ -21,5 +22,5 @@ __all__ = [
     "AvgPool1D", "AvgPool2D", "AvgPool3D", "Conv1D", "Conv1DTranspose", "Conv2D",
     "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "GlobalAvgPool1D", "GlobalAvgPool2D",
     "GlobalAvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "MaxPool1D",
-    "MaxPool2D", "MaxPool3D", "DeferredInitializationError", "Parameter", "ParameterDict",
+    "MaxPool2D", "MaxPool3D", "DeferredInitializationError", "Parameter", "ParameterDict", "SymbolBlock",
 ]

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..engine import autograd
 from ..engine.backend import Context
 from .parameter import Parameter, ParameterDict
 
@@ -103,7 +104,6 @@ class Block:
 
         removers = [block.register_forward_hook(record(path)) for path, block in self._descendants()]
         try:
-            from ..engine import autograd
             with autograd.pause():
                 self(*inputs)
         finally:
@@ -132,7 +132,7 @@ class Block:
         return out
 
     def hybridize(self, active: bool = True, **kwargs: Any) -> None:
-        """Compile to a graph (not implemented yet: blocks keep running imperatively)."""
+        """Hybridize every HybridBlock below (a plain Block itself stays imperative)."""
         for child in self._children.values():
             child.hybridize(active, **kwargs)
 
@@ -201,18 +201,63 @@ class Block:
 
 
 class HybridBlock(Block):
-    """A block that ``hybridize()`` will be able to compile.
+    """A block that ``hybridize()`` compiles into a graph of registered ops.
+
+    After ``hybridize()``, the first call with a new input signature (shapes, dtypes,
+    context, non-array arguments, training mode) runs ``forward`` once while tracing it;
+    later calls replay the graph without running the Python ``forward``
+    (``dlrun.engine.jit``). A forward that cannot be traced keeps running imperatively, with
+    one ``HybridizeWarning``. ``export()`` writes the graph and the parameters.
 
     Gluon 1.x code that defines ``hybrid_forward(self, F, x, ...)`` runs unchanged: ``F`` is
-    the ``dlrun.nd`` namespace and the block's own parameters arrive as keyword arguments.
+    ``dlrun.nd`` imperatively and ``dlrun.symbol`` (the same ops) while tracing, so
+    ``F.__name__`` tells the two apart; the block's parameters arrive as keyword arguments.
     """
+
+    def hybridize(self, active: bool = True, static_alloc: bool = False, static_shape: bool = False,
+                  **kwargs: Any) -> None:
+        """Compile this block (``active=False``: back to imperative), and its children.
+
+        Replays always free each intermediate value after its last use; ``static_alloc`` and
+        ``static_shape`` are accepted for Gluon compatibility (on CPU they change nothing).
+        """
+        from ..engine.jit import CachedOp
+        cached = CachedOp(self.forward, self.collect_params, type(self).__name__) if active else None
+        object.__setattr__(self, "_cached", cached)
+        super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        cached = self.__dict__.get("_cached")
+        if cached is None or kwargs or autograd._state.tracer is not None:
+            return super().__call__(*args, **kwargs)  # inside a trace: the outer graph records
+        out = cached(args)
+        for hook in self._forward_hooks:
+            hook(self, args, out)
+        return out
+
+    def export(self, path: str, epoch: int = 0) -> tuple[str, str]:
+        """Write ``path-symbol.json`` (the graph of the last predict-mode call) and
+        ``path-NNNN.params`` (its parameters, npz); returns the two file names."""
+        cached = self.__dict__.get("_cached")
+        if cached is None or cached.untraceable:
+            why = cached.untraceable if cached is not None else "it is not hybridized"
+            raise RuntimeError(f"cannot export {type(self).__name__}: {why}; call net.hybridize() "
+                               "and run it once on an input first")
+        graph = cached.last_graph(training=False)
+        if graph is None:
+            raise RuntimeError(f"cannot export {type(self).__name__}: no predict-mode graph yet; run "
+                               "net(x) once outside autograd.record() after hybridize()")
+        params = self.collect_params()
+        files = (f"{path}-symbol.json", f"{path}-{epoch:04d}.params")
+        graph.save(*files, [params[n].data() for n in graph.param_names])
+        return files
 
     def forward(self, *args: Any) -> Any:
         if type(self).hybrid_forward is HybridBlock.hybrid_forward:
             raise NotImplementedError(f"{type(self).__name__} must define forward()")
-        from .. import nd
+        from .. import nd, symbol
         params = {name: p.data() for name, p in self._reg_params.items()}
-        return self.hybrid_forward(nd, *args, **params)
+        return self.hybrid_forward(nd if autograd._state.tracer is None else symbol, *args, **params)
 
     def hybrid_forward(self, F: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError

@@ -75,7 +75,7 @@ def _normalize_backward(dxhat, xhat, inv, axes):
                   - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
 
 
-@register("batch_norm")
+@register("batch_norm", mutates_inputs=True)
 def batch_norm(xp, x, gamma, beta, running_mean, running_var, eps=1e-5, momentum=0.9, axis=1,
                training=False, use_global_stats=False, fix_gamma=False):
     """Batch normalisation over every axis but ``axis``.
