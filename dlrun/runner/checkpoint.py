@@ -1,0 +1,217 @@
+"""Checkpoints: everything a run needs to continue exactly, written so that a crash never
+leaves a half-written one behind.
+
+A checkpoint is two files in the run's ``checkpoints/`` folder:
+
+* ``ckpt-<step>.npz``: the arrays (parameters ``param/<name>``, optimizer state
+  ``optim/<key>``, and whatever else the task saves), NumPy's npz without pickles;
+* ``ckpt-<step>.json``: the manifest: format, step, epoch, batch within the epoch, the config
+  hash, the dlrun version, the SHA-256 of the npz, and the JSON state (RNG states, schedule,
+  task counters).
+
+Each file is written to a temporary name in the same folder, fsynced and renamed; the
+manifest is renamed last, so a checkpoint exists exactly when its manifest does, and loading
+checks the npz against the manifest's SHA-256 before reading a single array. Older
+checkpoints beyond ``keep`` are removed only after the new one is complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+FORMAT = "dlrun-checkpoint"
+VERSION = 1
+_NAME = re.compile(r"ckpt-(\d{8,})\.json$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be written or read (the message names the file and the fix)."""
+
+
+@dataclass
+class Checkpoint:
+    """What a run saves: where it is, its arrays and its JSON state."""
+
+    step: int                       # optimizer steps done
+    epoch: int                      # the epoch in progress (1-based)
+    batch: int                      # batches of that epoch done (0: the epoch starts)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+
+
+def config_hash(text: str) -> str:
+    """A short, stable hash of a config (its YAML text)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- random states ---------------------------------------------------------------------
+def rng_state() -> dict[str, Any]:
+    """The states of Python's, NumPy's global and the engine's random generators (JSON)."""
+    from dlrun.engine import backend
+
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    engines = {}
+    for ctx, gen in backend._generators.items():
+        if ctx.device_type != "cpu":
+            continue  # CuPy's generators expose no portable state: GPU streams restart seeded
+        engines[f"{ctx.device_type}:{ctx.device_id}"] = gen.bit_generator.state
+    return {"python": [version, list(internal), gauss],
+            "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+            "engine": engines, "engine_seed": backend._seed_value}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    from dlrun.engine import backend
+
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    backend._seed_value = state.get("engine_seed")
+    backend._generators.clear()
+    for key, gen_state in state.get("engine", {}).items():
+        kind, index = key.split(":")
+        ctx = backend.Context(kind, int(index))
+        gen = backend._make_generator(ctx, 0)
+        gen.bit_generator.state = gen_state
+        backend._generators[ctx] = gen
+
+
+# --- files -------------------------------------------------------------------------------
+def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
+    """``write(file)`` into a temporary file beside ``path``, fsync, then rename over it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class CheckpointStore:
+    """The checkpoints of one run, in ``folder``; the newest ``keep`` are kept."""
+
+    def __init__(self, folder: str | Path, keep: int = 2):
+        if keep < 1:
+            raise ValueError(f"trainer.keep_checkpoints must be >= 1, got {keep}")
+        self.folder = Path(folder)
+        self.keep = keep
+
+    def save(self, ckpt: Checkpoint) -> Path:
+        """Write ``ckpt``; returns its manifest. On failure the earlier checkpoints stay."""
+        import dlrun
+
+        stem = f"ckpt-{ckpt.step:08d}"
+        arrays_path, manifest_path = self.folder / f"{stem}.npz", self.folder / f"{stem}.json"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _write_atomic(arrays_path, lambda f: np.savez(f, **ckpt.arrays))
+            manifest = {
+                "format": FORMAT, "version": VERSION, "step": ckpt.step, "epoch": ckpt.epoch,
+                "batch": ckpt.batch, "config_hash": ckpt.config_hash,
+                "dlrun_version": dlrun.__version__, "arrays": arrays_path.name,
+                "sha256": _sha256(arrays_path), "state": ckpt.state,
+            }
+            text = json.dumps(manifest, indent=1).encode()
+            _write_atomic(manifest_path, lambda f: f.write(text))
+            _fsync_dir(self.folder)
+        except OSError as e:
+            kept = self.latest()
+            raise CheckpointError(
+                f"could not write checkpoint {manifest_path}: {e.strerror or e}; "
+                + (f"the previous checkpoint {kept} is intact" if kept else "no earlier checkpoint exists")
+                + ". Free disk space or fix the folder's permissions.") from None
+        self._prune()
+        return manifest_path
+
+    def manifests(self) -> list[Path]:
+        """Complete checkpoints (those with a manifest), oldest first."""
+        if not self.folder.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := _NAME.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def latest(self) -> Path | None:
+        found = self.manifests()
+        return found[-1] if found else None
+
+    def _prune(self) -> None:
+        for manifest in self.manifests()[:-self.keep]:
+            try:
+                spec = json.loads(manifest.read_text())
+                arrays = self.folder / Path(str(spec.get("arrays", ""))).name
+            except (OSError, ValueError):
+                arrays = None
+            manifest.unlink(missing_ok=True)  # first the manifest: the checkpoint is gone
+            if arrays is not None and arrays.suffix == ".npz":
+                arrays.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """The checkpoint of a manifest (``ckpt-*.json``), a checkpoints folder or a run folder
+    (its newest checkpoint), verified against the manifest's SHA-256 before anything is read."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        latest = CheckpointStore(folder).latest()
+        if latest is None:
+            raise CheckpointError(f"{path} holds no checkpoint (no checkpoints/ckpt-*.json); "
+                                  "give a run folder that wrote checkpoints, or a ckpt-*.json file")
+        path = latest
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"cannot read checkpoint manifest {path}: {e}") from None
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT or spec.get("version") != VERSION:
+        raise CheckpointError(f"{path} is not a dlrun checkpoint manifest (format {FORMAT} "
+                              f"version {VERSION})")
+    arrays_path = path.parent / Path(str(spec.get("arrays", ""))).name  # never outside the folder
+    if not arrays_path.is_file():
+        raise CheckpointError(f"{path}: its array file {arrays_path.name} is missing")
+    if _sha256(arrays_path) != spec.get("sha256"):
+        raise CheckpointError(f"{arrays_path} does not match the SHA-256 in {path.name}: the "
+                              "checkpoint is corrupt or truncated; resume from an earlier one")
+    try:
+        with np.load(arrays_path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        return Checkpoint(int(spec["step"]), int(spec["epoch"]), int(spec["batch"]), arrays,
+                          dict(spec.get("state", {})), str(spec.get("config_hash", "")))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"cannot read checkpoint {arrays_path}: {e}") from None
