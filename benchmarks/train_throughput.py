@@ -1,11 +1,14 @@
 #!/usr/bin/env python
-"""Training throughput of dlrun vs PyTorch on the MLP and LeNet (issue 3, item 13).
+"""Training throughput of dlrun (imperative and hybridized) vs PyTorch eager on the MLP,
+LeNet and the LSTM language model (issues 3 and 8).
 
 For each model and framework this measures, on the same random data, batch size and
 thread count:
 
 * training throughput in samples/s: one step = forward + loss + backward + SGD update
-  (lr 0.1, momentum 0.9) + reading the loss back to the host (the sync point);
+  (lr 0.1, momentum 0.9) + reading the loss back to the host (the sync point); for the
+  LSTM LM a sample is one token (a step is --bptt x --lm-batch-size tokens, the hidden
+  state carried and detached between steps, as in truncated BPTT);
 * forward-only time per batch (inference mode: no autograd recording, dropout off);
 * peak RSS of the process that ran it.
 
@@ -16,7 +19,10 @@ this process instead (peak RSS then becomes cumulative).
 
 Usage::
 
-    python benchmarks/train_throughput.py --models mlp lenet --batch-size 64
+    python benchmarks/train_throughput.py --models mlp lenet lstm_lm --batch-size 64
+
+Frameworks: ``dlrun`` (imperative), ``dlrun-hybrid`` (``net.hybridize()``: the graph is
+traced during warm-up and replayed in the timed steps) and ``pytorch`` (eager, CPU build).
 
 The loss is reduced the Gluon way in dlrun (per-sample loss, ``backward()`` sums it,
 ``trainer.step(batch_size)`` divides the gradient by the batch size) and with
@@ -33,11 +39,13 @@ import platform
 import subprocess
 import sys
 import time
+from typing import Any
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-MODELS = ("mlp", "lenet")
-FRAMEWORKS = ("dlrun", "pytorch")
+MODELS = ("mlp", "lenet", "lstm_lm")
+FRAMEWORKS = ("dlrun", "dlrun-hybrid", "pytorch")
+LM_VOCAB = 10000  # the Penn Treebank vocabulary size; Zaremba et al.'s small model below
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,7 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS),
                    help="pytorch is skipped (with a note) when it cannot be imported")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="images per step (mlp, lenet)")
+    p.add_argument("--lm-batch-size", type=int, default=20, help="sequences per step (lstm_lm)")
+    p.add_argument("--bptt", type=int, default=20, help="time steps per window (lstm_lm)")
     p.add_argument("--steps", type=int, default=50, help="timed training steps per repeat")
     p.add_argument("--warmup", type=int, default=5, help="untimed training steps before timing")
     p.add_argument("--repeats", type=int, default=5,
@@ -59,7 +69,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-batches", type=int, default=4,
                    help="distinct random batches, cycled through by the steps")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hybridize", action="store_true", help="call net.hybridize() in dlrun")
     p.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
     p.add_argument("--inprocess", action="store_true",
                    help="run all measurements in this process instead of one child each")
@@ -76,14 +85,22 @@ def set_thread_env(threads: int) -> None:
 # --------------------------------------------------------------------------- helpers
 # Everything below imports numpy lazily, after set_thread_env.
 
-def make_data(args: argparse.Namespace):
-    """The same arrays for every framework: seeded NumPy generation, float32 / int64."""
+def make_data(args: argparse.Namespace, model: str):
+    """The same arrays for every framework: seeded NumPy generation, float32 / int64.
+
+    Images (N, 1, 28, 28) and labels for mlp/lenet; (bptt, batch) token windows and their
+    next tokens for lstm_lm."""
     import numpy as np
     rng = np.random.default_rng(args.seed)
-    xs = [rng.standard_normal((args.batch_size, 1, 28, 28), dtype=np.float32)
-          for _ in range(args.num_batches)]
-    ys = [rng.integers(0, 10, size=args.batch_size, dtype=np.int64)
-          for _ in range(args.num_batches)]
+    if model == "lstm_lm":
+        shape = (args.bptt, args.lm_batch_size)
+        xs = [rng.integers(0, LM_VOCAB, size=shape, dtype=np.int64) for _ in range(args.num_batches)]
+        ys = [rng.integers(0, LM_VOCAB, size=shape, dtype=np.int64) for _ in range(args.num_batches)]
+    else:
+        xs = [rng.standard_normal((args.batch_size, 1, 28, 28), dtype=np.float32)
+              for _ in range(args.num_batches)]
+        ys = [rng.integers(0, 10, size=args.batch_size, dtype=np.int64)
+              for _ in range(args.num_batches)]
     checksum = float(sum(float(x.sum(dtype=np.float64)) for x in xs) + sum(int(y.sum()) for y in ys))
     return xs, ys, checksum
 
@@ -123,36 +140,47 @@ def _time_loop(fn, n_steps: int, n_batches: int, repeats: int) -> tuple[list[flo
 
 # --------------------------------------------------------------------------- dlrun
 
-def bench_dlrun(model: str, args: argparse.Namespace) -> dict:
+def bench_dlrun(model: str, args: argparse.Namespace, hybridize: bool = False) -> dict:
     import dlrun as mx
     from dlrun import autograd, gluon, nd
     from dlrun.models.lenet import LeNet
+    from dlrun.models.lstm_lm import LSTMLM
     from dlrun.models.mlp import MLP
 
-    xs, ys, checksum = make_data(args)
+    xs, ys, checksum = make_data(args, model)
     ctx = mx.gpu(0) if args.ctx == "gpu" else mx.cpu()
     mx.random.seed(args.seed)
-    net = LeNet() if model == "lenet" else MLP()
+    lm = model == "lstm_lm"
+    net = {"lenet": LeNet, "mlp": MLP, "lstm_lm": lambda: LSTMLM(LM_VOCAB)}[model]()
     net.initialize(mx.init.Xavier(), ctx=ctx)
-    if args.hybridize:
-        net.hybridize()
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    if hybridize:  # as Gluon code does: the network and the loss (a HybridBlock too)
+        net.hybridize()
+        loss_fn.hybridize()
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
     # Host -> device conversion is done once, outside the timed loop (as in PyTorch).
-    xb = [nd.array(x, ctx=ctx) for x in xs]
-    yb = [nd.array(y.astype("int32"), ctx=ctx) for y in ys]
-    bs = args.batch_size
+    xb = [nd.array(x.astype("int32") if lm else x, ctx=ctx) for x in xs]
+    yb = [nd.array(y.reshape(-1).astype("int32"), ctx=ctx) for y in ys]
+    bs = args.lm_batch_size if lm else args.batch_size
     last = {}
+    states = net.begin_state(bs, ctx=ctx) if lm else None
+
+    def run(x: Any) -> Any:
+        nonlocal states
+        if not lm:
+            return net(x)
+        logits, states = net(x, [h.detach() for h in states])
+        return logits.reshape(-1, LM_VOCAB)
 
     def train_step(i: int) -> None:
         with autograd.record():
-            loss = loss_fn(net(xb[i]), yb[i])
+            loss = loss_fn(run(xb[i]), yb[i])
         loss.backward()
         trainer.step(bs)
         last["loss"] = float(loss.asnumpy().mean())  # sync
 
     def fwd_step(i: int) -> None:
-        net(xb[i]).asnumpy()  # outside record(): predict mode, dropout off
+        run(xb[i]).asnumpy()  # outside record(): predict mode, dropout off
 
     for i in range(args.warmup):
         train_step(i % args.num_batches)
@@ -163,8 +191,8 @@ def bench_dlrun(model: str, args: argparse.Namespace) -> dict:
         for i in range(min(args.warmup, args.forward_steps)):
             fwd_step(i % args.num_batches)
         fwd_times = _time_loop(fwd_step, args.forward_steps, args.num_batches, args.repeats)
-    return _result("dlrun", model, args, train_times, fwd_times, first_loss, last.get("loss"),
-                   checksum, mx.__version__)
+    return _result("dlrun-hybrid" if hybridize else "dlrun", model, args, train_times, fwd_times,
+                   first_loss, last.get("loss"), checksum, mx.__version__)
 
 
 # --------------------------------------------------------------------------- pytorch
@@ -177,9 +205,12 @@ def bench_pytorch(model: str, args: argparse.Namespace) -> dict:
     if args.ctx == "gpu" and not torch.cuda.is_available():
         raise RuntimeError("--ctx gpu but this PyTorch build has no CUDA device")
     device = torch.device("cuda" if args.ctx == "gpu" else "cpu")
-    xs, ys, checksum = make_data(args)
+    xs, ys, checksum = make_data(args, model)
     torch.manual_seed(args.seed)
-    if model == "lenet":
+    lm = model == "lstm_lm"
+    if lm:
+        net = _TorchLSTMLM()
+    elif model == "lenet":
         net = nn.Sequential(
             nn.Conv2d(1, 20, 5), nn.Tanh(), nn.AvgPool2d(2),
             nn.Conv2d(20, 50, 5), nn.Tanh(), nn.AvgPool2d(2),
@@ -196,19 +227,27 @@ def bench_pytorch(model: str, args: argparse.Namespace) -> dict:
     loss_fn = nn.CrossEntropyLoss(reduction="mean")
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     xb = [torch.from_numpy(x).to(device) for x in xs]
-    yb = [torch.from_numpy(y).to(device) for y in ys]
+    yb = [torch.from_numpy(y.reshape(-1)).to(device) for y in ys]
     last = {}
+    state = None
+
+    def run(x: Any) -> Any:
+        nonlocal state
+        if not lm:
+            return net(x)
+        logits, state = net(x, None if state is None else tuple(h.detach() for h in state))
+        return logits.reshape(-1, LM_VOCAB)
 
     def train_step(i: int) -> None:
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(xb[i]), yb[i])
+        loss = loss_fn(run(xb[i]), yb[i])
         loss.backward()
         opt.step()
         last["loss"] = loss.item()  # sync
 
     def fwd_step(i: int) -> None:
         with torch.no_grad():
-            net(xb[i]).cpu()
+            run(xb[i]).cpu()
 
     net.train()
     for i in range(args.warmup):
@@ -225,18 +264,36 @@ def bench_pytorch(model: str, args: argparse.Namespace) -> dict:
                    checksum, torch.__version__)
 
 
+def _TorchLSTMLM() -> Any:
+    """Zaremba et al.'s small model in PyTorch: embedding 200 -> 2-layer LSTM 200 -> linear."""
+    from torch import nn
+
+    class LSTMLM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = nn.Embedding(LM_VOCAB, 200)
+            self.lstm = nn.LSTM(200, 200, num_layers=2)
+            self.decoder = nn.Linear(200, LM_VOCAB)
+
+        def forward(self, tokens: Any, state: Any) -> Any:
+            hidden, state = self.lstm(self.embedding(tokens), state)
+            return self.decoder(hidden), state
+    return LSTMLM()
+
+
 # --------------------------------------------------------------------------- results
 
 def _result(framework, model, args, train_times, fwd_times, first_loss, last_loss, checksum,
             version) -> dict:
     totals, steps = train_times
-    per_repeat = [args.steps * args.batch_size / t for t in totals]
+    per_step = args.bptt * args.lm_batch_size if model == "lstm_lm" else args.batch_size
+    per_repeat = [args.steps * per_step / t for t in totals]
     step_med = _median(steps)
     fwd_steps = fwd_times[1] if fwd_times else []
     return {
         "framework": framework, "version": version, "model": model,
         # headline: batch size / median step time (robust to interference from other processes)
-        "samples_per_s": args.batch_size / step_med,
+        "samples_per_s": per_step / step_med,
         "train_ms_per_step_median": 1e3 * step_med,
         "train_ms_per_step_min": 1e3 * min(steps),
         # plain total-over-steps throughput of each repeat, and its median
@@ -250,8 +307,9 @@ def _result(framework, model, args, train_times, fwd_times, first_loss, last_los
 
 
 def run_one(framework: str, model: str, args: argparse.Namespace) -> dict:
-    fn = bench_dlrun if framework == "dlrun" else bench_pytorch
-    return fn(model, args)
+    if framework == "pytorch":
+        return bench_pytorch(model, args)
+    return bench_dlrun(model, args, hybridize=framework == "dlrun-hybrid")
 
 
 def run_child(framework: str, model: str, argv: list[str]) -> dict:
@@ -277,22 +335,20 @@ def fmt(v, spec: str) -> str:
 
 def print_table(results: list[dict], args: argparse.Namespace, notes: list[str]) -> None:
     by = {(r["framework"], r["model"]): r for r in results}
-    header = ["model", "dlrun samples/s", "torch samples/s", "ratio",
-              "dlrun fwd ms", "torch fwd ms", "fwd ratio", "dlrun RSS MiB", "torch RSS MiB"]
+    header = ["model", "imperative /s", "hybridized /s", "torch /s", "hybrid/imp", "hybrid/torch",
+              "imp fwd ms", "hybrid fwd ms", "torch fwd ms", "imp MiB", "hybrid MiB", "torch MiB"]
     rows = []
     for m in args.models:
-        d, t = by.get(("dlrun", m), {}), by.get(("pytorch", m), {})
-        ds, ts = d.get("samples_per_s"), t.get("samples_per_s")
-        df, tf = d.get("forward_ms_per_batch"), t.get("forward_ms_per_batch")
+        d, h, t = (by.get((fw, m), {}) for fw in FRAMEWORKS)
+        ds, hs, ts = (r.get("samples_per_s") for r in (d, h, t))
         rows.append([
-            m, fmt(ds, ",.0f"), fmt(ts, ",.0f"),
-            fmt(ds / ts if ds and ts else None, ".3f"),
-            fmt(df, ".2f"), fmt(tf, ".2f"),
-            # time ratio inverted so that, like the throughput ratio, < 1 means dlrun is slower
-            fmt(tf / df if df and tf else None, ".3f"),
-            fmt(d.get("peak_rss_mib"), ".0f"), fmt(t.get("peak_rss_mib"), ".0f"),
+            m, fmt(ds, ",.0f"), fmt(hs, ",.0f"), fmt(ts, ",.0f"),
+            fmt(hs / ds if hs and ds else None, ".3f"), fmt(hs / ts if hs and ts else None, ".3f"),
+            *(fmt(r.get("forward_ms_per_batch"), ".2f") for r in (d, h, t)),
+            *(fmt(r.get("peak_rss_mib"), ".0f") for r in (d, h, t)),
         ])
-    title = (f"Training throughput (batch {args.batch_size}, {args.threads} threads, ctx {args.ctx}, "
+    title = (f"Training throughput (batch {args.batch_size}; lstm_lm {args.bptt} x {args.lm_batch_size} "
+             f"tokens; {args.threads} threads, ctx {args.ctx}, "
              f"median step of {args.repeats} x {args.steps}, {args.warmup} warm-up)")
     try:
         from rich.console import Console
@@ -315,8 +371,9 @@ def print_table(results: list[dict], args: argparse.Namespace, notes: list[str])
     for r in results:
         if "error" in r:
             notes.append(f"{r['framework']}/{r['model']} failed: {r['error']}")
-    print("samples/s = batch size / median step time; ratio = dlrun/torch samples/s; fwd ratio = torch fwd ms / dlrun fwd ms "
-          "(both > 1 when dlrun is faster)")
+    print("/s = samples (images; tokens for lstm_lm) per second = samples per step / median step "
+          "time; hybrid/imp and hybrid/torch: throughput ratios (> 1: the hybridized model is faster); "
+          "MiB: peak RSS of the process")
     for n in notes:
         print(f"note: {n}")
 

@@ -100,6 +100,7 @@ class Graph:
                 frees[k].append(s)
         for node, f in zip(self.nodes, frees):
             node.frees = tuple(f)
+        self._compile_steps()
 
     def __repr__(self) -> str:
         return (f"<Graph {len(self.input_meta)} inputs, {len(self.param_names)} parameters, "
@@ -116,41 +117,65 @@ class Graph:
         for i, x in enumerate(leaves):
             env[i] = x._data
         env[self.n_leaves:self.n_leaves + len(self.consts)] = self.consts
-        need: list[bool] | None = None
-        if autograd._state.recording:
-            need = [False] * self.n_slots
-            for i, x in enumerate(leaves):
-                need[i] = x._node is not None
-            if not any(need):
-                need = None
+        mask = tuple(x._node is not None for x in leaves) if autograd._state.recording else ()
+        plan, need = self._plan(mask) if any(mask) else (self._no_grads, None)
         tape: list[tuple[GraphNode, Callable, tuple]] = []
         xp = ctx.xp
+        rng = generator(ctx) if self._needs_rng else None
         with device_scope(ctx):
-            for node in self.nodes:
-                op = node.op
-                raw = [env[s] if s is not None else lit for s, lit in zip(node.args, node.literals)]
-                attrs = dict(node.attrs, rng=generator(ctx)) if op.needs_rng else node.attrs
-                result = op.forward(xp, *raw, **attrs)
-                if op.differentiable:
+            for node, (forward, args, lits, attrs, outs, frees, flags), needed in zip(
+                    self.nodes, self._steps, plan):
+                raw = [env[s] for s in args] if lits is None else [
+                    env[s] if s is not None else lit for s, lit in zip(args, lits)]
+                result = forward(xp, *raw, **(dict(attrs, rng=rng) if flags & 1 else attrs))
+                if flags & 2:  # differentiable
                     result, vjp = result
-                    if need is not None:
-                        needed = tuple(s is not None and need[s] for s in node.args)
-                        if any(needed):
-                            tape.append((node, functools.partial(vjp, needed=needed)
-                                         if op.vjp_needs else vjp, needed))
-                            for s in node.outs:
-                                need[s] = True
-                if len(node.outs) == 1:
-                    env[node.outs[0]] = result
+                    if needed is not None:
+                        tape.append((node, functools.partial(vjp, needed=needed)
+                                     if flags & 4 else vjp, needed))
+                if len(outs) == 1:
+                    env[outs[0]] = result
                 else:
-                    for s, v in zip(node.outs, result):
+                    for s, v in zip(outs, result):
                         env[s] = v
-                for s in node.frees:
+                for s in frees:
                     env[s] = None
         outputs = [leaves[s] if s < self.n_leaves else NDArray(env[s], ctx) for s in self.outputs]
         if tape:
             self._attach(tape, leaves, outputs, need)
         return outputs
+
+    def _compile_steps(self) -> None:
+        """Per node, what the replay loop needs without attribute lookups."""
+        self._steps = [
+            (n.op.forward, n.args, None if all(s is not None for s in n.args) else n.literals,
+             n.attrs, n.outs, n.frees,
+             (1 if n.op.needs_rng else 0) | (2 if n.op.differentiable else 0) | (4 if n.op.vjp_needs else 0))
+            for n in self.nodes]
+        self._needs_rng = any(n.op.needs_rng for n in self.nodes)
+        self._no_grads = [None] * len(self.nodes)
+        self._plans: dict[tuple, tuple[list, list]] = {}
+
+    def _plan(self, mask: tuple) -> tuple[list, list]:
+        """For the leaves that need gradients (``mask``): per node the inputs that need one
+        (None: no gradient flows through the node), and which slots need one."""
+        cached = self._plans.get(mask)
+        if cached is not None:
+            return cached
+        need = list(mask) + [False] * (self.n_slots - len(mask))
+        plan: list[tuple | None] = []
+        for node in self.nodes:
+            needed = None
+            if node.op.differentiable:
+                needed = tuple(s is not None and need[s] for s in node.args)
+                if any(needed):
+                    for s in node.outs:
+                        need[s] = True
+                else:
+                    needed = None
+            plan.append(needed)
+        self._plans[mask] = (plan, need)
+        return plan, need
 
     def _invoke_each(self, leaves: list[NDArray], ctx: Context) -> list[NDArray]:
         """Replay op by op through the registry (so autograd and a tracer record each op)."""
@@ -542,6 +567,8 @@ def trace(fn: Callable[..., Any], inputs: Sequence[NDArray], rebuild: Callable[[
 def flatten_args(args: Sequence[Any]) -> tuple[list[NDArray], tuple]:
     """The arrays of a call's arguments (nested tuples/lists allowed) and a hashable key of
     everything else: shapes, dtypes, contexts of the arrays and the values of the rest."""
+    if all(type(a) is NDArray for a in args):  # the common case, without the walk
+        return list(args), tuple(("A", a._data.shape, a._data.dtype.str, a._ctx) for a in args)
     leaves: list[NDArray] = []
 
     def walk(a: Any) -> Any:
