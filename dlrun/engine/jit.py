@@ -140,7 +140,9 @@ class Graph:
                         env[s] = v
                 for s in frees:
                     env[s] = None
-        outputs = [leaves[s] if s < self.n_leaves else NDArray(env[s], ctx) for s in self.outputs]
+        first_op = self.n_leaves + len(self.consts)
+        outputs = [leaves[s] if s < self.n_leaves else NDArray(env[s] if s >= first_op else env[s].copy(), ctx)
+                   for s in self.outputs]  # a constant output is a copy: the caller may write to it
         if tape:
             self._attach(tape, leaves, outputs, need)
         return outputs
@@ -274,9 +276,11 @@ class Graph:
                 raise ValueError(f"grad_req values {sorted(set(reqs))} (allowed: write, add, null)")
             n_consts = len(spec["constants"])
             raw_nodes, outputs = spec["nodes"], [int(s) for s in spec["outputs"]]
+            if not isinstance(raw_nodes, list) or not isinstance(spec["constants"], list):
+                raise ValueError("'nodes' and 'constants' must be lists")
             training = bool(spec.get("training", False))
             tree = _check_tree(spec.get("output_tree"), len(outputs))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise fail(f"malformed header: {e!r}") from None
         if n_consts != len(consts):
             raise fail(f"{n_consts} constants declared but {len(consts)} stored")
@@ -301,10 +305,13 @@ class Graph:
                         lits.append(None)
                     else:
                         raise ValueError(f"input {a!r} is not an earlier value slot (0..{slots - 1})")
-                attrs = {str(key): decode_attr(v) for key, v in raw.get("attrs", {}).items()}
-                _check_attrs(op, attrs)
+                raw_attrs = raw.get("attrs", {})
+                if not isinstance(raw_attrs, dict):
+                    raise ValueError("'attrs' must be an object")
+                attrs = {str(key): decode_attr(v) for key, v in raw_attrs.items()}
+                _check_call(op, len(args), attrs)
                 out_meta = tuple((_shape(o["shape"]), _safe_dtype(o["dtype"])) for o in raw["outputs"])
-            except (KeyError, TypeError, ValueError) as e:
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
                 raise fail(f"node {k} ({name}): {e}") from None
             if not out_meta:
                 raise fail(f"node {k} ({name}) has no outputs")
@@ -339,13 +346,22 @@ def _atomic_write(path: str, write: Callable[[Any], Any]) -> None:
     os.replace(tmp, path)
 
 
-def _check_attrs(op: Op, attrs: dict) -> None:
-    params = inspect.signature(op.forward).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = sorted(set(attrs) - set(params) - {"xp"})
-    if unknown or "xp" in attrs or "rng" in attrs:
-        raise ValueError(f"attributes {unknown or ['xp/rng']} are not arguments of op {op.name!r}")
+def _check_call(op: Op, n_inputs: int, attrs: dict) -> None:
+    """``op.forward(xp, *inputs, **attrs)`` fits the op's signature (else ValueError)."""
+    params = list(inspect.signature(op.forward).parameters.values())[1:]  # after xp
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    var_positional = any(p.kind is p.VAR_POSITIONAL for p in params)
+    if n_inputs > len(positional) and not var_positional:
+        raise ValueError(f"{n_inputs} inputs, but op {op.name!r} takes at most {len(positional)}")
+    taken = {p.name for p in positional[:n_inputs]}
+    missing = [p.name for p in positional[n_inputs:] if p.default is p.empty and p.name not in attrs]
+    if missing:
+        raise ValueError(f"op {op.name!r} needs {', '.join(missing)}, which the node does not give")
+    names = {p.name for p in params if p.kind is not p.VAR_POSITIONAL}
+    var_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
+    bad = sorted(k for k in attrs if k in taken or k in ("xp", "rng") or (k not in names and not var_keyword))
+    if bad:
+        raise ValueError(f"attributes {bad} are not arguments of op {op.name!r}")
 
 
 def _check_tree(tree: Any, n: int) -> Any:
@@ -457,8 +473,8 @@ class Tracer:
         s = self._new_slot(x)
         if name is not None:
             self.params.append((name, x))
-        else:
-            self.const_value[s] = x._data
+        else:  # frozen at trace time: a later write to ``x`` does not reach the graph
+            self.const_value[s] = x._data.copy()
         return s
 
     def _new_slot(self, x: Any) -> int:
@@ -477,8 +493,8 @@ class Tracer:
         foldable = (not op.needs_rng and not op.mutates_inputs
                     and all(s is None or s in self.const_value for s in args))
         if foldable:  # constant folding: the traced values are the constants
-            for o in outs:
-                self.const_value[self._new_slot(o)] = o._data
+            for o in outs:  # a copy: the caller owns the traced result and may write to it
+                self.const_value[self._new_slot(o)] = o._data.copy()
             return
         out_slots = tuple(self._new_slot(o) for o in outs)
         self.nodes.append(GraphNode(op, args, lits, dict(attrs), out_slots,
@@ -489,6 +505,12 @@ class Tracer:
         s = self.slot_of.get(id(x))
         if s is not None and s not in self.const_value:
             self.escapes.append(what)
+
+    def write(self, x: NDArray) -> None:
+        """``x`` is written in place: fatal when the graph already reads it (even a constant,
+        whose earlier readers would see the new values on replay)."""
+        if id(x) in self.slot_of:
+            self.escapes.append("an in-place write x[...] = v into an array the graph reads")
 
     def escape_any(self, what: str) -> None:
         """Something the graph cannot replay happened (a random draw outside an op)."""
@@ -567,14 +589,16 @@ def trace(fn: Callable[..., Any], inputs: Sequence[NDArray], rebuild: Callable[[
 def flatten_args(args: Sequence[Any]) -> tuple[list[NDArray], tuple]:
     """The arrays of a call's arguments (nested tuples/lists allowed) and a hashable key of
     everything else: shapes, dtypes, contexts of the arrays and the values of the rest."""
-    if all(type(a) is NDArray for a in args):  # the common case, without the walk
+    if all(type(a) is NDArray for a in args) and len({id(a) for a in args}) == len(args):
+        # the common case, without the walk
         return list(args), tuple(("A", a._data.shape, a._data.dtype.str, a._ctx) for a in args)
     leaves: list[NDArray] = []
+    first: dict[int, int] = {}  # an array passed twice is one value of the graph: part of the key
 
     def walk(a: Any) -> Any:
         if isinstance(a, NDArray):
             leaves.append(a)
-            return ("A", a.shape, a.dtype.str, a._ctx)
+            return ("A", a.shape, a.dtype.str, a._ctx, first.setdefault(id(a), len(leaves) - 1))
         if isinstance(a, (tuple, list)):
             return (type(a).__name__, tuple(walk(x) for x in a))
         if a is None or isinstance(a, (bool, int, float, str)):

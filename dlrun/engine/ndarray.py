@@ -163,7 +163,7 @@ class NDArray:
     # ---- in-place writes (not recorded) ----
     def __setitem__(self, key: Any, value: Any) -> None:
         if autograd._state.tracer is not None:
-            autograd._state.tracer.escape(self, "an in-place write x[...] = v")
+            autograd._state.tracer.write(self)
         if isinstance(value, NDArray):
             value = value.as_in_context(self._ctx)._data
         self._data[_raw_key(key)] = value

@@ -108,8 +108,11 @@ class TreeBatch:
         return len(self.words)
 
 
-class TreeLSTM(nn.Block):
+class TreeLSTM(nn.HybridBlock):
     """Tai et al. (2015) Tree-LSTM classifier; see the module docstring.
+
+    ``hybridize()`` leaves it imperative, saying so once (its input is a tree batch whose
+    shape drives the Python recursion or the level loop); its cell and layers are compiled.
 
     Parameters
     ----------

@@ -43,10 +43,11 @@ class SymbolBlock(HybridBlock):
                 raise GraphFormatError(f"{symbol_file}: larger than {MAX_GRAPH_BYTES >> 20} MiB; "
                                        "not a graph dlrun wrote")
             spec = json.loads(symbol_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise GraphFormatError(f"cannot read graph file {symbol_file}: {e}") from None
         arrays = _read_params(param_file) if param_file is not None else {}
-        n_consts = len(spec.get("constants", [])) if isinstance(spec, dict) else 0
+        consts = spec.get("constants", []) if isinstance(spec, dict) else []
+        n_consts = len(consts) if isinstance(consts, list) else 0
         missing = [f"const:{i}" for i in range(n_consts) if f"const:{i}" not in arrays]
         if missing:
             raise GraphFormatError(f"{param_file or 'no parameter file'}: the graph's constants "
