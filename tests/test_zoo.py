@@ -176,6 +176,7 @@ def test_config_file_names_get_model_and_its_arguments():
     conf = OmegaConf.load(Path(__file__).resolve().parents[1] / "dlrun" / "conf" / "model" / "zoo.yaml")
     spec = OmegaConf.to_container(conf)
     assert spec.pop("_target_") == "dlrun.models.zoo.get_model"
+    assert spec.pop("hybridize") is True  # the runner's key (model.hybridize), not get_model's
     assert spec == {"name": "resnet18_v1", "classes": None, "in_channels": None,
                     "input_size": None, "thumbnail": None}
     check_arguments(get_model, spec, "model")

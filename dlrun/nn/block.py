@@ -239,10 +239,12 @@ class HybridBlock(Block):
         """Write ``path-symbol.json`` (the graph of the last predict-mode call) and
         ``path-NNNN.params`` (its parameters, npz); returns the two file names."""
         cached = self.__dict__.get("_cached")
-        if cached is None or cached.untraceable:
-            why = cached.untraceable if cached is not None else "it is not hybridized"
-            raise RuntimeError(f"cannot export {type(self).__name__}: {why}; call net.hybridize() "
-                               "and run it once on an input first")
+        if cached is None:
+            raise RuntimeError(f"cannot export {type(self).__name__}: it is not hybridized; call "
+                               "net.hybridize() and run it once on an input first")
+        if cached.untraceable:
+            raise RuntimeError(f"cannot export {type(self).__name__}: it runs imperatively "
+                               f"because {cached.untraceable}")
         graph = cached.last_graph(training=False)
         if graph is None:
             raise RuntimeError(f"cannot export {type(self).__name__}: no predict-mode graph yet; run "

@@ -29,13 +29,15 @@ class SymbolBlock(HybridBlock):
             self._reg_params[name] = Parameter(name, shape=shape, dtype=dtype, grad_req=req)
 
     @classmethod
-    def imports(cls, symbol_file: str | Path, input_names: str | Sequence[str],
+    def imports(cls, symbol_file: str | Path, input_names: str | Sequence[str] | None = None,
                 param_file: str | Path | None = None, ctx: Context | None = None) -> "SymbolBlock":
         """The block of ``symbol_file`` (``*-symbol.json`` of ``HybridBlock.export``) with the
         parameters of ``param_file`` (``*-NNNN.params``) on ``ctx``.
 
         Only registered op names and plain attribute values are accepted; nothing in the files
-        is executed. ``input_names`` must be the exported inputs' names (``data`` for one input).
+        is executed. ``input_names``, when given, must be the exported inputs' names (``data``
+        for one input; ``data0``, ``data1``... for several): a check that the file is the model
+        the caller means.
         """
         symbol_file = Path(symbol_file)
         try:
@@ -54,7 +56,7 @@ class SymbolBlock(HybridBlock):
                                    f"{', '.join(missing[:5])} are missing; pass the .params file "
                                    "written by export() with the graph")
         graph = Graph.from_json(spec, [arrays[f"const:{i}"] for i in range(n_consts)], str(symbol_file))
-        names = [input_names] if isinstance(input_names, str) else list(input_names)
+        names = [input_names] if isinstance(input_names, str) else list(input_names or graph.input_names)
         if names != graph.input_names:
             raise GraphFormatError(f"{symbol_file}: input names {names} do not match the graph's "
                                    f"inputs {graph.input_names}")

@@ -11,7 +11,9 @@ config is composed, naming the key:
 Groups that build a class (dataset, model, loss, optimizer, schedule, init) have no
 schema to keep in step: their YAML names the class (``_target_``) and lists all of its
 arguments, and :func:`check_arguments` checks the composed node against the class's own
-signature and type hints before anything is built.
+signature and type hints before anything is built. A few keys of such a node are the
+runner's own (:data:`RUNNER_KEYS`, e.g. ``model.hybridize``): checked the same way against
+their declared type, and never passed to the class.
 """
 from __future__ import annotations
 
@@ -67,7 +69,7 @@ class LoggerConfig:
     # where a new experiment in a local store keeps its artifacts (ignored for a server,
     # which decides itself)
     artifact_location: Optional[str] = None
-    log_model: bool = True         # upload the final parameters file as an artifact
+    log_model: bool = True         # upload the final parameters (and the exported model) as artifacts
 
 
 # --- the whole config ---------------------------------------------------------------------
@@ -108,6 +110,20 @@ def register_configs() -> None:
 
 
 # --- the arguments of _target_ nodes ------------------------------------------------------
+# keys of a group's node that the runner reads itself (not arguments of the node's class):
+# name -> (type, what it does); null means the runner's default
+RUNNER_KEYS: dict[str, dict[str, tuple[Any, str]]] = {
+    "model": {"hybridize": (bool, "true compiles the model into a graph (and exports it at the "
+                                  "end of the run), false runs it imperatively")},
+}
+
+
+def class_arguments(spec: dict, key: str) -> dict:
+    """The arguments of node ``key``'s class: ``spec`` without the runner's own keys."""
+    own = RUNNER_KEYS.get(key, {})
+    return {k: v for k, v in spec.items() if k not in own}
+
+
 class ArgumentError(ValueError):
     """A config node gives its class an argument it does not take, or a value of the wrong type."""
 
@@ -167,14 +183,22 @@ def _describe(hint: Any) -> str:
 
 def check_arguments(fn: Callable, spec: dict, key: str) -> None:
     """Raises ArgumentError naming ``key.<arg>`` for an argument ``fn`` does not take or a value
-    of the wrong type. ``null`` values pass (they mean the class's default); nested
-    ``_target_`` nodes are the caller's to check."""
+    of the wrong type (the runner's own keys of ``key``, :data:`RUNNER_KEYS`, against their
+    declared type). ``null`` values pass (they mean the default); nested ``_target_`` nodes
+    are the caller's to check."""
+    own = RUNNER_KEYS.get(key, {})
+    for arg, (hint, meaning) in own.items():
+        value = spec.get(arg)
+        if value is not None and not _matches(value, hint):
+            expected = "true or false" if hint is bool else _describe(hint)
+            raise ArgumentError(f"{key}.{arg}={value!r}: expected {expected}; {meaning}")
     accepted = accepted_arguments(fn)
     name = getattr(fn, "__qualname__", str(fn))
-    for arg, value in spec.items():
+    for arg, value in class_arguments(spec, key).items():
         if arg not in accepted:
             raise ArgumentError(f"{key}.{arg}: {name} has no argument {arg!r}; it takes "
-                                f"{', '.join(sorted(accepted))}")
+                                f"{', '.join(sorted(accepted))}"
+                                + "".join(f" (and the runner's {k})" for k in own))
         if value is None or isinstance(value, dict) and "_target_" in value:
             continue  # null: the class's default (or what the data decides); nested: built apart
         if not _matches(value, accepted[arg]):

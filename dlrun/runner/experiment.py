@@ -2,6 +2,8 @@
 
 The runner only wires. Every piece is built from its config group's ``_target_`` and
 arguments; what differs between kinds of experiment lives in the task (``dlrun.runner.tasks``).
+With ``model.hybridize`` (the model configs' default) the model is compiled into a graph
+before the task runs and exported into the run folder after it (``dlrun.runner.export``).
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 
 import dlrun
 
-from .config import ArgumentError, check_arguments
+from .config import ArgumentError, check_arguments, class_arguments
 from .console import EPOCH_COLUMNS, RESULT_ROWS, Column, ConsoleReporter, format_duration
+from .export import export_model
 from .tasks import Setup, get_task
 from .tracking import TrackingError, flatten, make_tracker
 
@@ -34,7 +37,8 @@ def build(node: Any, key: str, **extra: Any) -> Any:
 
     ``key`` is the node's place in the config (for messages); ``extra`` are arguments the
     runner adds (the schedule of an optimizer, what the data decides for a model). A null
-    value means the class's own default, or the runner's value where it adds one.
+    value means the class's own default, or the runner's value where it adds one. The
+    runner's own keys of the node (``model.hybridize``, see ``config.RUNNER_KEYS``) are left out.
     """
     spec = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     return _build(spec, key, extra)
@@ -75,7 +79,8 @@ def _resolve(spec: dict, key: str) -> tuple[Any, str, dict]:
 
 def _build(spec: dict, key: str, extra: Mapping[str, Any]) -> Any:
     fn, target, spec = _resolve(spec, key)
-    spec = {k: v for k, v in spec.items() if v is not None}  # null: the class's own default
+    # null: the class's own default; the runner's own keys (model.hybridize) are not arguments
+    spec = {k: v for k, v in class_arguments(spec, key).items() if v is not None}
     clash = sorted(set(spec) & set(extra))
     if clash:
         raise ConfigError(f"{key}.{clash[0]} is set by the runner; set it through "
@@ -179,7 +184,7 @@ def run(cfg: DictConfig) -> float:
                            source_dir=Path(dlrun.__file__).parent)
     tracker.start()  # mlflow's import and the run's creation overlap with the setup below
 
-    status, metrics, task = "FAILED", {}, None
+    status, metrics, task, exported = "FAILED", {}, None, None
     try:
         for key in ("model", "loss", "optimizer", "schedule", "dataset", "init"):  # names and types, at once
             check_node(cfg[key], key)
@@ -190,20 +195,26 @@ def run(cfg: DictConfig) -> float:
         data = build(cfg.dataset, "dataset")
         net = build(cfg.model, "model", **data_model_args(cfg.model, data))
         net.initialize(build(cfg.init, "init"), ctx=ctx)
+        hybridize = bool(cfg.model.get("hybridize"))  # checked by check_node; null: false
+        if hybridize:  # the model and, as Gluon code does, the loss (a HybridBlock too)
+            net.hybridize()
+            getattr(loss, "hybridize", lambda: None)()
         from dlrun.optim import Trainer
 
         trainer = Trainer(net.collect_params(), optimizer, clip_global_norm=cfg.trainer.clip_global_norm)
         # auto: a model that needs its own loop names it (a GAN), else the data does
         task_name = str(cfg.task) if cfg.task != "auto" else (
             getattr(net, "task", None) or getattr(data, "task", "classify"))
+        report = Reporter(console, tracker)
         task = get_task(task_name)(Setup(cfg=cfg, ctx=ctx, data=data, net=net, loss=loss,
                                          trainer=trainer, schedule=schedule, seed=int(cfg.seed),
-                                         report=Reporter(console, tracker)))
+                                         report=report))
         n_params = sum(int(np.prod(p.shape)) for p in net.collect_params().values())
         console.header(f"dlrun {dlrun.__version__}", [
             ("run", str(run_dir)),
             ("dataset", str(choices.get("dataset", cfg.dataset._target_))),
-            ("model", f"{choices.get('model', '')} ({type(net).__name__}, {n_params:,} parameters)"),
+            ("model", f"{choices.get('model', '')} ({type(net).__name__}, {n_params:,} parameters, "
+                      f"{'hybridized' if hybridize else 'imperative'})"),
             ("optimizer", _describe_optimizer(choices.get("optimizer", ""), cfg.optimizer,
                                               choices.get("schedule", ""))),
             *task.describe(),
@@ -213,6 +224,7 @@ def run(cfg: DictConfig) -> float:
         metrics = task.run()
         params_file = run_dir / "model.npz"
         net.save_parameters(str(params_file))
+        exported = export_model(net, run_dir, report, upload=cfg.logger.log_model) if hybridize else None
         metrics["wall_time"] = time.perf_counter() - wall_start
         (run_dir / "results.json").write_text(json.dumps(metrics, indent=2) + "\n")
         tracker.log_metrics({"final/" + k.replace("/", "_"): v for k, v in metrics.items()
@@ -235,7 +247,8 @@ def run(cfg: DictConfig) -> float:
             # the run already failed for another reason: report that one
 
     primary = task.primary_metric
-    _print_results(console, metrics, getattr(task, "results", RESULT_ROWS), run_dir, tracker, cfg)
+    _print_results(console, metrics, getattr(task, "results", RESULT_ROWS), run_dir, tracker, cfg,
+                   exported)
     return float(metrics[primary])
 
 
@@ -251,11 +264,13 @@ def _describe_tracking(tracker: Any, cfg: DictConfig) -> str:
 
 
 def _print_results(console: ConsoleReporter, metrics: Mapping[str, float], rows_spec: Sequence[Column],
-                   run_dir: Path, tracker: Any, cfg: DictConfig) -> None:
+                   run_dir: Path, tracker: Any, cfg: DictConfig, exported: Path | None) -> None:
     rows = [(label, fmt.format(metrics[key])) for label, key, fmt in rows_spec if key in metrics]
     rows.append(("wall time", format_duration(metrics.get("wall_time", 0.0))
                  + f" ({metrics.get('wall_time', 0.0):.1f} s)"))
     footer = [f"run folder: {run_dir}"]
+    if exported is not None:
+        footer.append(f"exported model: {exported} (evaluate it: dlrun predict {run_dir})")
     if tracker.run_id:
         footer.append(f"MLflow run: {tracker.run_id} (experiment {cfg.experiment!r})")
         if tracker.run_url:

@@ -4,6 +4,7 @@
     dlrun model=mlp optimizer=adam trainer.epochs=3
     dlrun --help                           # groups, options and the composed config
     dlrun -m optimizer.lr=0.1,0.03,0.01    # a sweep (dlrun.runner.sweep)
+    dlrun predict outputs/runs/DATE/TIME   # evaluate a run's exported model (dlrun.runner.predict)
 
 Errors end with one message and a non-zero exit; ``debug=true`` (or HYDRA_FULL_ERROR=1)
 shows the full Python traceback instead. Only light modules are imported here, so that
@@ -32,14 +33,16 @@ def _message(error: BaseException) -> tuple[str, str | None]:
     """What to tell the user about ``error``: the message and, for unexpected errors, a hint."""
     from dlrun.data.errors import DataError
     from dlrun.engine import ContextError
+    from dlrun.engine.jit import GraphFormatError
 
     from .experiment import ConfigError
+    from .predict import PredictError
     from .sweep import TrialFailed
     from .tasks import DivergenceError, UnknownTaskError
     from .tracking import TrackingError
 
     if isinstance(error, (ContextError, DataError, ConfigError, TrackingError, DivergenceError,
-                          UnknownTaskError, TrialFailed)):
+                          UnknownTaskError, TrialFailed, GraphFormatError, PredictError)):
         return str(error), None
     if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
         return str(error), None
@@ -93,6 +96,20 @@ def _run(cfg: DictConfig) -> Any:
         raise TrialFailed(text, kind=kind) from None
 
 
+def _predict(args: list[str]) -> int:
+    """``dlrun predict ARGS`` (dlrun.runner.predict); errors end like a run's. Returns the exit code."""
+    from .experiment import in_debug_mode
+    from .predict import predict
+
+    try:
+        predict(args)
+    except Exception as e:
+        if in_debug_mode():
+            raise
+        return _report(e)
+    return 0
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -108,6 +125,8 @@ def main() -> None:
     # a sweep's table printed and its study ready to resume
     signal.signal(signal.SIGTERM, _terminate)
     try:
+        if sys.argv[1:2] == ["predict"]:
+            raise SystemExit(_predict(sys.argv[2:]))
         _run()
     except KeyboardInterrupt:  # outside a run (between the trials of a sweep, say)
         from .console import error as print_error

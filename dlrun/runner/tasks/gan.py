@@ -58,6 +58,7 @@ from dlrun.data import DataLoader
 from dlrun.engine import array, autograd, ops
 from dlrun.loss import SigmoidBinaryCrossEntropyLoss, SoftmaxCrossEntropyLoss
 
+from ..checkpoint import rng_state, set_rng_state
 from .base import DivergenceError, Setup
 
 GRID_SAMPLES = 64       # samples in the per-epoch PNG grid (8 x 8)
@@ -182,6 +183,7 @@ def load_scorer(path: str | Path, data: Any, ctx: Any) -> Any:
     the architecture of the ``config.yaml`` beside a ``model.npz``, else the default LeNet."""
     from omegaconf import OmegaConf
 
+    from dlrun.runner.config import RUNNER_KEYS
     from dlrun.runner.experiment import ConfigError, build, data_model_args
 
     path = Path(path).expanduser()
@@ -194,6 +196,8 @@ def load_scorer(path: str | Path, data: Any, ctx: Any) -> Any:
     config = path.with_name("config.yaml")
     if path.name == "model.npz" and config.is_file():
         node = OmegaConf.load(config).model
+        for key in RUNNER_KEYS["model"]:  # model.hybridize: the runner's, not the class's
+            node.pop(key, None)
         net = build(node, "model.scorer", **data_model_args(node, data))
     else:
         net = default_scorer(data.num_classes)
@@ -226,7 +230,18 @@ def scorer_accuracy(net: Any, data: Any, ctx: Any) -> float:
 
 
 def train_scorer(data: Any, ctx: Any, steps: int, seed: int) -> tuple[Any, float]:
-    """The default LeNet trained ``steps`` steps on ``data.train``; (net, test accuracy)."""
+    """The default LeNet trained ``steps`` steps on ``data.train``; (net, test accuracy).
+
+    Every random stream is left as it was, so a GAN run does not depend on whether the
+    scorer was trained or came from the cache."""
+    saved = rng_state()
+    try:
+        return _train_scorer(data, ctx, steps, seed)
+    finally:
+        set_rng_state(saved)
+
+
+def _train_scorer(data: Any, ctx: Any, steps: int, seed: int) -> tuple[Any, float]:
     from dlrun.nn import init
     from dlrun.optim import Adam, Trainer
 
