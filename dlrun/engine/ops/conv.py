@@ -93,14 +93,16 @@ def _correlate_input_grad(xp, gy, weight, groups: int, stride: tuple, dilation: 
 
     This is also the forward of transposed convolution (gy is then its input).
     """
-    nd = weight.ndim - 2
     og = weight.shape[0] // groups
-    dcols = [xp.tensordot(gy[:, g * og:(g + 1) * og], weight[g * og:(g + 1) * og], axes=([1], [0]))
+    # (C, *K, N, *out): the slab of each kernel offset is contiguous over (N, *out), so the
+    # scatter below adds whole rows (the (N, *out, C, *K) order strided every element)
+    dcols = [xp.tensordot(weight[g * og:(g + 1) * og], gy[:, g * og:(g + 1) * og], axes=([0], [1]))
              for g in range(groups)]
-    dcol = dcols[0] if groups == 1 else xp.concatenate(dcols, axis=1 + nd)  # (N, *out, C, *K)
+    dcol = dcols[0] if groups == 1 else xp.concatenate(dcols, axis=0)
     gxpad = xp.zeros(padded_shape, dtype=dcol.dtype)
+    gview = gxpad.swapaxes(0, 1)  # (C, N, *S), a view
     for kidx, sl in _offset_slices(weight.shape[2:], stride, dilation, gy.shape[2:]):
-        gxpad[sl] += xp.moveaxis(dcol[(Ellipsis,) + kidx], -1, 1)
+        gview[sl] += dcol[(slice(None),) + kidx]
     return gxpad
 
 
