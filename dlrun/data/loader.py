@@ -42,9 +42,14 @@ class DataLoader:
         return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self) -> Iterator[tuple[NDArray, NDArray]]:
+        return self.iterate()
+
+    def iterate(self, skip: int = 0) -> Iterator[tuple[NDArray, NDArray]]:
+        """The coming pass from its batch ``skip`` on (a run resumed mid-epoch): the order and
+        the augmentation are those of the whole pass."""
         order, rng = self._order(), self._augment_rng()
         self.epoch += 1
-        return self._batches(order, rng)
+        return self._batches(order, rng, skip)
 
     def _order(self) -> np.ndarray:
         """The example indices of the coming pass."""
@@ -60,12 +65,13 @@ class DataLoader:
             return None
         return np.random.default_rng(None if self.seed is None else (self.seed, self.epoch, 1))
 
-    def _batches(self, order: np.ndarray, rng: np.random.Generator | None = None
+    def _batches(self, order: np.ndarray, rng: np.random.Generator | None = None, skip: int = 0
                  ) -> Iterator[tuple[NDArray, NDArray]]:
         data, label = self.dataset.data, self.dataset.label
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        for i, start in enumerate(range(0, len(self) * self.batch_size, self.batch_size)):
             idx = order[start:start + self.batch_size]
             x = data[idx]
-            if self.transform is not None:
+            if self.transform is not None:  # skipped batches too: their draws move the generator
                 x = self.transform(x, rng)
-            yield array(x, ctx=self.ctx), array(label[idx], ctx=self.ctx)
+            if i >= skip:
+                yield array(x, ctx=self.ctx), array(label[idx], ctx=self.ctx)

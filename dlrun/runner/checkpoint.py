@@ -47,6 +47,12 @@ class Checkpoint:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     config_hash: str = ""
+    source: Path | None = None      # the manifest it was read from
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run folder of a checkpoint read from ``<run>/checkpoints/``."""
+        return None if self.source is None else self.source.parent.parent
 
 
 def config_hash(text: str) -> str:
@@ -90,7 +96,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # --- files -------------------------------------------------------------------------------
-def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
+def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
     """``write(file)`` into a temporary file beside ``path``, fsync, then rename over it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -142,7 +148,7 @@ class CheckpointStore:
         arrays_path, manifest_path = self.folder / f"{stem}.npz", self.folder / f"{stem}.json"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            _write_atomic(arrays_path, lambda f: np.savez(f, **ckpt.arrays))
+            write_atomic(arrays_path, lambda f: np.savez(f, **ckpt.arrays))
             manifest = {
                 "format": FORMAT, "version": VERSION, "step": ckpt.step, "epoch": ckpt.epoch,
                 "batch": ckpt.batch, "config_hash": ckpt.config_hash,
@@ -150,7 +156,7 @@ class CheckpointStore:
                 "sha256": _sha256(arrays_path), "state": ckpt.state,
             }
             text = json.dumps(manifest, indent=1).encode()
-            _write_atomic(manifest_path, lambda f: f.write(text))
+            write_atomic(manifest_path, lambda f: f.write(text))
             _fsync_dir(self.folder)
         except OSError as e:
             kept = self.latest()
@@ -212,6 +218,48 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         with np.load(arrays_path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
         return Checkpoint(int(spec["step"]), int(spec["epoch"]), int(spec["batch"]), arrays,
-                          dict(spec.get("state", {})), str(spec.get("config_hash", "")))
+                          dict(spec.get("state", {})), str(spec.get("config_hash", "")), path)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"cannot read checkpoint {arrays_path}: {e}") from None
+
+
+# --- a run's checkpoints ---------------------------------------------------------------------
+class RunCheckpoints:
+    """When a run writes checkpoints, what goes into them, and restoring one.
+
+    A checkpoint holds the parameters (``param/<name>``), the trainer's optimizer and schedule
+    state (``optim/<key>``), every RNG state, the MLflow run id and the task's own counters.
+    """
+
+    def __init__(self, store: CheckpointStore, every: int, net: Any, trainer: Any,
+                 config_hash: str, run_id: Callable[[], str | None]):
+        if every < 0:
+            raise ValueError(f"trainer.checkpoint_every must be >= 0 (0: at epoch ends only), got {every}")
+        self.store, self.every, self.net, self.trainer = store, every, net, trainer
+        self.config_hash, self.run_id = config_hash, run_id
+        self.last: Path | None = store.latest()
+
+    def due(self, step: int) -> bool:
+        """A mid-epoch checkpoint is due after ``step``."""
+        return self.every > 0 and step % self.every == 0
+
+    def save(self, epoch: int, batch: int, step: int, task_state: dict[str, Any]) -> Path:
+        """Checkpoint the run at ``batch`` batches into ``epoch`` after ``step`` steps."""
+        arrays = {f"param/{n}": p.data().asnumpy() for n, p in self.net.collect_params().items()}
+        arrays.update({f"optim/{k}": v for k, v in self.trainer.state_dict().items()})
+        state = {"rng": rng_state(), "task": task_state, "mlflow_run_id": self.run_id()}
+        self.last = self.store.save(Checkpoint(step, epoch, batch, arrays, state, self.config_hash))
+        return self.last
+
+    def restore(self, ckpt: Checkpoint) -> None:
+        """Parameters, optimizer state and RNG states of ``ckpt`` (parameters must exist)."""
+        params = self.net.collect_params()
+        missing = [n for n in params if f"param/{n}" not in ckpt.arrays]
+        if missing:
+            raise CheckpointError(f"the checkpoint lacks parameters {', '.join(missing[:5])}: it "
+                                  "was written by another model")
+        for name, p in params.items():
+            p.set_data(ckpt.arrays[f"param/{name}"])
+        self.trainer.load_state_dict({k[len("optim/"):]: v for k, v in ckpt.arrays.items()
+                                      if k.startswith("optim/")})
+        set_rng_state(ckpt.state["rng"])

@@ -33,6 +33,11 @@ DATA_ROOT = "${oc.env:DLRUN_DATA,${oc.env:HOME}/.cache/dlrun}"
 
 
 # --- trainer, device, logger --------------------------------------------------------------
+class NanPolicy(Enum):
+    stop = "stop"
+    skip = "skip"
+
+
 @dataclass
 class TrainerConfig:
     epochs: int = 10
@@ -43,6 +48,10 @@ class TrainerConfig:
     eval_batch_size: Optional[int] = None  # evaluation batch (null: batch_size)
     wd: float = 0.0                # weight decay: lambda of the penalty lambda * ||w||^2 (every optimizer)
     clip_global_norm: Optional[float] = None  # clip the global gradient norm (after the 1/batch rescale)
+    checkpoint_every: int = 0      # steps between checkpoints (0: only at the end of each epoch)
+    keep_checkpoints: int = 2      # the newest N checkpoints are kept in <run>/checkpoints/
+    on_nan: NanPolicy = NanPolicy.stop  # a NaN/Inf gradient: stop the run, or skip the step
+    max_nan_skips: int = 10        # on_nan=skip: stop after this many skipped steps
 
 
 class DeviceType(Enum):
@@ -88,6 +97,7 @@ class Config:
     seed: int = 0                  # fixes every random source of a run
     debug: bool = False            # show full Python tracebacks on errors
     experiment: str = "dlrun"      # the MLflow experiment name
+    resume: Optional[str] = None   # a run folder or checkpoint: continue that run exactly
 
 
 SCHEMAS = {

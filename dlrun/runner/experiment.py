@@ -22,7 +22,10 @@ import dlrun
 
 from .config import ArgumentError, check_arguments, class_arguments
 from .console import EPOCH_COLUMNS, RESULT_ROWS, Column, ConsoleReporter, format_duration
+from .checkpoint import CheckpointStore, RunCheckpoints, write_atomic
 from .export import export_model
+from .interrupt import INTERRUPTS
+from .resume import identity_hash, resumed_choices, resumed_config
 from .tasks import Setup, get_task
 from .tracking import TrackingError, flatten, make_tracker
 
@@ -163,6 +166,11 @@ def run(cfg: DictConfig) -> float:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items()
                if not k.startswith("hydra") and v is not None}
+    resume_from = None
+    if cfg.get("resume"):  # the run continues in its own folder, with its own config
+        cfg, resume_from = resumed_config(cfg, list(hydra_cfg.overrides.task))
+        run_dir = resume_from.run_dir
+        choices = resumed_choices(run_dir) or choices
     console = ConsoleReporter()
 
     seed_everything(int(cfg.seed))
@@ -170,7 +178,8 @@ def run(cfg: DictConfig) -> float:
 
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     config_file = run_dir / "config.yaml"
-    config_file.write_text(OmegaConf.to_yaml(resolved))
+    text = OmegaConf.to_yaml(resolved).encode()  # atomic: a resume needs it whole
+    write_atomic(config_file, lambda f: f.write(text))
     tags = {"dlrun.version": dlrun.__version__, "dlrun.device": str(ctx),
             "dlrun.run_dir": str(run_dir.absolute()), "dlrun.task": str(cfg.task),
             "dlrun.overrides": " ".join(hydra_cfg.overrides.task),
@@ -179,9 +188,12 @@ def run(cfg: DictConfig) -> float:
     run_name = "-".join(str(choices.get(g, "")) for g in ("model", "optimizer", "dataset"))
     if hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN":
         run_name += f"-{hydra_cfg.job.num}"
+    if resume_from is not None:
+        tags["dlrun.resumed_from_step"] = str(resume_from.step)
     tracker = make_tracker(cfg.logger, str(cfg.experiment), run_name=run_name,
                            params=flatten(resolved), tags=tags,
-                           source_dir=Path(dlrun.__file__).parent)
+                           source_dir=Path(dlrun.__file__).parent,
+                           resume_run_id=resume_from.state.get("mlflow_run_id") if resume_from else None)
     tracker.start()  # mlflow's import and the run's creation overlap with the setup below
 
     status, metrics, task, exported = "FAILED", {}, None, None
@@ -206,15 +218,28 @@ def run(cfg: DictConfig) -> float:
         task_name = str(cfg.task) if cfg.task != "auto" else (
             getattr(net, "task", None) or getattr(data, "task", "classify"))
         report = Reporter(console, tracker)
-        task = get_task(task_name)(Setup(cfg=cfg, ctx=ctx, data=data, net=net, loss=loss,
-                                         trainer=trainer, schedule=schedule, seed=int(cfg.seed),
-                                         report=report))
+        task_class = get_task(task_name)
+        checkpoints = None
+        if getattr(task_class, "resumable", False):
+            checkpoints = RunCheckpoints(
+                CheckpointStore(run_dir / "checkpoints", int(cfg.trainer.keep_checkpoints)),
+                int(cfg.trainer.checkpoint_every), net, trainer, identity_hash(cfg),
+                tracker.wait_for_run)  # a resume continues that MLflow run
+        elif resume_from is not None:
+            raise ConfigError(f"the {task_name} task does not checkpoint mid-run, so resume= "
+                              "cannot continue it; start the run again")
+        INTERRUPTS.polling = checkpoints is not None  # a first Ctrl-C/SIGTERM stops between steps
+        task = task_class(Setup(cfg=cfg, ctx=ctx, data=data, net=net, loss=loss,
+                                trainer=trainer, schedule=schedule, seed=int(cfg.seed),
+                                report=report, checkpoints=checkpoints, resume_from=resume_from))
         n_params = sum(int(np.prod(p.shape)) for p in net.collect_params().values())
         console.header(f"dlrun {dlrun.__version__}", [
             ("run", str(run_dir)),
             ("dataset", str(choices.get("dataset", cfg.dataset._target_))),
             ("model", f"{choices.get('model', '')} ({type(net).__name__}, {n_params:,} parameters, "
                       f"{'hybridized' if hybridize else 'imperative'})"),
+            *([("resumed", f"from {resume_from.source} (epoch {resume_from.epoch}, step "
+                           f"{resume_from.step})")] if resume_from is not None else []),
             ("optimizer", _describe_optimizer(choices.get("optimizer", ""), cfg.optimizer,
                                               choices.get("schedule", ""))),
             *task.describe(),
@@ -237,6 +262,7 @@ def run(cfg: DictConfig) -> float:
         status = "KILLED"
         raise
     finally:
+        INTERRUPTS.polling = False
         console.close()
         try:
             tracker.finish(status)

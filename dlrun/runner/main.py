@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sys
 from typing import Any
 
@@ -22,6 +21,7 @@ import hydra
 from omegaconf import DictConfig
 
 from .config import register_configs
+from .interrupt import INTERRUPTS, StopRequested
 from .sweep import register_resolvers
 
 register_resolvers()  # also where a joblib worker unpickles the task function
@@ -35,14 +35,17 @@ def _message(error: BaseException) -> tuple[str, str | None]:
     from dlrun.engine import ContextError
     from dlrun.engine.jit import GraphFormatError
 
+    from .checkpoint import CheckpointError
     from .experiment import ConfigError
     from .predict import PredictError
+    from .resume import ResumeError
     from .sweep import TrialFailed
     from .tasks import DivergenceError, UnknownTaskError
     from .tracking import TrackingError
 
     if isinstance(error, (ContextError, DataError, ConfigError, TrackingError, DivergenceError,
-                          UnknownTaskError, TrialFailed, GraphFormatError, PredictError)):
+                          UnknownTaskError, TrialFailed, GraphFormatError, PredictError,
+                          CheckpointError, ResumeError)):
         return str(error), None
     if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
         return str(error), None
@@ -68,14 +71,14 @@ def _run(cfg: DictConfig) -> Any:
     try:
         value = run(cfg)
         return trial.finished(value) if trial is not None else value
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if trial is not None:
             trial.killed()
         if in_debug_mode(cfg):
             raise
         from .console import error as print_error
 
-        print_error("interrupted")
+        print_error(*_interrupted(stop))
         raise SystemExit(130) from None
     except Exception as e:
         if trial is None:
@@ -96,6 +99,15 @@ def _run(cfg: DictConfig) -> Any:
         raise TrialFailed(text, kind=kind) from None
 
 
+def _interrupted(stop: KeyboardInterrupt) -> tuple[str, str | None]:
+    """What to say when a run was interrupted: where it stopped and how to go on."""
+    if isinstance(stop, StopRequested) and stop.checkpoint is not None:
+        run_dir = stop.checkpoint.parent.parent
+        return (f"stopped by {stop.signal_name} after step {stop.step}; checkpoint "
+                f"{stop.checkpoint}", f"continue it with: dlrun resume={run_dir}")
+    return "interrupted", None
+
+
 def _predict(args: list[str]) -> int:
     """``dlrun predict ARGS`` (dlrun.runner.predict); errors end like a run's. Returns the exit code."""
     from .experiment import in_debug_mode
@@ -110,10 +122,6 @@ def _predict(args: list[str]) -> int:
     return 0
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> None:
     """Console-script entry point (``dlrun``)."""
     if any(_DEBUG_ARG.fullmatch(arg) for arg in sys.argv[1:]):
@@ -121,9 +129,10 @@ def main() -> None:
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     register_configs()
     register_resolvers()
-    # `kill` (SIGTERM) ends a run like Ctrl-C: its MLflow run KILLED rather than left RUNNING,
-    # a sweep's table printed and its study ready to resume
-    signal.signal(signal.SIGTERM, _terminate)
+    # `kill` (SIGTERM) ends a run like Ctrl-C: a training loop stops after its step and writes
+    # a checkpoint, the MLflow run ends KILLED rather than left RUNNING, a sweep's table is
+    # printed and its study is ready to resume; a second signal stops at once
+    INTERRUPTS.install()
     try:
         if sys.argv[1:2] == ["predict"]:
             raise SystemExit(_predict(sys.argv[2:]))

@@ -87,6 +87,9 @@ class NullTracker:
     def finish(self, status: str = "FINISHED", timeout: float | None = None) -> None:
         pass
 
+    def wait_for_run(self, timeout: float = 60.0) -> str | None:
+        return None
+
 
 class MlflowTracker:
     """Logs one MLflow run from a worker thread; every public method returns immediately.
@@ -98,8 +101,10 @@ class MlflowTracker:
 
     def __init__(self, tracking_uri: str, experiment: str, *, run_name: str | None = None,
                  params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
-                 artifact_location: str | None = None, source_dir: Path | None = None):
+                 artifact_location: str | None = None, source_dir: Path | None = None,
+                 resume_run_id: str | None = None):
         self.tracking_uri = tracking_uri
+        self.resume_run_id = resume_run_id  # continue this MLflow run (dlrun resume=...)
         self.experiment = experiment
         self.run_name = run_name
         self.params = dict(params or {})
@@ -112,6 +117,7 @@ class MlflowTracker:
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="dlrun-mlflow", daemon=True)
         self._started = False
+        self._opened = threading.Event()  # set once the run exists (or could not be created)
         self.metrics_sent = 0
 
     # --- the main thread's side: enqueue only -------------------------------------------
@@ -145,6 +151,12 @@ class MlflowTracker:
         if self.error is not None:
             raise TrackingError(_describe(self.error, self.tracking_uri)) from self.error
 
+    def wait_for_run(self, timeout: float = 60.0) -> str | None:
+        """The MLflow run's id once the worker created it (None if it could not)."""
+        if self._started:
+            self._opened.wait(timeout)
+        return self.run_id
+
     @property
     def run_url(self) -> str | None:
         if self.run_id and self.tracking_uri.startswith(("http://", "https://")):
@@ -160,6 +172,8 @@ class MlflowTracker:
         except BaseException as e:  # noqa: BLE001 - kept and reported by finish()
             self.error = e
             log.exception("could not start the MLflow run")
+        finally:
+            self._opened.set()
         while True:
             items = [self._queue.get()]
             while True:  # take everything queued up so far: one log_batch for all of it
@@ -184,7 +198,7 @@ class MlflowTracker:
         # an unreachable server should fail in seconds, not after MLflow's minutes of retries
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-        from mlflow.entities import Param
+        from mlflow.entities import Param, RunTag
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=self.tracking_uri)
@@ -195,6 +209,11 @@ class MlflowTracker:
             if commit:
                 tags["dlrun.git_commit"] = commit
                 tags["mlflow.source.git.commit"] = commit
+        if self.resume_run_id is not None:  # the same run goes on: its params stay as logged
+            client.update_run(self.resume_run_id, status="RUNNING")
+            self.run_id = self.resume_run_id
+            client.log_batch(self.run_id, tags=[RunTag(sanitize_key(k), str(v)) for k, v in tags.items()])
+            return client
         run = client.create_run(self.experiment_id, run_name=self.run_name,
                                 tags={k: str(v) for k, v in tags.items()})
         self.run_id = run.info.run_id

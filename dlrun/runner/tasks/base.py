@@ -38,6 +38,35 @@ class Setup:
     schedule: Any         # the learning-rate schedule inside the trainer's optimizer
     seed: int             # the run's seed (data shuffling follows it)
     report: Reporter
+    checkpoints: Any = None   # RunCheckpoints (runner/checkpoint.py); None: the run writes none
+    resume_from: Any = None   # the Checkpoint this run continues; None: a fresh start
+    nan_skips: int = 0        # steps skipped for a NaN/Inf gradient (trainer.on_nan=skip)
+
+    # --- checkpoints and resuming (tasks whose class sets ``resumable = True``) ----------------
+    def resume_point(self) -> tuple[int, int, int, dict]:
+        """(epoch, batches of it done, steps done, the task's saved counters) to start from,
+        with the checkpoint's parameters, optimizer and RNG states restored; (1, 0, 0, {})
+        for a fresh run. Call it after the parameters have their shapes."""
+        c = self.resume_from
+        if c is None:
+            return 1, 0, 0, {}
+        self.checkpoints.restore(c)
+        return c.epoch, c.batch, c.step, dict(c.state.get("task", {}))
+
+    def checkpoint_due(self, step: int) -> bool:
+        """A checkpoint is due after ``step`` (its schedule, or a stop request by a signal)."""
+        from ..interrupt import INTERRUPTS
+        return INTERRUPTS.requested is not None or (
+            self.checkpoints is not None and self.checkpoints.due(step))
+
+    def checkpoint(self, epoch: int, batch: int, step: int, task_state: dict) -> None:
+        """Save the run at ``batch`` batches into ``epoch`` (then stop, if a signal asked to)."""
+        from ..interrupt import INTERRUPTS, StopRequested
+        if self.checkpoints is not None:
+            self.checkpoints.save(epoch, batch, step, task_state)
+        if INTERRUPTS.requested is not None:
+            raise StopRequested(INTERRUPTS.requested, step,
+                                self.checkpoints.last if self.checkpoints is not None else None)
 
     def start_schedule(self, steps_per_epoch: int, epochs: int) -> None:
         """Tell the schedule what it left open: the updates per epoch (EpochDecay) and in the
@@ -55,6 +84,8 @@ class Setup:
         """The pending (step, loss on the device, size) brought to the host in one sync, as
         (step, value); a NaN or infinite loss stops the run naming the step."""
         values = [(step, float(v.asscalar())) for step, v, _ in pending]
+        if self._skips_nan:  # those steps were skipped (checked_step); the caller leaves them out
+            return values
         for step, v in values:
             if not math.isfinite(v):
                 raise DivergenceError(
@@ -65,13 +96,33 @@ class Setup:
         return values
 
     def checked_step(self, batch_size: int, step: int) -> float | None:
-        """One trainer step; the gradient norm when clipping is on, and divergence as an error."""
+        """One trainer step; the gradient norm when clipping is on, and divergence as an error.
+
+        With ``trainer.on_nan=skip`` a step whose gradients are not finite is skipped (the
+        parameters stay as they were) and the run stops only after ``trainer.max_nan_skips``
+        such steps."""
+        if self._skips_nan:
+            from dlrun.optim import global_norm
+            grads = [p.data().grad for p in self.trainer._params if p.grad_req != "null"]
+            if not math.isfinite(global_norm(grads)):
+                self.nan_skips += 1
+                limit = int(self.cfg.trainer.max_nan_skips)
+                if self.nan_skips > limit:
+                    raise DivergenceError(
+                        f"step {step} is the {self.nan_skips}th with a NaN/Inf gradient "
+                        f"(trainer.max_nan_skips={limit}); the run stopped. Lower the learning "
+                        "rate (optimizer.lr) or set trainer.clip_global_norm")
+                return None
         norm = self.trainer.step(batch_size)
         if norm is not None and not math.isfinite(norm):
             raise DivergenceError(
                 f"the gradient norm became {norm} at step {step}; the update was skipped and "
                 f"the run stopped. Lower the learning rate (optimizer.lr) or trainer.clip_global_norm")
         return norm
+
+    @property
+    def _skips_nan(self) -> bool:
+        return str(getattr(self.cfg.trainer, "on_nan", "stop")).endswith("skip")
 
 
 class Task(Protocol):

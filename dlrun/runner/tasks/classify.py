@@ -1,6 +1,7 @@
 """Classification: minibatch training with a per-step loss and test-split evaluation per epoch."""
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Sequence
 
@@ -10,6 +11,7 @@ from dlrun.data import DataLoader
 from dlrun.engine import array, autograd
 
 from ..console import EPOCH_COLUMNS, RESULT_ROWS
+from ..resume import ResumeError
 from .base import Setup
 
 EVAL_BATCH_SIZE = 256  # evaluation keeps no graph, so larger batches are cheap and faster
@@ -26,6 +28,7 @@ class ClassifyTask:
     primary_metric = "eval/accuracy"
     columns = EPOCH_COLUMNS
     results = RESULT_ROWS
+    resumable = True  # checkpoints mid-epoch and continues from one exactly
 
     def __init__(self, setup: Setup):
         self._make_loaders(setup)
@@ -63,15 +66,33 @@ class ClassifyTask:
         epochs, log_every = int(tcfg.epochs), max(1, int(tcfg.log_every))
         steps = len(self.train_loader)
         s.start_schedule(steps, epochs)
+        first_epoch, skip, global_step, saved = s.resume_point()
+        if first_epoch > epochs:
+            raise ResumeError(f"the run already finished its {first_epoch - 1} epochs; to train "
+                              f"on, resume with trainer.epochs={first_epoch} or more")
         s.report.start(epochs, steps, self.columns)
-        global_step, metrics = 0, {}
-        train_time = 0.0
-        for epoch in range(1, epochs + 1):
+        metrics: dict[str, float] = {}
+        train_time = float(saved.get("train_time", 0.0))
+        for epoch in range(first_epoch, epochs + 1):
             s.report.epoch_start(epoch)
             start = time.perf_counter()
             pending: list[tuple[int, Any, int]] = []  # (global step, mean loss on the device, batch size)
-            loss_sum, samples = 0.0, 0
-            for step, (x, y) in enumerate(self.train_loader, start=1):
+            loss_sum, samples = float(saved.get("loss_sum", 0.0)), int(saved.get("samples", 0))
+            saved = {}
+
+            def flush(epoch: int = epoch) -> float | None:
+                """Bring the pending losses to the host; the newest finite one (a non-finite
+                loss is that of a step trainer.on_nan=skip skipped)."""
+                nonlocal loss_sum, pending
+                sizes = {g: size for g, _, size in pending}
+                values = [(g, v) for g, v in s.fetch_losses(pending, epoch) if math.isfinite(v)]
+                loss_sum += sum(v * sizes[g] for g, v in values)
+                s.report.train_losses(values)
+                pending = []
+                return values[-1][1] if values else None
+
+            self.train_loader.epoch = epoch - 1  # the order and augmentation of this epoch
+            for step, (x, y) in enumerate(self.train_loader.iterate(skip), start=skip + 1):
                 with autograd.record():
                     loss = s.loss(s.net(x), y)
                 loss.backward()
@@ -80,14 +101,15 @@ class ClassifyTask:
                 s.checked_step(n, global_step)
                 samples += n
                 pending.append((global_step, loss.mean(), n))
-                fresh = None
-                if step % log_every == 0 or step == steps:
-                    values = s.fetch_losses(pending, epoch)
-                    loss_sum += sum(v * size for (_, v), (_, _, size) in zip(values, pending))
-                    s.report.train_losses(values)
-                    fresh = values[-1][1]
-                    pending = []
+                fresh = flush() if step % log_every == 0 or step == steps else None
                 s.report.step(epoch, step, n, fresh)
+                if step < steps and s.checkpoint_due(global_step):
+                    if pending:
+                        flush()  # a diverged loss stops the run before it is saved
+                    s.checkpoint(epoch, step, global_step, {
+                        "loss_sum": loss_sum, "samples": samples,
+                        "train_time": train_time + time.perf_counter() - start})
+            skip = 0
             elapsed = time.perf_counter() - start
             train_time += elapsed
             metrics = {"epoch": epoch, "train/loss": loss_sum / max(samples, 1),
@@ -98,6 +120,7 @@ class ClassifyTask:
                 s.observe(metrics, self.primary_metric)
             metrics["epoch_time"] = time.perf_counter() - start
             s.report.epoch_end(epoch, global_step, metrics)
+            s.checkpoint(epoch + 1, 0, global_step, {"train_time": train_time})
         metrics.update({"steps": global_step, "train_time": train_time})
         return metrics
 
