@@ -291,3 +291,24 @@ def test_augmentation_is_a_dataset_choice_that_only_the_training_loader_applies(
     stored = data.train.data[order[:len(y.asnumpy())]]
     np.testing.assert_array_equal(y.asnumpy(), data.train.label[order[:len(stored)]])
     assert x.shape == stored.shape and not np.array_equal(x.asnumpy(), stored)
+
+
+@pytest.mark.parametrize("target", ["os.system", "builtins.eval", "subprocess.run"])
+def test_a_target_outside_dlrun_is_refused(run_dlrun, target):
+    done = run_dlrun(f"model._target_={target}", "logger=none")
+    assert done.returncode == 1
+    assert f"model._target_='{target}' is outside the namespaces dlrun builds from" in done.stderr
+    assert "allowed_targets" in done.stderr
+
+
+def test_allowed_targets_widens_the_namespaces():
+    from dlrun.runner.experiment import ConfigError, _resolve, allow_targets
+
+    with pytest.raises(ConfigError, match="outside the namespaces"):
+        _resolve({"_target_": "collections.OrderedDict"}, "model")
+    allow_targets(["collections."])
+    try:
+        fn, target, _ = _resolve({"_target_": "collections.OrderedDict"}, "model")
+        assert target == "collections.OrderedDict" and fn().__class__.__name__ == "OrderedDict"
+    finally:
+        allow_targets([])

@@ -23,7 +23,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, List, Optional, Union
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -98,6 +98,7 @@ class Config:
     debug: bool = False            # show full Python tracebacks on errors
     experiment: str = "dlrun"      # the MLflow experiment name
     resume: Optional[str] = None   # a run folder or checkpoint: continue that run exactly
+    allowed_targets: List[str] = field(default_factory=list)  # _target_ namespaces besides dlrun.
 
 
 SCHEMAS = {

@@ -27,7 +27,7 @@ from .export import export_model
 from .interrupt import INTERRUPTS
 from .resume import identity_hash, resumed_choices, resumed_config
 from .tasks import Setup, get_task
-from .tracking import TrackingError, flatten, make_tracker
+from .tracking import SPOOL_NAME, TrackingError, flatten, make_tracker
 
 
 class ConfigError(ValueError):
@@ -66,6 +66,16 @@ def data_model_args(model: Any, data: Any) -> dict:
 extra_sources = {"wd": "trainer.wd", "lr_scheduler": "the schedule group (schedule=...)"}
 
 
+# a config builds dlrun's own classes only (a config file must not be able to call os.system);
+# `allowed_targets` in the config adds namespaces (e.g. [mypkg.models.])
+TARGET_NAMESPACES = ["dlrun."]
+
+
+def allow_targets(prefixes: Sequence[str]) -> None:
+    """Let ``_target_`` name callables under ``prefixes`` too (the config's allowed_targets)."""
+    TARGET_NAMESPACES[1:] = [str(p) for p in prefixes]
+
+
 def _resolve(spec: dict, key: str) -> tuple[Any, str, dict]:
     """(the callable, its name, its arguments) of a ``_target_`` node."""
     from hydra.utils import get_object
@@ -74,6 +84,11 @@ def _resolve(spec: dict, key: str) -> tuple[Any, str, dict]:
     target = spec.pop("_target_", None)
     if not target:
         raise ConfigError(f"{key} has no _target_ (the class or function to build)")
+    if not str(target).startswith(tuple(TARGET_NAMESPACES)):
+        raise ConfigError(f"{key}._target_={target!r} is outside the namespaces dlrun builds from "
+                          f"({', '.join(TARGET_NAMESPACES)}), so that a config cannot run arbitrary "
+                          f"code; to build your own class, add its package to allowed_targets "
+                          f"(e.g. 'allowed_targets=[{str(target).rsplit('.', 1)[0]}.]')")
     try:
         return get_object(target), target, spec
     except Exception as e:  # ImportError, AttributeError, hydra's own wrapping
@@ -125,6 +140,7 @@ class Reporter:
     def __init__(self, console: ConsoleReporter, tracker: Any):
         self.console = console
         self.tracker = tracker
+        self._warned = False  # about an unreachable MLflow store
 
     def start(self, epochs: int, steps_per_epoch: int, columns: Sequence[Column] = EPOCH_COLUMNS) -> None:
         self.console.start(epochs, steps_per_epoch, columns)
@@ -150,6 +166,12 @@ class Reporter:
     def epoch_end(self, epoch: int, global_step: int, metrics: Mapping[str, float]) -> None:
         self.console.epoch_end(metrics)
         self.tracker.log_metrics(dict(metrics), global_step)
+        outage = getattr(self.tracker, "outage", None)
+        if outage and not self._warned:  # once: the run goes on, its records wait in the spool
+            self._warned = True
+            self.console.console.print(
+                f"warning: MLflow at {self.tracker.tracking_uri} is unreachable ({outage}); training "
+                f"goes on and its records wait in {self.tracker.spool.path} until it is back")
         if self.tracker.error is not None:  # fail early rather than train for nothing
             raise TrackingError(f"MLflow tracking at {self.tracker.tracking_uri} failed: "
                                 f"{type(self.tracker.error).__name__}: {self.tracker.error}")
@@ -173,6 +195,7 @@ def run(cfg: DictConfig) -> float:
         choices = resumed_choices(run_dir) or choices
     console = ConsoleReporter()
 
+    allow_targets(cfg.get("allowed_targets") or [])
     seed_everything(int(cfg.seed))
     ctx = make_context(cfg.device)
 
@@ -193,7 +216,8 @@ def run(cfg: DictConfig) -> float:
     tracker = make_tracker(cfg.logger, str(cfg.experiment), run_name=run_name,
                            params=flatten(resolved), tags=tags,
                            source_dir=Path(dlrun.__file__).parent,
-                           resume_run_id=resume_from.state.get("mlflow_run_id") if resume_from else None)
+                           resume_run_id=resume_from.state.get("mlflow_run_id") if resume_from else None,
+                           spool=run_dir / SPOOL_NAME)
     tracker.start()  # mlflow's import and the run's creation overlap with the setup below
 
     status, metrics, task, exported = "FAILED", {}, None, None
@@ -295,6 +319,10 @@ def _print_results(console: ConsoleReporter, metrics: Mapping[str, float], rows_
     rows.append(("wall time", format_duration(metrics.get("wall_time", 0.0))
                  + f" ({metrics.get('wall_time', 0.0):.1f} s)"))
     footer = [f"run folder: {run_dir}"]
+    spooled = getattr(tracker, "spooled", None)
+    if spooled is not None:
+        footer.append(f"MLflow was unreachable: the run's records wait in {spooled}; send them "
+                      f"with: dlrun sync {run_dir}")
     if exported is not None:
         footer.append(f"exported model: {exported} (evaluate it: dlrun predict {run_dir})")
     if tracker.run_id:

@@ -39,13 +39,14 @@ def _message(error: BaseException) -> tuple[str, str | None]:
     from .experiment import ConfigError
     from .predict import PredictError
     from .resume import ResumeError
+    from .sync import SyncError
     from .sweep import TrialFailed
     from .tasks import DivergenceError, UnknownTaskError
     from .tracking import TrackingError
 
     if isinstance(error, (ContextError, DataError, ConfigError, TrackingError, DivergenceError,
                           UnknownTaskError, TrialFailed, GraphFormatError, PredictError,
-                          CheckpointError, ResumeError)):
+                          CheckpointError, ResumeError, SyncError)):
         return str(error), None
     if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
         return str(error), None
@@ -99,6 +100,17 @@ def _run(cfg: DictConfig) -> Any:
         raise TrialFailed(text, kind=kind) from None
 
 
+def _sync(args: list[str]) -> int:
+    """``dlrun sync RUN`` (dlrun.runner.sync); errors end like a run's. Returns the exit code."""
+    from .sync import sync
+
+    try:
+        sync(args)
+    except Exception as e:
+        return _report(e)
+    return 0
+
+
 def _interrupted(stop: KeyboardInterrupt) -> tuple[str, str | None]:
     """What to say when a run was interrupted: where it stopped and how to go on."""
     if isinstance(stop, StopRequested) and stop.checkpoint is not None:
@@ -136,6 +148,8 @@ def main() -> None:
     try:
         if sys.argv[1:2] == ["predict"]:
             raise SystemExit(_predict(sys.argv[2:]))
+        if sys.argv[1:2] == ["sync"]:
+            raise SystemExit(_sync(sys.argv[2:]))
         _run()
     except KeyboardInterrupt:  # outside a run (between the trials of a sweep, say)
         from .console import error as print_error

@@ -102,9 +102,14 @@ class MlflowTracker:
     def __init__(self, tracking_uri: str, experiment: str, *, run_name: str | None = None,
                  params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
                  artifact_location: str | None = None, source_dir: Path | None = None,
-                 resume_run_id: str | None = None):
+                 resume_run_id: str | None = None, spool: Path | None = None):
         self.tracking_uri = tracking_uri
         self.resume_run_id = resume_run_id  # continue this MLflow run (dlrun resume=...)
+        # with a spool file, an unreachable store does not stop the run: what cannot be sent
+        # waits there and goes out when the store is back (or with `dlrun sync RUN`)
+        self.spool = Spool(spool) if spool is not None else None
+        self.outage: str | None = None     # why the store is unreachable, while it is
+        self._retry_at = 0.0
         self.experiment = experiment
         self.run_name = run_name
         self.params = dict(params or {})
@@ -151,6 +156,11 @@ class MlflowTracker:
         if self.error is not None:
             raise TrackingError(_describe(self.error, self.tracking_uri)) from self.error
 
+    @property
+    def spooled(self) -> Path | None:
+        """The spool file when records are waiting in it (the store was unreachable)."""
+        return self.spool.path if self.spool is not None and self.spool.pending else None
+
     def wait_for_run(self, timeout: float = 60.0) -> str | None:
         """The MLflow run's id once the worker created it (None if it could not)."""
         if self._started:
@@ -166,14 +176,8 @@ class MlflowTracker:
 
     # --- the worker thread ----------------------------------------------------------------
     def _work(self) -> None:
-        client = None
-        try:
-            client = self._open()
-        except BaseException as e:  # noqa: BLE001 - kept and reported by finish()
-            self.error = e
-            log.exception("could not start the MLflow run")
-        finally:
-            self._opened.set()
+        client = self._connect()
+        self._opened.set()
         while True:
             items = [self._queue.get()]
             while True:  # take everything queued up so far: one log_batch for all of it
@@ -183,14 +187,52 @@ class MlflowTracker:
                     break
             end = next((payload for kind, payload in items if kind == "end"), None)
             if self.error is None:
-                try:
-                    self._send(client, items)
-                except BaseException as e:  # noqa: BLE001
-                    self.error = e
-                    log.exception("MLflow logging failed")
+                client = self._deliver(client, [i for i in items if i[0] != "end"], final=end is not None)
             if end is not None:
-                self._end(client, end)
+                if self.spool is not None and self.spool.pending:
+                    self.spool.append([("end", end)])  # `dlrun sync` ends the run
+                else:
+                    self._end(client, end)
                 return
+
+    def _connect(self) -> Any:
+        """The client with the run created (or resumed); None while the store is unreachable."""
+        try:
+            return self._open()
+        except BaseException as e:  # noqa: BLE001 - an outage, or kept and reported by finish()
+            return self._failed(e)
+
+    def _deliver(self, client: Any, items: list, final: bool = False) -> Any:
+        """Send ``items`` (after anything spooled before them); spool them when that fails."""
+        if client is None and self.spool is not None and (final or time.monotonic() >= self._retry_at):
+            client = self._connect()
+        if client is not None:
+            try:
+                if self.spool is not None and self.spool.pending:
+                    self._send(client, self.spool.read())
+                    self.spool.clear()
+                    log.warning("MLflow at %s is back; the spooled records were sent", self.tracking_uri)
+                self._send(client, items)
+                self.outage = None
+                return client
+            except BaseException as e:  # noqa: BLE001
+                client = self._failed(e)
+        if self.spool is not None and self.outage is not None:
+            self.spool.append(items)
+        return None
+
+    def _failed(self, error: BaseException) -> None:
+        """An outage when the run has a spool (training goes on), else the run's error."""
+        if self.spool is None:
+            self.error = error
+            log.exception("MLflow tracking failed")
+            return None
+        if self.outage is None:
+            log.warning("MLflow at %s is unreachable: %s", self.tracking_uri, error)
+        self.outage = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}"
+        self._retry_at = time.monotonic() + RETRY_SECONDS
+        self.spool.describe(self)
+        return None
 
     def _open(self) -> Any:
         os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # logs go to the run's log file
@@ -202,6 +244,9 @@ class MlflowTracker:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=self.tracking_uri)
+        if self.run_id is not None:  # back after an outage: the run exists already
+            client.get_run(self.run_id)
+            return client
         self.experiment_id = open_experiment(client, self.experiment, self.artifact_location)
         tags = dict(self.tags)
         if self.source_dir is not None:
@@ -249,6 +294,10 @@ class MlflowTracker:
         try:
             client.set_terminated(self.run_id, status=status)
         except BaseException as e:  # noqa: BLE001
+            if self.spool is not None:  # `dlrun sync` ends it
+                self._failed(e)
+                self.spool.append([("end", status)])
+                return
             if self.error is None:
                 self.error = e
             log.exception("could not end the MLflow run")
@@ -336,3 +385,70 @@ def _param_value(value: Any) -> str:
 def _chunks(items: list, size: int) -> Iterable[list]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+RETRY_SECONDS = 5.0  # while the store is unreachable, how often to try it again
+SPOOL_NAME = "mlflow-spool.jsonl"  # in the run folder
+
+
+class Spool:
+    """Records MLflow could not take, as JSON lines in the run folder: a header that says
+    which run they belong to, then one line per batch of metrics, tags, artifacts, the end."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @property
+    def pending(self) -> bool:
+        return self.path.is_file() and self.path.stat().st_size > 0
+
+    def describe(self, tracker: "MlflowTracker") -> None:
+        """Write the header (once): where the records go and how to create the run."""
+        if self.pending:
+            return
+        import json
+        header = {"kind": "run", "payload": {
+            "tracking_uri": tracker.tracking_uri, "experiment": tracker.experiment,
+            "run_id": tracker.run_id, "run_name": tracker.run_name,
+            "artifact_location": tracker.artifact_location,
+            "params": {k: _param_value(v) for k, v in tracker.params.items()},
+            "tags": {k: str(v) for k, v in tracker.tags.items()}}}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w") as f:
+            f.write(json.dumps(header) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def append(self, items: list) -> None:
+        import json
+        with open(self.path, "a") as f:
+            for kind, payload in items:
+                f.write(json.dumps({"kind": kind, "payload": payload}) + "\n")
+            f.flush()
+
+    def header(self) -> dict:
+        import json
+        with open(self.path) as f:
+            return json.loads(f.readline())["payload"]
+
+    def read(self) -> list:
+        """The spooled (kind, payload) records after the header (a torn last line is skipped)."""
+        import json
+        out = []
+        with open(self.path) as f:
+            next(f, None)
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                payload = rec["payload"]
+                if rec["kind"] == "metrics":
+                    payload = [tuple(m) for m in payload]
+                elif rec["kind"] == "artifact":
+                    payload = tuple(payload)
+                out.append((rec["kind"], payload))
+        return out
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
