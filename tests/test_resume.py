@@ -147,3 +147,26 @@ def test_on_nan_skip_skips_steps_up_to_its_limit(tmp_path):
                   "trainer.on_nan=skip", "trainer.max_nan_skips=3")
     assert skipped.returncode == 1
     assert "is the 4th with a NaN/Inf gradient (trainer.max_nan_skips=3)" in skipped.stderr
+
+
+def test_a_language_model_resumes_mid_epoch_with_its_carried_state(tmp_path):
+    """Truncated BPTT carries the hidden state across windows: it is in the checkpoint too."""
+    import shutil
+
+    args = ["model=lstm_lm", "model.embed_size=32", "model.hidden_size=32", "trainer.epochs=1",
+            "trainer.checkpoint_every=10", "trainer.keep_checkpoints=10", "logger=none"]
+    (tmp_path / "a").mkdir()
+    whole = run(tmp_path / "a", *args)
+    assert whole.returncode == 0, whole.stderr
+    folder = run_dir(tmp_path / "a")
+    expected = params(folder)
+    copy = tmp_path / "b" / "run"
+    shutil.copytree(folder, copy)
+    (copy / "model.npz").unlink()
+    resumed = run(tmp_path / "b", f"resume={copy / 'checkpoints' / 'ckpt-00000020.json'}")
+    assert resumed.returncode == 0, resumed.stderr
+    again = params(copy)
+    for name in expected:
+        np.testing.assert_array_equal(again[name], expected[name], err_msg=name)
+    perplexity = [line for line in resumed.stdout.splitlines() if "test perplexity" in line]
+    assert perplexity and perplexity[0] in whole.stdout

@@ -24,7 +24,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -243,10 +243,12 @@ class RunCheckpoints:
         """A mid-epoch checkpoint is due after ``step``."""
         return self.every > 0 and step % self.every == 0
 
-    def save(self, epoch: int, batch: int, step: int, task_state: dict[str, Any]) -> Path:
+    def save(self, epoch: int, batch: int, step: int, task_state: dict[str, Any],
+             task_arrays: Mapping[str, np.ndarray] | None = None) -> Path:
         """Checkpoint the run at ``batch`` batches into ``epoch`` after ``step`` steps."""
         arrays = {f"param/{n}": p.data().asnumpy() for n, p in self.net.collect_params().items()}
         arrays.update({f"optim/{k}": v for k, v in self.trainer.state_dict().items()})
+        arrays.update({f"task/{k}": v for k, v in (task_arrays or {}).items()})
         state = {"rng": rng_state(), "task": task_state, "mlflow_run_id": self.run_id()}
         self.last = self.store.save(Checkpoint(step, epoch, batch, arrays, state, self.config_hash))
         return self.last

@@ -53,17 +53,25 @@ class Setup:
         self.checkpoints.restore(c)
         return c.epoch, c.batch, c.step, dict(c.state.get("task", {}))
 
+    def resumed_arrays(self) -> dict[str, Any]:
+        """The task's own arrays of the checkpoint this run continues (names without ``task/``)."""
+        if self.resume_from is None:
+            return {}
+        return {k[len("task/"):]: v for k, v in self.resume_from.arrays.items() if k.startswith("task/")}
+
     def checkpoint_due(self, step: int) -> bool:
         """A checkpoint is due after ``step`` (its schedule, or a stop request by a signal)."""
         from ..interrupt import INTERRUPTS
         return INTERRUPTS.requested is not None or (
             self.checkpoints is not None and self.checkpoints.due(step))
 
-    def checkpoint(self, epoch: int, batch: int, step: int, task_state: dict) -> None:
-        """Save the run at ``batch`` batches into ``epoch`` (then stop, if a signal asked to)."""
+    def checkpoint(self, epoch: int, batch: int, step: int, task_state: dict,
+                   task_arrays: Mapping[str, Any] | None = None) -> None:
+        """Save the run at ``batch`` batches into ``epoch`` with the task's counters (JSON) and
+        arrays (e.g. a carried hidden state); then stop, if a signal asked to."""
         from ..interrupt import INTERRUPTS, StopRequested
         if self.checkpoints is not None:
-            self.checkpoints.save(epoch, batch, step, task_state)
+            self.checkpoints.save(epoch, batch, step, task_state, task_arrays)
         if INTERRUPTS.requested is not None:
             raise StopRequested(INTERRUPTS.requested, step,
                                 self.checkpoints.last if self.checkpoints is not None else None)

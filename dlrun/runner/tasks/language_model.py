@@ -8,6 +8,7 @@ cross-entropy summed over its steps and averaged over the batch, as in Zaremba e
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from typing import Iterator, Sequence
@@ -16,6 +17,7 @@ import numpy as np
 
 from dlrun.engine import array, autograd
 
+from ..resume import ResumeError
 from .base import Setup
 
 
@@ -33,6 +35,7 @@ class LanguageModelTask:
 
     primary_metric = "eval/perplexity"
     primary_mode = "min"
+    resumable = True  # checkpoints mid-epoch (with the carried hidden state) and continues exactly
     columns = (("epoch", "epoch", "{}"), ("train ppl", "train/perplexity", "{:.2f}"),
                ("valid ppl", "eval/perplexity", "{:.2f}"), ("tokens/s", "train/tokens_per_sec", "{:,.0f}"),
                ("lr", "learning_rate", "{:.4g}"), ("time", "epoch_time", "{:.1f}s"))
@@ -70,14 +73,24 @@ class LanguageModelTask:
         s, tcfg = self.setup, self.tcfg
         epochs, log_every = int(tcfg.epochs), max(1, int(tcfg.log_every))
         s.start_schedule(self.steps, epochs)
+        first_epoch, skip, global_step, saved = s.resume_point()
+        if first_epoch > epochs:
+            raise ResumeError(f"the run already finished its {first_epoch - 1} epochs; to train "
+                              f"on, resume with trainer.epochs={first_epoch} or more")
         s.report.start(epochs, self.steps, self.columns)
-        global_step, metrics, train_time = 0, {}, 0.0
-        for epoch in range(1, epochs + 1):
+        metrics: dict[str, float] = {}
+        train_time = float(saved.get("train_time", 0.0))
+        for epoch in range(first_epoch, epochs + 1):
             s.report.epoch_start(epoch)
             start = time.perf_counter()
-            states = s.net.begin_state(self.batch_size, ctx=s.ctx)
-            loss_sum, tokens, pending = 0.0, 0, []
-            for step, (x, y) in enumerate(windows(self.train_ids, self.bptt), start=1):
+            carried = s.resumed_arrays() if skip else {}
+            states = ([array(carried[f"state/{i}"], ctx=s.ctx) for i in range(len(carried))]
+                      if carried else s.net.begin_state(self.batch_size, ctx=s.ctx))
+            loss_sum, tokens = float(saved.get("loss_sum", 0.0)), int(saved.get("tokens", 0))
+            pending: list = []
+            saved = {}
+            batches = itertools.islice(windows(self.train_ids, self.bptt), skip, None)
+            for step, (x, y) in enumerate(batches, start=skip + 1):
                 states = [h.detach() for h in states]  # truncate: no gradient into earlier windows
                 with autograd.record():
                     logits, states = s.net(array(x, ctx=s.ctx), states)
@@ -90,13 +103,21 @@ class LanguageModelTask:
                 tokens += y.size
                 pending.append((global_step, cost, y.size))
                 fresh = None
-                if step % log_every == 0 or step == self.steps:
-                    values = s.fetch_losses(pending, epoch)
+                if step % log_every == 0 or step == self.steps or (
+                        step < self.steps and s.checkpoint_due(global_step)):
+                    sizes = {g: n for g, _, n in pending}
+                    values = [(g, v) for g, v in s.fetch_losses(pending, epoch) if math.isfinite(v)]
                     loss_sum += sum(v for _, v in values)
-                    s.report.train_losses([(g, v / n) for (g, v), (_, _, n) in zip(values, pending)])
-                    fresh = values[-1][1] / pending[-1][2]
+                    s.report.train_losses([(g, v / sizes[g]) for g, v in values])
+                    fresh = values[-1][1] / sizes[values[-1][0]] if values else None
                     pending = []
                 s.report.step(epoch, step, y.size, fresh)
+                if step < self.steps and s.checkpoint_due(global_step):
+                    s.checkpoint(epoch, step, global_step, {
+                        "loss_sum": loss_sum, "tokens": tokens,
+                        "train_time": train_time + time.perf_counter() - start},
+                        {f"state/{i}": h.asnumpy() for i, h in enumerate(states)})
+            skip = 0
             elapsed = time.perf_counter() - start
             train_time += elapsed
             mean = loss_sum / max(tokens, 1)
@@ -108,6 +129,7 @@ class LanguageModelTask:
                 s.observe(metrics, self.primary_metric)
             metrics["epoch_time"] = time.perf_counter() - start
             s.report.epoch_end(epoch, global_step, metrics)
+            s.checkpoint(epoch + 1, 0, global_step, {"train_time": train_time})
         metrics.update(self.evaluate(self.test_ids, "test"))
         metrics.update({"steps": global_step, "train_time": train_time})
         return metrics
