@@ -232,11 +232,13 @@ class RunCheckpoints:
     """
 
     def __init__(self, store: CheckpointStore, every: int, net: Any, trainer: Any,
-                 config_hash: str, run_id: Callable[[], str | None]):
+                 config_hash: str, run_id: Callable[[], str | None],
+                 flush: Callable[[], None] = lambda: None):
         if every < 0:
             raise ValueError(f"trainer.checkpoint_every must be >= 0 (0: at epoch ends only), got {every}")
         self.store, self.every, self.net, self.trainer = store, every, net, trainer
         self.config_hash, self.run_id = config_hash, run_id
+        self.flush = flush  # the tracker's: metrics up to the checkpoint are stored first
         self.last: Path | None = store.latest()
 
     def due(self, step: int) -> bool:
@@ -246,6 +248,7 @@ class RunCheckpoints:
     def save(self, epoch: int, batch: int, step: int, task_state: dict[str, Any],
              task_arrays: Mapping[str, np.ndarray] | None = None) -> Path:
         """Checkpoint the run at ``batch`` batches into ``epoch`` after ``step`` steps."""
+        self.flush()
         arrays = {f"param/{n}": p.data().asnumpy() for n, p in self.net.collect_params().items()}
         arrays.update({f"optim/{k}": v for k, v in self.trainer.state_dict().items()})
         arrays.update({f"task/{k}": v for k, v in (task_arrays or {}).items()})

@@ -248,7 +248,7 @@ def run(cfg: DictConfig) -> float:
             checkpoints = RunCheckpoints(
                 CheckpointStore(run_dir / "checkpoints", int(cfg.trainer.keep_checkpoints)),
                 int(cfg.trainer.checkpoint_every), net, trainer, identity_hash(cfg),
-                tracker.wait_for_run)  # a resume continues that MLflow run
+                tracker.wait_for_run, tracker.flush)  # a resume continues that MLflow run
         elif resume_from is not None:
             raise ConfigError(f"the {task_name} task does not checkpoint mid-run, so resume= "
                               "cannot continue it; start the run again")

@@ -90,6 +90,9 @@ class NullTracker:
     def wait_for_run(self, timeout: float = 60.0) -> str | None:
         return None
 
+    def flush(self, timeout: float = 60.0) -> None:
+        pass
+
 
 class MlflowTracker:
     """Logs one MLflow run from a worker thread; every public method returns immediately.
@@ -161,6 +164,14 @@ class MlflowTracker:
         """The spool file when records are waiting in it (the store was unreachable)."""
         return self.spool.path if self.spool is not None and self.spool.pending else None
 
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait until everything logged so far reached the store (or the spool): a checkpoint
+        must not get ahead of the metrics a crash right after it would lose."""
+        if self._started and self._thread.is_alive():
+            done = threading.Event()
+            self._queue.put(("flush", done))
+            done.wait(timeout)
+
     def wait_for_run(self, timeout: float = 60.0) -> str | None:
         """The MLflow run's id once the worker created it (None if it could not)."""
         if self._started:
@@ -187,7 +198,11 @@ class MlflowTracker:
                     break
             end = next((payload for kind, payload in items if kind == "end"), None)
             if self.error is None:
-                client = self._deliver(client, [i for i in items if i[0] != "end"], final=end is not None)
+                client = self._deliver(client, [i for i in items if i[0] not in ("end", "flush")],
+                                       final=end is not None)
+            for kind, payload in items:
+                if kind == "flush":
+                    payload.set()
             if end is not None:
                 if self.spool is not None and self.spool.pending:
                     self.spool.append([("end", end)])  # `dlrun sync` ends the run
