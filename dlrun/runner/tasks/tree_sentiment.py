@@ -24,6 +24,7 @@ import numpy as np
 
 from dlrun.engine import array, autograd, ops
 
+from ..resume import ResumeError
 from .base import Setup
 
 EVAL_BATCH_SIZE = 256  # evaluation keeps no graph: larger level-batched minibatches are cheaper
@@ -39,6 +40,7 @@ def targets(batch: Any, nodes: str = "all") -> tuple[np.ndarray, np.ndarray]:
 
 class TreeSentimentTask:
     primary_metric = "eval/root_accuracy"
+    resumable = True  # checkpoints mid-epoch (with the best epoch's parameters) and continues exactly
     columns = (("epoch", "epoch", "{}"), ("train loss", "train/loss", "{:.4f}"),
                ("dev loss", "eval/loss", "{:.4f}"), ("dev root", "eval/root_accuracy", "{:.2%}"),
                ("dev all", "eval/all_accuracy", "{:.2%}"), ("trees/s", "train/trees_per_sec", "{:,.1f}"),
@@ -111,15 +113,36 @@ class TreeSentimentTask:
         epochs, log_every = int(tcfg.epochs), max(1, int(tcfg.log_every))
         nodes = getattr(s.net, "classify", "all")
         s.start_schedule(self.steps, epochs)
+        first_epoch, skip, global_step, saved = s.resume_point()
+        if first_epoch > epochs:
+            raise ResumeError(f"the run already finished its {first_epoch - 1} epochs; to train "
+                              f"on, resume with trainer.epochs={first_epoch} or more")
         s.report.start(epochs, self.steps, self.columns)
-        global_step, metrics, train_time = 0, {}, 0.0
-        best, best_epoch, best_params, best_eval = -1.0, 0, None, {}
-        for epoch in range(1, epochs + 1):
+        metrics: dict[str, float] = {}
+        train_time = float(saved.get("train_time", 0.0))
+        best, best_epoch = float(saved.get("best", -1.0)), int(saved.get("best_epoch", 0))
+        best_eval = dict(saved.get("best_eval", {}))
+        kept = {k[len("best/"):]: v for k, v in s.resumed_arrays().items() if k.startswith("best/")}
+        best_params = kept or None
+        if "order_rng" in saved:
+            self.rng.bit_generator.state = saved["order_rng"]
+        for epoch in range(first_epoch, epochs + 1):
             s.report.epoch_start(epoch)
             start = time.perf_counter()
+            order_rng = self.rng.bit_generator.state  # the epoch's order is drawn from here
             order = self.rng.permutation(len(data.train))
-            loss_sum, labelled, trees, pending = 0.0, 0, 0, []
-            for step in range(1, self.steps + 1):
+            loss_sum, labelled = float(saved.get("loss_sum", 0.0)), int(saved.get("labelled", 0))
+            trees, pending = int(saved.get("trees", 0)), []
+            saved = {}
+
+            def state(**extra: Any) -> dict[str, Any]:
+                return {"train_time": train_time, "best": best, "best_epoch": best_epoch,
+                        "best_eval": best_eval, **extra}
+
+            def arrays() -> dict[str, np.ndarray]:
+                return {f"best/{k}": v for k, v in (best_params or {}).items()}
+
+            for step in range(skip + 1, self.steps + 1):
                 chunk = [data.train[i] for i in order[(step - 1) * self.batch_size:
                                                         step * self.batch_size]]
                 batch = self.batch(chunk)
@@ -133,14 +156,20 @@ class TreeSentimentTask:
                 labelled += len(keep)
                 pending.append((global_step, cost, len(keep)))
                 fresh = None
-                if step % log_every == 0 or step == self.steps:
-                    values = s.fetch_losses(pending, epoch)
+                due = step < self.steps and s.checkpoint_due(global_step)
+                if step % log_every == 0 or step == self.steps or due:
+                    sizes = {g: n for g, _, n in pending}
+                    values = [(g, v) for g, v in s.fetch_losses(pending, epoch) if math.isfinite(v)]
                     loss_sum += sum(v for _, v in values)
-                    s.report.train_losses([(g, v / max(n, 1))
-                                           for (g, v), (_, _, n) in zip(values, pending)])
-                    fresh = values[-1][1] / max(pending[-1][2], 1)
+                    s.report.train_losses([(g, v / max(sizes[g], 1)) for g, v in values])
+                    fresh = values[-1][1] / max(sizes[values[-1][0]], 1) if values else None
                     pending = []
                 s.report.step(epoch, step, len(chunk), fresh)
+                if due:
+                    s.checkpoint(epoch, step, global_step, state(
+                        loss_sum=loss_sum, labelled=labelled, trees=trees, order_rng=order_rng,
+                        train_time=train_time + time.perf_counter() - start), arrays())
+            skip = 0
             elapsed = time.perf_counter() - start
             train_time += elapsed
             metrics = {"epoch": epoch, "train/loss": loss_sum / max(labelled, 1),
@@ -156,6 +185,8 @@ class TreeSentimentTask:
                     best_params = self._snapshot() if epoch < epochs else None
             metrics["epoch_time"] = time.perf_counter() - start
             s.report.epoch_end(epoch, global_step, metrics)
+            s.checkpoint(epoch + 1, 0, global_step, state(order_rng=self.rng.bit_generator.state),
+                         arrays())
         if best_params is not None:  # the best epoch by dev root accuracy was not the last
             self._restore(best_params)
         test = self.evaluate(data.test, "test")
