@@ -65,7 +65,10 @@ def server(tmp_path):
 
 def test_the_store_stops_mid_run_and_comes_back(server, tmp_path):
     server.start()
-    cmd = [*dlrun_command(), "model=lenet", "trainer.epochs=6", f"logger.tracking_uri={server.url}"]
+    # long enough (about 30 s on two cores) to outlast the outage and the server's restart
+    epochs = 40
+    cmd = [*dlrun_command(), "model=lenet", f"trainer.epochs={epochs}",
+           f"logger.tracking_uri={server.url}"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -74,6 +77,7 @@ def test_the_store_stops_mid_run_and_comes_back(server, tmp_path):
     server.stop()          # the run is training; its records now fail to send
     time.sleep(4)
     server.start()
+    assert proc.poll() is None, "the run ended before the store came back: raise `epochs`"
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     (folder,) = [p for p in (tmp_path / "outputs" / "runs").glob("*/*")]
@@ -83,7 +87,7 @@ def test_the_store_stops_mid_run_and_comes_back(server, tmp_path):
     steps = {m.step for m in client.get_metric_history(record.info.run_id, "train/step_loss")}
     total = int(out.split("| steps")[1].split("|")[1])
     assert steps == set(range(1, total + 1))
-    assert len(client.get_metric_history(record.info.run_id, "eval/accuracy")) == 6
+    assert len(client.get_metric_history(record.info.run_id, "eval/accuracy")) == epochs
 
 
 def test_an_unreachable_store_spools_and_dlrun_sync_sends_it(server, tmp_path):
