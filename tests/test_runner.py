@@ -266,12 +266,11 @@ def test_ci_runs_the_readme_quick_start_commands_verbatim():
 
 
 def test_augmentation_is_a_dataset_choice_that_only_the_training_loader_applies():
-    from types import SimpleNamespace
-
     from dlrun.data.transforms import RandomCrop, RandomFlip
     from dlrun.engine import cpu
     from dlrun.models.lenet import LeNet
     from dlrun.runner.experiment import build
+    from dlrun.runner.tasks import Setup
     from dlrun.runner.tasks.classify import ClassifyTask
 
     assert build(composed().dataset, "dataset").augment is None
@@ -284,7 +283,8 @@ def test_augmentation_is_a_dataset_choice_that_only_the_training_loader_applies(
 
     net = LeNet(classes=10)
     net.initialize()
-    task = ClassifyTask(SimpleNamespace(cfg=cfg, ctx=cpu(), data=data, net=net, seed=0))
+    task = ClassifyTask(Setup(cfg=cfg, ctx=cpu(), data=data, net=net, loss=None, trainer=None,
+                              schedule=None, seed=0, report=None))
     assert task.train_loader.transform is data.augment and task.test_loader.transform is None
     order = task.train_loader._order()
     x, y = next(iter(task.train_loader))

@@ -20,14 +20,29 @@ class DataLoader:
     ``transform`` (a callable ``(data_batch, rng) -> data_batch`` on NumPy arrays, see
     ``dlrun.data.transforms``) augments each batch's data before it becomes an engine array.
     Its generator is seeded by ``(seed, epoch)``, so a seeded run augments reproducibly.
+
+    ``shard=(index, count)`` makes this the loader of worker ``index`` of ``count`` in a
+    data-parallel job: every worker draws the same global order and batches of
+    ``batch_size`` examples (the whole job's batch), and takes part ``index`` of each batch
+    (``np.array_split``), so the workers together see every example once per epoch, in the
+    order one process would. A last batch smaller than ``count`` cannot give every worker an
+    example and is left out.
     """
 
     def __init__(self, dataset: ArrayDataset, batch_size: int, shuffle: bool = False,
                  seed: int | None = None, drop_last: bool = False, ctx: Context | None = None,
-                 transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None):
+                 transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+                 shard: tuple[int, int] = (0, 1)):
         if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(
                 f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        index, count = shard
+        if not 0 <= index < count:
+            raise ValueError(f"DataLoader: shard must be (index, count) with 0 <= index < count, "
+                             f"got {shard!r}")
+        if batch_size < count:
+            raise ValueError(f"DataLoader: a batch of {batch_size} cannot be split among {count} "
+                             "workers; raise batch_size")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -35,11 +50,14 @@ class DataLoader:
         self.drop_last = drop_last
         self.ctx = ctx
         self.transform = transform
+        self.shard = (int(index), int(count))
         self.epoch = 0
 
     def __len__(self) -> int:
         n, b = len(self.dataset), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
+        if self.drop_last or 0 < n % b < self.shard[1]:
+            return n // b
+        return -(-n // b)
 
     def __iter__(self) -> Iterator[tuple[NDArray, NDArray]]:
         return self.iterate()
@@ -70,8 +88,14 @@ class DataLoader:
         data, label = self.dataset.data, self.dataset.label
         for i, start in enumerate(range(0, len(self) * self.batch_size, self.batch_size)):
             idx = order[start:start + self.batch_size]
-            x = data[idx]
+            part = slice(None)
+            if self.shard[1] > 1:
+                bounds = np.cumsum([0] + [len(a) for a in np.array_split(idx, self.shard[1])])
+                part = slice(bounds[self.shard[0]], bounds[self.shard[0] + 1])
             if self.transform is not None:  # skipped batches too: their draws move the generator
-                x = self.transform(x, rng)
+                # the whole batch, as one process would, so a worker's part is augmented alike
+                x = self.transform(data[idx], rng)[part]
+            elif i >= skip:
+                x = data[idx[part]]
             if i >= skip:
-                yield array(x, ctx=self.ctx), array(label[idx], ctx=self.ctx)
+                yield array(x, ctx=self.ctx), array(label[idx[part]], ctx=self.ctx)

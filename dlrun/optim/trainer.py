@@ -52,12 +52,34 @@ def clip_global_norm(arrays: Iterable[Any], max_norm: float, scale: float = 1.0)
     return norm
 
 
+def _reducer(kvstore: Any, params: list[Parameter]) -> Any:
+    """The gradient reducer ``kvstore`` asks for (None: one process, nothing to reduce)."""
+    if kvstore is None or kvstore in ("local", "device"):
+        return None
+    from ..parallel import GradientReducer, current
+    from ..parallel.kvstore import KVStore, create
+
+    store = kvstore if isinstance(kvstore, KVStore) else create(str(kvstore))
+    if store.num_workers == 1 or store.type in ("local", "device"):
+        return None
+    return GradientReducer(params, current())
+
+
 class Trainer:
     """``Trainer(params, 'sgd', {'learning_rate': 0.1})`` or ``Trainer(params, optimizer_object)``.
 
     ``step(batch_size)`` = ``allreduce_grads()`` then ``update(batch_size)``: gradients are
     rescaled by 1/batch_size (losses are summed over the batch by backward) and every
     parameter whose grad_req is not 'null' is updated.
+
+    ``kvstore`` picks how gradients are combined across the processes of a data-parallel job
+    (``dlrun.parallel``): None, 'local' or 'device' for one process; 'dist_sync', 'nccl' (or
+    a KVStore of those kinds) to sum them over every rank of the MPI job, in large buckets
+    (NCCL for GPU arrays, MPI for host arrays). Then ``step(batch_size)`` takes this rank's
+    batch size and rescales by the batch summed over the ranks, so that W workers of batch B
+    take the step one worker of batch W*B would. Rank 0's parameters are broadcast to all
+    ranks when the trainer is created (or, for parameters whose shapes are still deferred,
+    at ``broadcast_params()`` or the first step).
 
     ``clip_global_norm=c`` clips the global L2 norm of all gradients, *after* the 1/batch_size
     rescaling, to c (so c = 5 means what papers mean by gradient-norm clipping 5). ``step`` and
@@ -84,6 +106,10 @@ class Trainer:
         self.clip_global_norm = (None if clip_global_norm is None else check_range(
             "Trainer", "clip_global_norm", clip_global_norm, 0, low_open=True))
         self._states: dict[int, Any] = {}
+        self._reducer = _reducer(kvstore, self._params)
+        self._synced = False
+        if self._reducer is not None and all(p._data is not None for p in self._params):
+            self.broadcast_params()
 
     @property
     def optimizer(self) -> Optimizer:
@@ -98,11 +124,24 @@ class Trainer:
 
     def step(self, batch_size: int, ignore_stale_grad: bool = False) -> float | None:
         """Reduce gradients (across workers, when distributed) and update the parameters."""
-        self.allreduce_grads()
-        return self.update(batch_size)
+        return self.update(self.allreduce_grads(batch_size))
 
-    def allreduce_grads(self) -> None:
-        """Sum gradients across workers; a single process has nothing to reduce."""
+    def allreduce_grads(self, batch_size: int | None = None) -> int | None:
+        """Sum gradients across workers (a single process has nothing to reduce); with
+        ``batch_size`` (this rank's), return the batch size summed over the workers."""
+        if self._reducer is None:
+            return batch_size
+        if not self._synced:
+            self.broadcast_params()
+        total = self._reducer.allreduce([] if batch_size is None else [batch_size])
+        return None if batch_size is None else int(round(total[0]))
+
+    def broadcast_params(self) -> None:
+        """Give every rank of a data-parallel job rank 0's parameter values (nothing to do in
+        one process). Call it once the parameters have their shapes."""
+        if self._reducer is not None:
+            self._reducer.broadcast_params()
+            self._synced = True
 
     def _trainable(self) -> list[tuple[int, Parameter]]:
         return [(i, p) for i, p in enumerate(self._params) if p.grad_req != "null"]

@@ -233,12 +233,15 @@ class RunCheckpoints:
 
     def __init__(self, store: CheckpointStore, every: int, net: Any, trainer: Any,
                  config_hash: str, run_id: Callable[[], str | None],
-                 flush: Callable[[], None] = lambda: None):
+                 flush: Callable[[], None] = lambda: None, world: Any = None):
         if every < 0:
             raise ValueError(f"trainer.checkpoint_every must be >= 0 (0: at epoch ends only), got {every}")
         self.store, self.every, self.net, self.trainer = store, every, net, trainer
         self.config_hash, self.run_id = config_hash, run_id
         self.flush = flush  # the tracker's: metrics up to the checkpoint are stored first
+        # a data-parallel job's workers hold the same parameters and optimizer state; their
+        # random streams differ (their batches differ in size), so rank 0 writes all of them
+        self.world = world
         self.last: Path | None = store.latest()
 
     def due(self, step: int) -> bool:
@@ -247,12 +250,18 @@ class RunCheckpoints:
 
     def save(self, epoch: int, batch: int, step: int, task_state: dict[str, Any],
              task_arrays: Mapping[str, np.ndarray] | None = None) -> Path:
-        """Checkpoint the run at ``batch`` batches into ``epoch`` after ``step`` steps."""
+        """Checkpoint the run at ``batch`` batches into ``epoch`` after ``step`` steps (on a
+        data-parallel job's rank 0; the other ranks write nothing)."""
+        workers = 1 if self.world is None else self.world.size
+        rngs = [rng_state()] if workers == 1 else self.world.allgather(rng_state())
+        if workers > 1 and not self.world.is_root:
+            return self.last
         self.flush()
         arrays = {f"param/{n}": p.data().asnumpy() for n, p in self.net.collect_params().items()}
         arrays.update({f"optim/{k}": v for k, v in self.trainer.state_dict().items()})
         arrays.update({f"task/{k}": v for k, v in (task_arrays or {}).items()})
-        state = {"rng": rng_state(), "task": task_state, "mlflow_run_id": self.run_id()}
+        state = {"rng": rngs[0], "task": task_state, "mlflow_run_id": self.run_id(),
+                 "workers": workers, "rng_of_workers": rngs[1:]}
         self.last = self.store.save(Checkpoint(step, epoch, batch, arrays, state, self.config_hash))
         return self.last
 
@@ -267,4 +276,7 @@ class RunCheckpoints:
             p.set_data(ckpt.arrays[f"param/{name}"])
         self.trainer.load_state_dict({k[len("optim/"):]: v for k, v in ckpt.arrays.items()
                                       if k.startswith("optim/")})
-        set_rng_state(ckpt.state["rng"])
+        rank = 0 if self.world is None else self.world.rank
+        others = ckpt.state.get("rng_of_workers", [])
+        # a worker the checkpoint has no stream of (a job resumed with more workers) takes rank 0's
+        set_rng_state(others[rank - 1] if 0 < rank <= len(others) else ckpt.state["rng"])

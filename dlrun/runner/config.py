@@ -81,6 +81,27 @@ class LoggerConfig:
     log_model: bool = True         # upload the final parameters (and the exported model) as artifacts
 
 
+class LrScaling(Enum):
+    none = "none"
+    linear = "linear"
+
+
+@dataclass
+class DistributedConfig:
+    # data-parallel workers (processes; one GPU each with device=gpu): > 1 relaunches dlrun
+    # under mpiexec; under a launcher already (mpiexec, srun) its process count is used
+    workers: int = 1
+    hosts: List[str] = field(default_factory=list)  # e.g. [node1:4, node2:4] (mpiexec -hosts)
+    hostfile: Optional[str] = None  # an MPI host file (mpiexec -f)
+    mpiexec: Optional[str] = None   # null: the virtualenv's mpiexec, else the one on PATH
+    mpiexec_args: List[str] = field(default_factory=list)  # passed to mpiexec as they are
+    scale_batch: bool = True        # true: trainer.batch_size per worker; false: for the whole job
+    lr_scaling: LrScaling = LrScaling.none  # linear: lr x workers (Goyal et al. 2017)
+    warmup_steps: int = 0           # lr_scaling=linear: ramp from lr to lr x workers over these steps
+    bucket_mb: float = 25.0         # gradients are all-reduced in flat buffers of about this size
+    allow_resize: bool = False      # resume= with another number of workers than the run had
+
+
 # --- the whole config ---------------------------------------------------------------------
 @dataclass
 class Config:
@@ -93,6 +114,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     task: str = "auto"             # the training loop (dlrun.runner.tasks); auto: the dataset's
     seed: int = 0                  # fixes every random source of a run
     debug: bool = False            # show full Python tracebacks on errors

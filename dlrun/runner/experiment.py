@@ -23,11 +23,13 @@ import dlrun
 from .config import ArgumentError, check_arguments, class_arguments
 from .console import EPOCH_COLUMNS, RESULT_ROWS, Column, ConsoleReporter, format_duration
 from .checkpoint import CheckpointStore, RunCheckpoints, write_atomic
+from .distributed import (bind_device, check_world_size, job_world, launch, per_worker_batch,
+                          scale_learning_rate)
 from .export import export_model
 from .interrupt import INTERRUPTS
 from .resume import identity_hash, resumed_choices, resumed_config
 from .tasks import Setup, get_task
-from .tracking import SPOOL_NAME, TrackingError, flatten, make_tracker
+from .tracking import SPOOL_NAME, NullTracker, TrackingError, flatten, make_tracker
 
 
 class ConfigError(ValueError):
@@ -193,16 +195,24 @@ def run(cfg: DictConfig) -> float:
         cfg, resume_from = resumed_config(cfg, list(hydra_cfg.overrides.task))
         run_dir = resume_from.run_dir
         choices = resumed_choices(run_dir) or choices
-    console = ConsoleReporter()
+    world = job_world(cfg)
+    if world is None:  # distributed.workers > 1: this process starts the job and waits for it
+        return launch(cfg, list(hydra_cfg.overrides.task), Path(hydra_cfg.runtime.output_dir), run_dir)
+    if world.size > 1:
+        from dlrun.parallel.launch import record_rank
+        record_rank(world, run_dir)
+    # in a data-parallel job rank 0 alone prints, tracks and writes the run's files
+    console = ConsoleReporter() if world.is_root else ConsoleReporter(_silent_console())
 
     allow_targets(cfg.get("allowed_targets") or [])
     seed_everything(int(cfg.seed))
-    ctx = make_context(cfg.device)
+    ctx = bind_device(make_context(cfg.device), world)
 
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     config_file = run_dir / "config.yaml"
     text = OmegaConf.to_yaml(resolved).encode()  # atomic: a resume needs it whole
-    write_atomic(config_file, lambda f: f.write(text))
+    if world.is_root:
+        write_atomic(config_file, lambda f: f.write(text))
     tags = {"dlrun.version": dlrun.__version__, "dlrun.device": str(ctx),
             "dlrun.run_dir": str(run_dir.absolute()), "dlrun.task": str(cfg.task),
             "dlrun.overrides": " ".join(hydra_cfg.overrides.task),
@@ -213,7 +223,9 @@ def run(cfg: DictConfig) -> float:
         run_name += f"-{hydra_cfg.job.num}"
     if resume_from is not None:
         tags["dlrun.resumed_from_step"] = str(resume_from.step)
-    tracker = make_tracker(cfg.logger, str(cfg.experiment), run_name=run_name,
+    if world.size > 1:
+        tags["dlrun.workers"] = str(world.size)
+    tracker = NullTracker() if not world.is_root else make_tracker(cfg.logger, str(cfg.experiment), run_name=run_name,
                            params=flatten(resolved), tags=tags,
                            source_dir=Path(dlrun.__file__).parent,
                            resume_run_id=resume_from.state.get("mlflow_run_id") if resume_from else None,
@@ -228,6 +240,7 @@ def run(cfg: DictConfig) -> float:
         loss = build(cfg.loss, "loss")
         schedule = build(cfg.schedule, "schedule")
         optimizer = build(cfg.optimizer, "optimizer", lr_scheduler=schedule, wd=float(cfg.trainer.wd))
+        scale_learning_rate(optimizer, schedule, cfg, world)
         data = build(cfg.dataset, "dataset")
         net = build(cfg.model, "model", **data_model_args(cfg.model, data))
         net.initialize(build(cfg.init, "init"), ctx=ctx)
@@ -237,25 +250,38 @@ def run(cfg: DictConfig) -> float:
             getattr(loss, "hybridize", lambda: None)()
         from dlrun.optim import Trainer
 
-        trainer = Trainer(net.collect_params(), optimizer, clip_global_norm=cfg.trainer.clip_global_norm)
+        kvstore = None if world.size == 1 else "nccl" if ctx.device_type == "gpu" else "dist_sync"
+        trainer = Trainer(net.collect_params(), optimizer, kvstore=kvstore,
+                          clip_global_norm=cfg.trainer.clip_global_norm)
         # auto: a model that needs its own loop names it (a GAN), else the data does
         task_name = str(cfg.task) if cfg.task != "auto" else (
             getattr(net, "task", None) or getattr(data, "task", "classify"))
         report = Reporter(console, tracker)
         task_class = get_task(task_name)
+        if world.size > 1 and not getattr(task_class, "distributed", False):
+            raise ConfigError(f"the {task_name} task trains in one process only; drop "
+                              f"distributed.workers (data-parallel: classification, language models)")
+        if resume_from is not None:
+            saved_workers = int(resume_from.state.get("workers", 1))
+            check_world_size(saved_workers, world, bool(cfg.distributed.allow_resize))
+            if saved_workers != world.size and cfg.distributed.scale_batch:
+                # the job's batch changed size: go on from the example the checkpoint reached
+                resume_from.batch = resume_from.batch * saved_workers // world.size
         checkpoints = None
         if getattr(task_class, "resumable", False):
             checkpoints = RunCheckpoints(
                 CheckpointStore(run_dir / "checkpoints", int(cfg.trainer.keep_checkpoints)),
                 int(cfg.trainer.checkpoint_every), net, trainer, identity_hash(cfg),
-                tracker.wait_for_run, tracker.flush)  # a resume continues that MLflow run
+                tracker.wait_for_run, tracker.flush,  # a resume continues that MLflow run
+                world=world)
         elif resume_from is not None:
             raise ConfigError(f"the {task_name} task does not checkpoint mid-run, so resume= "
                               "cannot continue it; start the run again")
         INTERRUPTS.polling = checkpoints is not None  # a first Ctrl-C/SIGTERM stops between steps
         task = task_class(Setup(cfg=cfg, ctx=ctx, data=data, net=net, loss=loss,
                                 trainer=trainer, schedule=schedule, seed=int(cfg.seed),
-                                report=report, checkpoints=checkpoints, resume_from=resume_from))
+                                report=report, checkpoints=checkpoints, resume_from=resume_from,
+                                world=world, worker_batch=per_worker_batch(cfg, world)))
         n_params = sum(int(np.prod(p.shape)) for p in net.collect_params().values())
         console.header(f"dlrun {dlrun.__version__}", [
             ("run", str(run_dir)),
@@ -268,14 +294,19 @@ def run(cfg: DictConfig) -> float:
                                               choices.get("schedule", ""))),
             *task.describe(),
             ("device", f"{ctx}, seed {cfg.seed}"),
+            *([("workers", f"{world.size} processes ({world.launcher}), gradients all-reduced "
+                           f"with {'NCCL' if kvstore == 'nccl' else 'MPI'}")] if world.size > 1 else []),
             ("tracking", _describe_tracking(tracker, cfg)),
         ])
         metrics = task.run()
+        if not world.is_root:
+            return float(metrics[task.primary_metric])
         params_file = run_dir / "model.npz"
         net.save_parameters(str(params_file))
         exported = export_model(net, run_dir, report, upload=cfg.logger.log_model) if hybridize else None
         metrics["wall_time"] = time.perf_counter() - wall_start
-        (run_dir / "results.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (run_dir / "results.json").write_text(
+            json.dumps({**metrics, "primary_metric": task.primary_metric}, indent=2) + "\n")
         tracker.log_metrics({"final/" + k.replace("/", "_"): v for k, v in metrics.items()
                              if k.startswith("eval/")}, int(metrics.get("steps", 0)))
         tracker.log_artifact(config_file)
@@ -300,6 +331,13 @@ def run(cfg: DictConfig) -> float:
     _print_results(console, metrics, getattr(task, "results", RESULT_ROWS), run_dir, tracker, cfg,
                    exported)
     return float(metrics[primary])
+
+
+def _silent_console() -> Any:
+    """The console of a data-parallel job's ranks other than 0: their progress is rank 0's."""
+    from rich.console import Console
+
+    return Console(file=open(os.devnull, "w"))
 
 
 def _describe_optimizer(name: str, node: Any, schedule: str) -> str:

@@ -34,6 +34,7 @@ def _message(error: BaseException) -> tuple[str, str | None]:
     from dlrun.data.errors import DataError
     from dlrun.engine import ContextError
     from dlrun.engine.jit import GraphFormatError
+    from dlrun.parallel import DistributedError
 
     from .checkpoint import CheckpointError
     from .experiment import ConfigError
@@ -46,7 +47,7 @@ def _message(error: BaseException) -> tuple[str, str | None]:
 
     if isinstance(error, (ContextError, DataError, ConfigError, TrackingError, DivergenceError,
                           UnknownTaskError, TrialFailed, GraphFormatError, PredictError,
-                          CheckpointError, ResumeError, SyncError)):
+                          CheckpointError, ResumeError, SyncError, DistributedError)):
         return str(error), None
     if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
         return str(error), None
@@ -54,10 +55,18 @@ def _message(error: BaseException) -> tuple[str, str | None]:
 
 
 def _report(error: BaseException) -> int:
-    """Prints ``error`` for the user; returns the exit code."""
+    """Prints ``error`` for the user; returns the exit code. A rank of a data-parallel job
+    names itself, and ends the whole job (the others would wait for it forever)."""
+    from dlrun.parallel import current
+
     from .console import error as print_error
 
-    print_error(*_message(error))
+    text, hint = _message(error)
+    world = current()
+    if world.size > 1:
+        print_error(f"rank {world.rank}: {text}", hint)
+        world.abort(1)
+    print_error(text, hint)
     return 1
 
 
@@ -77,9 +86,13 @@ def _run(cfg: DictConfig) -> Any:
             trial.killed()
         if in_debug_mode(cfg):
             raise
+        from dlrun.parallel import current
+        from dlrun.parallel.launch import JobStopped
+
         from .console import error as print_error
 
-        print_error(*_interrupted(stop))
+        if not isinstance(stop, JobStopped) and current().rank == 0:  # rank 0 speaks for a job
+            print_error(*_interrupted(stop))
         raise SystemExit(130) from None
     except Exception as e:
         if trial is None:

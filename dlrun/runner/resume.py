@@ -10,8 +10,8 @@ from omegaconf import DictConfig, OmegaConf
 from .checkpoint import Checkpoint, config_hash, load_checkpoint
 
 # what a resumed run may change; anything else would make it another experiment
-CHANGEABLE = ("trainer.", "logger.", "logger=", "device.", "device=", "debug=")
-IDENTITY_EXCLUDED = ("trainer", "logger", "device", "debug", "resume")
+CHANGEABLE = ("trainer.", "logger.", "logger=", "device.", "device=", "debug=", "distributed.")
+IDENTITY_EXCLUDED = ("trainer", "logger", "device", "debug", "resume", "distributed")
 
 
 class ResumeError(ValueError):
@@ -38,7 +38,7 @@ def resumed_config(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfi
     if refused:
         raise ResumeError(f"resume={cfg.resume} cannot change {', '.join(refused)}: a resumed run "
                           "keeps its model, data, loss, optimizer, schedule and seed; only "
-                          "trainer.*, logger.*, device.* and debug may change (e.g. trainer.epochs=20). "
+                          "trainer.*, logger.*, device.*, distributed.* and debug may change (e.g. trainer.epochs=20). "
                           "Start a new run for anything else.")
     from .config import Config
 

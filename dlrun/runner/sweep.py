@@ -71,9 +71,19 @@ class SweepError(Exception):
 
 # --- Hydra config helpers -------------------------------------------------------------------
 def register_resolvers() -> None:
-    """``${dlrun.trial_dir:}``: a trial's folder name, ``<trial number>_<its overrides>``."""
+    """``${dlrun.trial_dir:}``: a trial's folder name, ``<trial number>_<its overrides>``;
+    ``${dlrun.log_file:}``: the run's log file name, one per rank of a data-parallel job."""
     if not OmegaConf.has_resolver("dlrun.trial_dir"):
         OmegaConf.register_new_resolver("dlrun.trial_dir", _trial_dir_resolver, use_cache=False)
+    if not OmegaConf.has_resolver("dlrun.log_file"):
+        OmegaConf.register_new_resolver("dlrun.log_file", _log_file_resolver, use_cache=False)
+
+
+def _log_file_resolver() -> str:
+    from dlrun.parallel.world import launched_by
+
+    found = launched_by()
+    return "dlrun.log" if found is None or found[1] == 0 else f"dlrun.rank{found[1]}.log"
 
 
 def _trial_dir_resolver(*, _root_: DictConfig) -> str:

@@ -41,6 +41,37 @@ class Setup:
     checkpoints: Any = None   # RunCheckpoints (runner/checkpoint.py); None: the run writes none
     resume_from: Any = None   # the Checkpoint this run continues; None: a fresh start
     nan_skips: int = 0        # steps skipped for a NaN/Inf gradient (trainer.on_nan=skip)
+    world: Any = None         # dlrun.parallel.World: this rank's place in a data-parallel job
+    worker_batch: int = 0     # this worker's batch size (0: trainer.batch_size)
+
+    # --- data parallelism (tasks whose class sets ``distributed = True``) ------------------
+    @property
+    def workers(self) -> int:
+        return 1 if self.world is None else self.world.size
+
+    @property
+    def batch_size(self) -> int:
+        """The batch of one step of the whole job (every worker's part together)."""
+        return (self.worker_batch or int(self.cfg.trainer.batch_size)) * self.workers
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        """(this worker's index, workers): a loader's ``shard`` argument."""
+        return (0, 1) if self.world is None else (self.world.rank, self.world.size)
+
+    def gather(self, part: Any, axis: int) -> Any:
+        """The workers' parts of a host array joined along ``axis``, in rank order (every
+        worker gets the whole; one worker's part is the whole)."""
+        if self.workers == 1:
+            return part
+        import numpy as np
+        return np.concatenate(self.world.allgather(part), axis=axis)
+
+    def _stop_agreed(self) -> bool:
+        """Whether a signal asked to stop, on any rank (all ranks stop at the same step)."""
+        from ..interrupt import INTERRUPTS
+        asked = INTERRUPTS.requested is not None
+        return asked if self.world is None else self.world.any(asked)
 
     # --- checkpoints and resuming (tasks whose class sets ``resumable = True``) ----------------
     def resume_point(self) -> tuple[int, int, int, dict]:
@@ -49,8 +80,10 @@ class Setup:
         for a fresh run. Call it after the parameters have their shapes."""
         c = self.resume_from
         if c is None:
+            self.trainer.broadcast_params()  # every worker starts from rank 0's initial values
             return 1, 0, 0, {}
         self.checkpoints.restore(c)
+        self.trainer.broadcast_params()
         return c.epoch, c.batch, c.step, dict(c.state.get("task", {}))
 
     def resumed_arrays(self) -> dict[str, Any]:
@@ -61,19 +94,18 @@ class Setup:
 
     def checkpoint_due(self, step: int) -> bool:
         """A checkpoint is due after ``step`` (its schedule, or a stop request by a signal)."""
-        from ..interrupt import INTERRUPTS
-        return INTERRUPTS.requested is not None or (
-            self.checkpoints is not None and self.checkpoints.due(step))
+        return self._stop_agreed() or (self.checkpoints is not None and self.checkpoints.due(step))
 
     def checkpoint(self, epoch: int, batch: int, step: int, task_state: dict,
                    task_arrays: Mapping[str, Any] | None = None) -> None:
         """Save the run at ``batch`` batches into ``epoch`` with the task's counters (JSON) and
         arrays (e.g. a carried hidden state); then stop, if a signal asked to."""
         from ..interrupt import INTERRUPTS, StopRequested
+        stop = self._stop_agreed()
         if self.checkpoints is not None:
             self.checkpoints.save(epoch, batch, step, task_state, task_arrays)
-        if INTERRUPTS.requested is not None:
-            raise StopRequested(INTERRUPTS.requested, step,
+        if stop:
+            raise StopRequested(INTERRUPTS.requested or "a signal to another worker", step,
                                 self.checkpoints.last if self.checkpoints is not None else None)
 
     def start_schedule(self, steps_per_epoch: int, epochs: int) -> None:
@@ -131,6 +163,13 @@ class Setup:
     @property
     def _skips_nan(self) -> bool:
         return str(getattr(self.cfg.trainer, "on_nan", "stop")).endswith("skip")
+
+
+def batch_text(setup: Setup) -> str:
+    """The batch of a step as the header shows it: ``64``, or ``128 (2 workers x 64)``."""
+    if setup.workers == 1:
+        return str(setup.batch_size)
+    return f"{setup.batch_size} ({setup.workers} workers x {setup.batch_size // setup.workers})"
 
 
 class Task(Protocol):

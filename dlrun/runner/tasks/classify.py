@@ -12,7 +12,7 @@ from dlrun.engine import array, autograd
 
 from ..console import EPOCH_COLUMNS, RESULT_ROWS
 from ..resume import ResumeError
-from .base import Setup
+from .base import Setup, batch_text
 
 EVAL_BATCH_SIZE = 256  # evaluation keeps no graph, so larger batches are cheap and faster
 
@@ -29,6 +29,7 @@ class ClassifyTask:
     columns = EPOCH_COLUMNS
     results = RESULT_ROWS
     resumable = True  # checkpoints mid-epoch and continues from one exactly
+    distributed = True  # data-parallel: each worker trains on its part of every batch
 
     def __init__(self, setup: Setup):
         self._make_loaders(setup)
@@ -46,8 +47,8 @@ class ClassifyTask:
         """Shuffled training batches and larger, ordered evaluation batches."""
         self.setup = setup
         self.tcfg = setup.cfg.trainer
-        self.train_loader = DataLoader(setup.data.train, int(self.tcfg.batch_size), shuffle=True,
-                                       seed=setup.seed, ctx=setup.ctx,
+        self.train_loader = DataLoader(setup.data.train, setup.batch_size, shuffle=True,
+                                       seed=setup.seed, ctx=setup.ctx, shard=setup.shard,
                                        transform=getattr(setup.data, "augment", None))
         self.test_loader = DataLoader(setup.data.test, max(int(self.tcfg.batch_size), EVAL_BATCH_SIZE),
                                       shuffle=False, ctx=setup.ctx)
@@ -58,7 +59,7 @@ class ClassifyTask:
         return [("data", f"{len(data.train):,} train / {len(data.test):,} test examples, "
                          f"{shape}, {data.num_classes} classes"),
                 ("schedule", f"{self.tcfg.epochs} epochs x {len(self.train_loader)} steps, "
-                             f"batch {self.tcfg.batch_size}")]
+                             f"batch {batch_text(self.setup)}")]
 
     # --- the loop -------------------------------------------------------------------------
     def run(self) -> dict[str, float]:
@@ -102,7 +103,7 @@ class ClassifyTask:
                 samples += n
                 pending.append((global_step, loss.mean(), n))
                 fresh = flush() if step % log_every == 0 or step == steps else None
-                s.report.step(epoch, step, n, fresh)
+                s.report.step(epoch, step, n * s.workers, fresh)
                 if step < steps and s.checkpoint_due(global_step):
                     if pending:
                         flush()  # a diverged loss stops the run before it is saved
@@ -113,7 +114,7 @@ class ClassifyTask:
             elapsed = time.perf_counter() - start
             train_time += elapsed
             metrics = {"epoch": epoch, "train/loss": loss_sum / max(samples, 1),
-                       "train/samples_per_sec": samples / max(elapsed, 1e-9),
+                       "train/samples_per_sec": samples * s.workers / max(elapsed, 1e-9),
                        "epoch_time": elapsed, "learning_rate": float(s.trainer.learning_rate)}
             if tcfg.eval_every_epoch or epoch == epochs:
                 metrics.update(self.evaluate())

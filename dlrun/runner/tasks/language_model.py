@@ -18,7 +18,7 @@ import numpy as np
 from dlrun.engine import array, autograd
 
 from ..resume import ResumeError
-from .base import Setup
+from .base import Setup, batch_text
 
 
 def windows(ids: np.ndarray, bptt: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -36,6 +36,7 @@ class LanguageModelTask:
     primary_metric = "eval/perplexity"
     primary_mode = "min"
     resumable = True  # checkpoints mid-epoch (with the carried hidden state) and continues exactly
+    distributed = True  # data-parallel: each worker trains on its part of the batch's columns
     columns = (("epoch", "epoch", "{}"), ("train ppl", "train/perplexity", "{:.2f}"),
                ("valid ppl", "eval/perplexity", "{:.2f}"), ("tokens/s", "train/tokens_per_sec", "{:,.0f}"),
                ("lr", "learning_rate", "{:.4g}"), ("time", "epoch_time", "{:.1f}s"))
@@ -51,10 +52,13 @@ class LanguageModelTask:
         self.setup = setup
         self.tcfg = tcfg = setup.cfg.trainer
         self.bptt = int(tcfg.bptt)
-        self.batch_size = int(tcfg.batch_size)
+        self.batch_size = setup.batch_size  # columns of the whole job; this worker has its part
         eval_batch = int(tcfg.eval_batch_size or tcfg.batch_size)
         data = setup.data
         self.train_ids = batchify(data.train, self.batch_size)
+        rank, workers = setup.shard
+        self.columns_of = np.array_split(np.arange(self.batch_size), workers)  # per worker
+        self.train_ids = self.train_ids[:, self.columns_of[rank]]
         self.valid_ids = batchify(data.valid, eval_batch)
         self.test_ids = batchify(data.test, eval_batch)
         if self.train_ids.shape[0] < 2:
@@ -67,7 +71,7 @@ class LanguageModelTask:
         return [("data", f"{len(d.train):,} / {len(d.valid):,} / {len(d.test):,} tokens "
                          f"(train/valid/test), vocabulary {len(d.vocab):,}"),
                 ("schedule", f"{self.tcfg.epochs} epochs x {self.steps} windows of {self.bptt} steps, "
-                             f"batch {self.batch_size}")]
+                             f"batch {batch_text(self.setup)}")]
 
     def run(self) -> dict[str, float]:
         s, tcfg = self.setup, self.tcfg
@@ -83,9 +87,9 @@ class LanguageModelTask:
         for epoch in range(first_epoch, epochs + 1):
             s.report.epoch_start(epoch)
             start = time.perf_counter()
-            carried = s.resumed_arrays() if skip else {}
-            states = ([array(carried[f"state/{i}"], ctx=s.ctx) for i in range(len(carried))]
-                      if carried else s.net.begin_state(self.batch_size, ctx=s.ctx))
+            states = self._carried_states() if skip else None
+            if states is None:
+                states = s.net.begin_state(self.train_ids.shape[1], ctx=s.ctx)
             loss_sum, tokens = float(saved.get("loss_sum", 0.0)), int(saved.get("tokens", 0))
             pending: list = []
             saved = {}
@@ -111,18 +115,18 @@ class LanguageModelTask:
                     s.report.train_losses([(g, v / sizes[g]) for g, v in values])
                     fresh = values[-1][1] / sizes[values[-1][0]] if values else None
                     pending = []
-                s.report.step(epoch, step, y.size, fresh)
+                s.report.step(epoch, step, y.size * s.workers, fresh)
                 if step < self.steps and s.checkpoint_due(global_step):
                     s.checkpoint(epoch, step, global_step, {
                         "loss_sum": loss_sum, "tokens": tokens,
                         "train_time": train_time + time.perf_counter() - start},
-                        {f"state/{i}": h.asnumpy() for i, h in enumerate(states)})
+                        {f"state/{i}": s.gather(h.asnumpy(), axis=-2) for i, h in enumerate(states)})
             skip = 0
             elapsed = time.perf_counter() - start
             train_time += elapsed
             mean = loss_sum / max(tokens, 1)
             metrics = {"epoch": epoch, "train/loss": mean, "train/perplexity": math.exp(min(mean, 50)),
-                       "train/tokens_per_sec": tokens / max(elapsed, 1e-9),
+                       "train/tokens_per_sec": tokens * s.workers / max(elapsed, 1e-9),
                        "learning_rate": float(s.trainer.learning_rate)}
             if tcfg.eval_every_epoch or epoch == epochs:
                 metrics.update(self.evaluate(self.valid_ids, "eval"))
@@ -133,6 +137,17 @@ class LanguageModelTask:
         metrics.update(self.evaluate(self.test_ids, "test"))
         metrics.update({"steps": global_step, "train_time": train_time})
         return metrics
+
+    def _carried_states(self) -> list | None:
+        """This worker's columns of the hidden state in the checkpoint being resumed (None
+        when it holds another number of columns: a job resumed with other workers)."""
+        s = self.setup
+        carried = s.resumed_arrays()
+        if not carried or carried["state/0"].shape[-2] != self.batch_size:
+            return None
+        cols = self.columns_of[s.shard[0]]
+        return [array(np.take(carried[f"state/{i}"], cols, axis=-2), ctx=s.ctx)
+                for i in range(len(carried))]
 
     def evaluate(self, ids: np.ndarray, prefix: str) -> dict[str, float]:
         """Cross-entropy per token and perplexity over a whole split, state carried throughout."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from dlrun.engine import array
 
-from .base import Setup
+from .base import Setup, batch_text
 from .classify import ClassifyTask
 
 
@@ -54,7 +54,7 @@ class RegressionTask(ClassifyTask):
         return [("data", f"{len(data.train):,} train / {len(data.test):,} test examples, "
                          f"{shape} features{truth}"),
                 ("schedule", f"{self.tcfg.epochs} epochs x {len(self.train_loader)} steps, "
-                             f"batch {self.tcfg.batch_size}")]
+                             f"batch {batch_text(self.setup)}")]
 
     def evaluate(self) -> dict[str, float]:
         """Loss and mean squared error on the test split; the weight error where known."""

@@ -1,0 +1,140 @@
+"""Relaunch ``dlrun`` as an MPI job: ``distributed.workers=N`` becomes ``mpiexec -n N dlrun ...``.
+
+The launching process waits for the job, passes its output through, forwards Ctrl-C/SIGTERM
+to it, and when a rank dies it names that rank (MPI's launcher reports only a PID: every
+rank records its PID in ``<run>/.ranks/``). mpiexec is looked up beside the Python running
+dlrun first (the PyPI ``mpich`` package puts it in the virtualenv's ``bin/``), then on PATH.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any, Sequence
+
+from .world import DistributedError, World
+
+RANKS_DIR = ".ranks"  # in the run folder: one file per rank, "<pid> <host>"
+
+# the banner MPICH's mpiexec prints when a process of the job ends abnormally
+_BANNER = re.compile(r"^(=+|=\s.*|YOUR APPLICATION TERMINATED.*|This typically refers to a problem.*"
+                     r"|Please see the FAQ page.*)$")
+_PID = re.compile(r"PID (\d+) RUNNING AT (\S+)")
+_EXIT = re.compile(r"EXIT CODE: (\d+)")
+_KILLED = re.compile(r"EXIT STRING: (.+)")
+
+
+class JobStopped(KeyboardInterrupt):
+    """The job stopped on Ctrl-C/SIGTERM; its rank 0 has said where it stopped."""
+
+
+def find_mpiexec(configured: str | None = None) -> str:
+    """The mpiexec to launch with: ``configured``, else the virtualenv's, else PATH's."""
+    candidates = [configured] if configured else [str(Path(sys.executable).parent / "mpiexec"),
+                                                  shutil.which("mpiexec")]
+    for c in candidates:
+        if c and os.access(c, os.X_OK):
+            return c
+    raise DistributedError(
+        "distributed.workers > 1 starts the workers with mpiexec, which was not found "
+        f"{'at ' + configured if configured else 'beside ' + sys.executable + ' or on PATH'}: "
+        "pip install 'dlrun[dist]' (mpi4py and MPICH, whose mpiexec lands in the virtualenv), "
+        "or set distributed.mpiexec=/path/to/mpiexec")
+
+
+def job_command(workers: int, overrides: Sequence[str], run_dir: Path, *, hosts: Sequence[str] = (),
+                hostfile: str | None = None, mpiexec: str | None = None,
+                mpiexec_args: Sequence[str] = ()) -> list[str]:
+    """``mpiexec -n workers [hosts] python -m dlrun.runner.main OVERRIDES hydra.run.dir=RUN``:
+    every rank composes the same config and works in the same run folder."""
+    cmd = [find_mpiexec(mpiexec), "-n", str(workers)]
+    if hosts:
+        cmd += ["-hosts", ",".join(hosts)]
+    if hostfile:
+        cmd += ["-f", str(hostfile)]
+    cmd += list(mpiexec_args)
+    keep = [o for o in overrides if not o.lstrip("+~").startswith("hydra.run.dir=")]
+    return cmd + [sys.executable, "-m", "dlrun.runner.main", *keep, f"hydra.run.dir={run_dir}"]
+
+
+def record_rank(world: World, run_dir: Path) -> None:
+    """Note this rank's PID and host in the run folder (for naming a rank that dies)."""
+    folder = run_dir / RANKS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / str(world.rank)).write_text(f"{os.getpid()} {socket.gethostname()}\n")
+
+
+def _rank_of(run_dir: Path, pid: str) -> str | None:
+    for f in (run_dir / RANKS_DIR).glob("*"):
+        if f.read_text().split()[:1] == [pid]:
+            return f.name
+    return None
+
+
+class _Watcher(threading.Thread):
+    """Copies one output stream of the job through, keeping MPI's failure banner aside."""
+
+    def __init__(self, stream: IO[str], out: IO[str], found: dict[str, str]):
+        super().__init__(daemon=True)
+        self.stream, self.out, self.found = stream, out, found
+
+    def run(self) -> None:
+        for line in self.stream:
+            text = line.rstrip("\n")
+            for key, pattern in (("pid", _PID), ("code", _EXIT), ("how", _KILLED)):
+                m = pattern.search(text)
+                if m and key not in self.found:
+                    self.found[key] = m.group(1)
+                    if key == "pid":
+                        self.found["host"] = m.group(2)
+            if _BANNER.match(text.strip()):
+                continue
+            self.out.write(line)
+            self.out.flush()
+
+
+def run_job(cmd: Sequence[str], run_dir: Path) -> int:
+    """Run the MPI job ``cmd`` to its end; returns 0, or raises DistributedError naming the
+    rank that ended it. A first Ctrl-C/SIGTERM is passed to the workers (they checkpoint and
+    stop), a second one kills the job."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    found: dict[str, str] = {}
+    watchers = [_Watcher(proc.stdout, sys.stdout, found), _Watcher(proc.stderr, sys.stderr, found)]
+    for w in watchers:
+        w.start()
+    signals: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        signals.append(signum)
+        proc.send_signal(signal.SIGTERM if len(signals) == 1 else signal.SIGKILL)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for w in watchers:
+            w.join(timeout=5)
+    if code == 0:
+        return 0
+    if signals:
+        raise JobStopped
+    if "pid" in found:
+        rank = _rank_of(run_dir, found["pid"])
+        who = f"rank {rank}" if rank is not None else "a worker"
+        how = found.get("how") or f"exit code {found.get('code', code)}"
+        raise DistributedError(
+            f"{who} (pid {found['pid']} on {found.get('host', '?')}) ended with {how}; the "
+            f"other workers were stopped and the job ended. Its output is above; the last "
+            f"checkpoint (if any) is in {run_dir}/checkpoints: continue with "
+            f"dlrun resume={run_dir}")
+    raise DistributedError(f"the MPI job ({cmd[0]}) ended with exit code {code}; its output is above")

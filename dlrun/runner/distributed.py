@@ -1,0 +1,92 @@
+"""The runner's side of ``distributed.*``: launch the job or find this rank's place in it, bind
+the rank's device, scale the learning rate, and check a resumed run's world size."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig
+
+from dlrun.parallel import DistributedError, World, current, launched_by
+
+
+def job_world(cfg: DictConfig) -> World | None:
+    """This process's World; None when ``distributed.workers`` asks for a job that this process
+    must launch first (it is not a rank of one yet)."""
+    workers = int(cfg.distributed.workers)
+    if workers < 1:
+        raise DistributedError(f"distributed.workers must be >= 1, got {workers}")
+    found = launched_by()
+    if found is None or found[2] == 1:
+        if workers > 1:
+            return None
+        return current()
+    world = current()
+    if workers > 1 and workers != world.size:
+        raise DistributedError(
+            f"distributed.workers={workers} but {world.launcher} started {world.size} processes; "
+            f"drop distributed.workers (the launcher's count is used) or launch {workers}")
+    return world
+
+
+def launch(cfg: DictConfig, overrides: Sequence[str], hydra_dir: Path, run_dir: Path) -> float:
+    """Run this experiment as an MPI job of ``distributed.workers`` ranks, all in ``hydra_dir``;
+    returns the run's primary metric (from the results rank 0 wrote into ``run_dir``)."""
+    from dlrun.parallel.launch import job_command, run_job
+
+    d = cfg.distributed
+    cmd = job_command(int(d.workers), overrides, hydra_dir, hosts=list(d.hosts), hostfile=d.hostfile,
+                      mpiexec=d.mpiexec, mpiexec_args=list(d.mpiexec_args))
+    run_job(cmd, run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    return float(results[results["primary_metric"]])
+
+
+def per_worker_batch(cfg: DictConfig, world: World) -> int:
+    """``trainer.batch_size`` per worker (``distributed.scale_batch``) or split among them."""
+    batch = int(cfg.trainer.batch_size)
+    if cfg.distributed.scale_batch or world.size == 1:
+        return batch
+    if batch % world.size:
+        raise DistributedError(
+            f"distributed.scale_batch=false splits trainer.batch_size={batch} among "
+            f"{world.size} workers, which does not divide it; use a multiple of {world.size}")
+    return batch // world.size
+
+
+def bind_device(ctx: Any, world: World) -> Any:
+    """Rank ``r`` of a job on GPUs computes on GPU ``local_rank % GPUs on its machine``."""
+    if world.size == 1 or ctx.device_type != "gpu":
+        return ctx
+    from dlrun.engine import gpu
+    from dlrun.engine.backend import num_gpus
+
+    return gpu(world.local_rank % max(num_gpus(), 1))
+
+
+def scale_learning_rate(optimizer: Any, schedule: Any, cfg: DictConfig, world: World) -> None:
+    """``distributed.lr_scaling=linear``: lr x workers (the batch grew as much), reached
+    linearly over ``distributed.warmup_steps`` from the single-worker lr (Goyal et al. 2017)."""
+    rule = getattr(cfg.distributed.lr_scaling, "value", cfg.distributed.lr_scaling)
+    if rule == "none" or world.size == 1:
+        return
+    warmup = int(cfg.distributed.warmup_steps)
+    if warmup and getattr(schedule, "warmup_steps", 0):
+        raise DistributedError("the schedule has its own warm-up (schedule.warmup_steps) and "
+                               "distributed.warmup_steps asks for another; keep one")
+    base = optimizer.lr
+    optimizer.lr = base * world.size
+    if schedule is not None:
+        schedule.base_lr = optimizer.lr
+        if warmup:
+            schedule.warmup_steps, schedule.warmup_begin_lr = warmup, base
+
+
+def check_world_size(saved: int | None, world: World, allow_resize: bool) -> None:
+    """A resumed run continues with the number of workers it had, unless allowed otherwise."""
+    if saved is not None and saved != world.size and not allow_resize:
+        raise DistributedError(
+            f"the checkpoint was written by a job of {saved} worker(s) and this one has "
+            f"{world.size}: its batches and learning rate would differ. Resume with "
+            f"distributed.workers={saved}, or set distributed.allow_resize=true to go on anyway")

@@ -1,0 +1,251 @@
+"""Data-parallel training (issue 9): the sharded loader, bucketed gradient all-reduce, and
+``dlrun distributed.workers=2`` end to end as a real two-process MPI job on the CPU."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlrun.data import DataLoader
+from dlrun.data.dataset import ArrayDataset
+from dlrun.data.transforms import crop_flip
+from dlrun.parallel.reducer import make_buckets
+
+from .conftest import clean_env, dlrun_command
+
+
+def _mpiexec() -> str | None:
+    here = Path(sys.executable).parent / "mpiexec"
+    return str(here) if here.exists() else shutil.which("mpiexec")
+
+
+try:
+    import mpi4py  # noqa: F401
+    HAVE_MPI = _mpiexec() is not None
+except ImportError:
+    HAVE_MPI = False
+
+needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason="needs mpi4py and an mpiexec: pip install 'dlrun[dist]'")
+
+
+# --- the sharded loader ------------------------------------------------------------------------
+def _dataset(n: int) -> ArrayDataset:
+    data = np.arange(n * 4, dtype=np.float32).reshape(n, 1, 2, 2)
+    return ArrayDataset(data, np.arange(n, dtype=np.int64))
+
+
+@pytest.mark.parametrize("n, batch, workers", [(103, 8, 2), (100, 12, 3), (64, 16, 4), (10, 4, 3)])
+def test_the_shards_of_an_epoch_are_the_single_process_batches(n, batch, workers):
+    data = _dataset(n)
+    single = DataLoader(data, batch, shuffle=True, seed=5)
+    shards = [DataLoader(data, batch, shuffle=True, seed=5, shard=(r, workers)) for r in range(workers)]
+    for epoch in range(2):
+        whole = [y.asnumpy() for _, y in single]
+        parts = [[y.asnumpy() for _, y in loader] for loader in shards]
+        assert all(len(p) == len(shards[0]) for p in parts)  # every worker takes as many steps
+        seen = np.concatenate([np.concatenate(p) for p in parts])
+        tail = n % batch
+        dropped = 0 < tail < workers  # a last batch too small to give every worker an example
+        assert len(seen) == n - (tail if dropped else 0)
+        assert len(np.unique(seen)) == len(seen)  # no example twice
+        for b, batch_labels in enumerate(whole[:len(parts[0])]):
+            joined = np.concatenate([p[b] for p in parts])
+            np.testing.assert_array_equal(joined, batch_labels)  # the same global order
+        if not dropped:
+            assert set(seen) == set(range(n)), f"epoch {epoch}"
+
+
+def test_a_worker_augments_its_part_as_one_process_would():
+    data = _dataset(40)
+    aug = crop_flip(padding=1)
+    single = DataLoader(data, 10, shuffle=True, seed=1, transform=aug)
+    shards = [DataLoader(data, 10, shuffle=True, seed=1, transform=aug, shard=(r, 2)) for r in range(2)]
+    whole = [x.asnumpy() for x, _ in single]
+    parts = [[x.asnumpy() for x, _ in s] for s in shards]
+    for b, x in enumerate(whole):
+        np.testing.assert_array_equal(np.concatenate([parts[0][b], parts[1][b]]), x)
+
+
+def test_a_loader_refuses_a_bad_shard():
+    with pytest.raises(ValueError, match="0 <= index < count"):
+        DataLoader(_dataset(10), 4, shard=(2, 2))
+    with pytest.raises(ValueError, match="cannot be split among 5 workers"):
+        DataLoader(_dataset(10), 4, shard=(0, 5))
+
+
+def test_buckets_pack_and_unpack_every_array_and_the_extra_values():
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=s).astype(np.float32) for s in [(3, 4), (5,), (2, 2, 2), (7,)]]
+    arrays.append(rng.normal(size=(4,)))  # float64: a bucket of its own
+    buckets = make_buckets(arrays, bucket_bytes=64, extra=2)
+    assert sum(len(b.arrays) for b in buckets) == len(arrays)
+    assert all(len({str(a.dtype) for a in b.arrays}) == 1 for b in buckets)
+    assert len(buckets) > 2  # 64 bytes: the float32 arrays do not fit one bucket
+    originals = [a.copy() for a in arrays]
+    for i, b in enumerate(buckets):
+        b.pack([32, 1] if i == 0 else [])
+        b.flat *= 2  # what a sum over two equal ranks gives
+        tail = b.unpack()
+        if i == 0:
+            np.testing.assert_array_equal(tail, [64, 2])
+    for a, o in zip(arrays, originals):
+        np.testing.assert_array_equal(a, 2 * o)
+
+
+# --- two MPI processes -------------------------------------------------------------------------
+def _mpirun(script: str, tmp_path: Path, workers: int = 2) -> subprocess.CompletedProcess:
+    path = tmp_path / "job.py"
+    path.write_text(textwrap.dedent(script))
+    env = clean_env(PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    return subprocess.run([_mpiexec(), "-n", str(workers), sys.executable, str(path)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+@needs_mpi
+def test_two_workers_take_the_step_of_one_worker_with_twice_the_batch(tmp_path):
+    """K Adam steps of an MLP: 2 ranks x batch B (different initial values on each rank, which
+    the trainer's broadcast makes equal) against one process with batch 2B."""
+    done = _mpirun("""
+        import json
+        import numpy as np
+        from dlrun import autograd
+        from dlrun.engine import array
+        from dlrun.gluon import loss as gloss, nn
+        from dlrun.optim import Trainer
+        from dlrun.parallel import current
+
+        world = current()
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(6, 16, 5))
+        Y = rng.integers(0, 3, size=(6, 16))
+
+        def train(rank, workers, seed):
+            import dlrun.engine.random as er
+            er.seed(seed)
+            net = nn.HybridSequential()
+            net.add(nn.Dense(8, activation="tanh"), nn.Dense(3))
+            net.initialize()
+            net(array(X[0, :1]))  # the deferred shapes
+            net.cast("float64")
+            kv = "dist_sync" if workers > 1 else None
+            trainer = Trainer(net.collect_params(), "adam", {"learning_rate": 0.05}, kvstore=kv)
+            lossf = gloss.SoftmaxCrossEntropyLoss()
+            for k in range(6):
+                part = np.array_split(np.arange(16), workers)[rank]
+                x, y = array(X[k, part]), array(Y[k, part])
+                with autograd.record():
+                    l = lossf(net(x), y)
+                l.backward()
+                trainer.step(x.shape[0])
+            return {n: p.data().asnumpy() for n, p in net.collect_params().items()}
+
+        mine = train(world.rank, world.size, seed=world.rank + 1)  # rank 1 starts elsewhere
+        others = world.allgather(mine)
+        if world.rank == 0:  # (a file: the ranks' printed lines may interleave)
+            ref = train(0, 1, seed=1)
+            json.dump({"worst": max(float(np.abs(mine[n] - ref[n]).max()) for n in ref),
+                       "same": all(np.array_equal(others[0][n], others[1][n]) for n in mine)},
+                      open("result.json", "w"))
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["worst"] < 1e-12, result  # float64: the same sums in another order
+    assert result["same"]  # the ranks hold equal parameters
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_dlrun_with_two_workers_equals_one_worker_with_the_double_batch(tmp_path):
+    common = ["model=mlp", "model.dropout=0", "trainer.epochs=2", "seed=4"]
+    two = subprocess.run([*dlrun_command(), *common, "trainer.batch_size=16", "distributed.workers=2",
+                          "hydra.run.dir=two"], cwd=tmp_path, env=clean_env(), capture_output=True,
+                         text=True, timeout=300)
+    assert two.returncode == 0, two.stderr
+    assert "2 processes (mpich), gradients all-reduced with MPI" in two.stdout
+    assert "batch 32 (2 workers x 16)" in two.stdout
+    assert two.stdout.count("Results") == 1  # rank 0 alone prints
+    one = subprocess.run([*dlrun_command(), *common, "trainer.batch_size=32", "hydra.run.dir=one"],
+                         cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    with np.load(tmp_path / "two" / "model.npz") as a, np.load(tmp_path / "one" / "model.npz") as b:
+        assert a.files == b.files
+        for k in a.files:  # float32: equal up to the order of the sums
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=2e-6, err_msg=k)
+
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("dlrun")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 2  # one per command: rank 1 created none
+    (job,) = [r for r in runs if r.data.tags.get("dlrun.workers") == "2"]
+    assert job.info.status == "FINISHED"
+    assert len(client.get_metric_history(job.info.run_id, "eval/accuracy")) == 2
+    assert (tmp_path / "two" / "dlrun.rank1.log").is_file()
+    assert not (tmp_path / "two" / "checkpoints" / "rank1").exists()
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_a_killed_worker_ends_the_job_and_is_named(tmp_path):
+    proc = subprocess.Popen([*dlrun_command(), "model=lenet", "trainer.epochs=200", "logger=none",
+                             "distributed.workers=2", "hydra.run.dir=job"], cwd=tmp_path,
+                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rank1 = tmp_path / "job" / ".ranks" / "1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (tmp_path / "job" / "checkpoints").is_dir():
+        time.sleep(0.2)  # the first epoch ended: both ranks are training
+    assert rank1.is_file(), proc.communicate(timeout=30)
+    os.kill(int(rank1.read_text().split()[0]), signal.SIGKILL)
+    killed = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    assert time.monotonic() - killed < 20
+    assert proc.returncode == 1
+    assert "rank 1 (pid" in err and "Killed (signal 9)" in err and "dlrun resume=" in err
+    assert "BAD TERMINATION" not in out + err  # MPI's banner is replaced by the message
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_a_job_resumes_with_its_world_size_and_refuses_another(tmp_path):
+    common = ["model=mlp", "trainer.batch_size=16", "logger=none", "seed=2"]
+    first = subprocess.run([*dlrun_command(), *common, "trainer.epochs=1", "distributed.workers=2",
+                            "hydra.run.dir=job"], cwd=tmp_path, env=clean_env(), capture_output=True,
+                           text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    job = tmp_path / "job"
+    resumed = subprocess.run([*dlrun_command(), f"resume={job}", "trainer.epochs=2"], cwd=tmp_path,
+                             env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr  # the saved config brings its 2 workers along
+    assert "2 processes (mpich)" in resumed.stdout
+    resized = subprocess.run([*dlrun_command(), f"resume={job}", "trainer.epochs=3",
+                              "distributed.workers=1"], cwd=tmp_path, env=clean_env(),
+                             capture_output=True, text=True, timeout=300)
+    assert resized.returncode == 1
+    assert "written by a job of 2 worker(s) and this one has 1" in resized.stderr
+    assert "distributed.allow_resize=true" in resized.stderr
+    straight = subprocess.run([*dlrun_command(), *common, "trainer.epochs=2", "distributed.workers=2",
+                               "hydra.run.dir=straight"], cwd=tmp_path, env=clean_env(),
+                              capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr
+    with np.load(job / "model.npz") as a, np.load(tmp_path / "straight" / "model.npz") as b:
+        for k in b.files:  # interrupted after epoch 1 and resumed == uninterrupted, bitwise
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_a_task_that_cannot_be_data_parallel_says_so(tmp_path):
+    done = subprocess.run([*dlrun_command(), "model=treelstm", "trainer.epochs=1", "logger=none",
+                           "distributed.workers=2", "hydra.run.dir=job"], cwd=tmp_path,
+                          env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "the tree_sentiment task trains in one process only" in done.stderr
