@@ -162,6 +162,65 @@ def test_two_workers_take_the_step_of_one_worker_with_twice_the_batch(tmp_path):
     assert result["same"]  # the ranks hold equal parameters
 
 
+@needs_mpi
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_synchronised_batchnorm_over_two_workers_is_batchnorm_over_their_union(tmp_path, hybridize):
+    """Outputs, parameter gradients and running statistics of SyncBatchNorm on two ranks
+    (each half of the batch) equal BatchNorm's on the whole batch in one process (float64);
+    per-worker BatchNorm differs."""
+    done = _mpirun(f"""
+        import json
+        import numpy as np
+        from dlrun import autograd
+        from dlrun.engine import array
+        from dlrun.gluon import nn
+        from dlrun.optim import Trainer
+        from dlrun.parallel import current
+
+        world = current()
+        X = np.random.default_rng(1).normal(size=(12, 3, 4, 4)) * 3 + 1
+        W = np.random.default_rng(2).normal(size=(12, 5, 4, 4))
+
+        def run(x, w, sync, kv):
+            net = nn.HybridSequential()
+            net.add(nn.Conv2D(5, 3, padding=1), nn.BatchNorm(sync=sync))
+            net.initialize()
+            net(array(x[:1]))
+            net.cast("float64")
+            for p in net.collect_params().values():
+                p.set_data(np.random.default_rng(len(p.name)).normal(size=p.shape) * 0.3
+                           + (1 if p.name.endswith("running_var") else 0))
+            if {hybridize}:
+                net.hybridize()
+            trainer = Trainer(net.collect_params(), "sgd", {{"learning_rate": 0.0}}, kvstore=kv)
+            with autograd.record():
+                y = net(array(x))
+                loss = (y * array(w)).sum()
+            loss.backward()
+            trainer.allreduce_grads()
+            params = net.collect_params()
+            return y.asnumpy(), {{n: (p.grad().asnumpy() if p.grad_req != "null" else p.data().asnumpy())
+                                 for n, p in params.items()}}
+
+        part = np.array_split(np.arange(12), 2)[world.rank]
+        ys, grads = run(X[part], W[part], True, "dist_sync")
+        _, alone = run(X[part], W[part], False, None)
+        every = world.allgather(ys)
+        if world.rank == 0:
+            from dlrun.engine.ops import nn as ops_nn
+            ops_nn.set_worker_sum(None)  # the reference: one process, the whole batch
+            y_ref, g_ref = run(X, W, False, None)
+            worst_y = float(np.abs(np.concatenate(every) - y_ref).max())
+            worst_g = max(float(np.abs(grads[n] - g_ref[n]).max()) for n in g_ref)
+            differs = max(float(np.abs(alone[n] - g_ref[n]).max()) for n in g_ref if "running" in n)
+            json.dump({{"y": worst_y, "g": worst_g, "alone": differs}}, open("result.json", "w"))
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["y"] < 1e-12 and result["g"] < 1e-10, result
+    assert result["alone"] > 1e-3, result  # per-worker statistics are not the whole batch's
+
+
 @pytest.mark.slow
 @needs_mpi
 def test_dlrun_with_two_workers_equals_one_worker_with_the_double_batch(tmp_path):

@@ -88,17 +88,19 @@ class BatchNorm(HybridBlock):
 
     Training mode normalises with batch statistics and updates the running averages
     (``running = momentum * running + (1 - momentum) * batch``); predict mode, or
-    ``use_global_stats``, uses the running averages.
+    ``use_global_stats``, uses the running averages. With ``sync`` (or as ``SyncBatchNorm``)
+    the batch statistics are those of every worker of a data-parallel job together.
     """
 
     def __init__(self, axis: int = 1, momentum: float = 0.9, epsilon: float = 1e-5,
                  center: bool = True, scale: bool = True, use_global_stats: bool = False,
                  beta_initializer: Any = "zeros", gamma_initializer: Any = "ones",
                  running_mean_initializer: Any = "zeros", running_variance_initializer: Any = "ones",
-                 in_channels: int = 0, **kwargs: Any):
+                 in_channels: int = 0, sync: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         if not 0 <= momentum < 1:
             raise ValueError(f"BatchNorm momentum must be in [0, 1), got {momentum}")
+        self.sync = sync
         self._axis, self._momentum, self._eps = axis, momentum, epsilon
         self._scale, self._use_global_stats = scale, use_global_stats
         self.gamma = Parameter("gamma", shape=(in_channels,), init=gamma_initializer,
@@ -117,10 +119,21 @@ class BatchNorm(HybridBlock):
         return ops.batch_norm(x, self.gamma.data(), self.beta.data(), self.running_mean.data(),
                               self.running_var.data(), eps=self._eps, momentum=self._momentum,
                               axis=self._axis, training=autograd.is_training(),
-                              use_global_stats=self._use_global_stats, fix_gamma=not self._scale)
+                              use_global_stats=self._use_global_stats, fix_gamma=not self._scale,
+                              sync=self.sync)
 
     def _extra_repr(self) -> str:
-        return f"axis={self._axis}, eps={self._eps}, momentum={self._momentum}, in_channels={self.gamma.shape[0] or None}"
+        return (f"axis={self._axis}, eps={self._eps}, momentum={self._momentum}, "
+                f"in_channels={self.gamma.shape[0] or None}{', sync' if self.sync else ''}")
+
+
+class SyncBatchNorm(BatchNorm):
+    """BatchNorm whose batch statistics are those of all workers of a data-parallel job
+    (Gluon's ``contrib.nn.SyncBatchNorm``); in one process, plain BatchNorm."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("sync", True)
+        super().__init__(*args, **kwargs)
 
 
 class LayerNorm(HybridBlock):

@@ -52,17 +52,18 @@ def clip_global_norm(arrays: Iterable[Any], max_norm: float, scale: float = 1.0)
     return norm
 
 
-def _reducer(kvstore: Any, params: list[Parameter]) -> Any:
+def _reducer(kvstore: Any, params: list[Parameter], bucket_bytes: int | None) -> Any:
     """The gradient reducer ``kvstore`` asks for (None: one process, nothing to reduce)."""
     if kvstore is None or kvstore in ("local", "device"):
         return None
     from ..parallel import GradientReducer, current
     from ..parallel.kvstore import KVStore, create
+    from ..parallel.reducer import BUCKET_BYTES
 
     store = kvstore if isinstance(kvstore, KVStore) else create(str(kvstore))
     if store.num_workers == 1 or store.type in ("local", "device"):
         return None
-    return GradientReducer(params, current())
+    return GradientReducer(params, current(), bucket_bytes or BUCKET_BYTES)
 
 
 class Trainer:
@@ -79,7 +80,8 @@ class Trainer:
     batch size and rescales by the batch summed over the ranks, so that W workers of batch B
     take the step one worker of batch W*B would. Rank 0's parameters are broadcast to all
     ranks when the trainer is created (or, for parameters whose shapes are still deferred,
-    at ``broadcast_params()`` or the first step).
+    at ``broadcast_params()`` or the first step). ``bucket_bytes`` sizes the flat buffers
+    gradients are reduced in (default 25 MiB).
 
     ``clip_global_norm=c`` clips the global L2 norm of all gradients, *after* the 1/batch_size
     rescaling, to c (so c = 5 means what papers mean by gradient-norm clipping 5). ``step`` and
@@ -90,7 +92,8 @@ class Trainer:
 
     def __init__(self, params: Mapping[str, Parameter] | Iterable[Parameter],
                  optimizer: str | Optimizer, optimizer_params: dict | None = None,
-                 kvstore: Any = None, clip_global_norm: float | None = None):
+                 kvstore: Any = None, clip_global_norm: float | None = None,
+                 bucket_bytes: int | None = None):
         self._params = list(params.values() if isinstance(params, Mapping) else params)
         for p in self._params:
             if not isinstance(p, Parameter):
@@ -106,7 +109,7 @@ class Trainer:
         self.clip_global_norm = (None if clip_global_norm is None else check_range(
             "Trainer", "clip_global_norm", clip_global_norm, 0, low_open=True))
         self._states: dict[int, Any] = {}
-        self._reducer = _reducer(kvstore, self._params)
+        self._reducer = _reducer(kvstore, self._params, bucket_bytes)
         self._synced = False
         if self._reducer is not None and all(p._data is not None for p in self._params):
             self.broadcast_params()

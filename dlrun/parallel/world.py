@@ -160,6 +160,8 @@ def current() -> World:
                     "built against another MPI than the launcher's; launch with the mpiexec of "
                     "the environment dlrun is installed in")
             _WORLD = World(rank=comm.Get_rank(), size=size, local_rank=local, launcher=name, comm=comm)
+            from ..engine.ops.nn import set_worker_sum
+            set_worker_sum(_WORLD.allreduce_)  # synchronised BatchNorm sums over this job
     return _WORLD
 
 

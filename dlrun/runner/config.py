@@ -99,6 +99,7 @@ class DistributedConfig:
     lr_scaling: LrScaling = LrScaling.none  # linear: lr x workers (Goyal et al. 2017)
     warmup_steps: int = 0           # lr_scaling=linear: ramp from lr to lr x workers over these steps
     bucket_mb: float = 25.0         # gradients are all-reduced in flat buffers of about this size
+    sync_batchnorm: bool = False    # BatchNorm statistics over all workers' batches (else per worker)
     allow_resize: bool = False      # resume= with another number of workers than the run had
 
 

@@ -83,6 +83,13 @@ def scale_learning_rate(optimizer: Any, schedule: Any, cfg: DictConfig, world: W
             schedule.warmup_steps, schedule.warmup_begin_lr = warmup, base
 
 
+def sync_batchnorm(net: Any) -> None:
+    """Make every BatchNorm of ``net`` take its statistics over all workers' batches."""
+    from dlrun.nn import BatchNorm
+
+    net.apply(lambda block: setattr(block, "sync", True) if isinstance(block, BatchNorm) else None)
+
+
 def check_world_size(saved: int | None, world: World, allow_resize: bool) -> None:
     """A resumed run continues with the number of workers it had, unless allowed otherwise."""
     if saved is not None and saved != world.size and not allow_resize:

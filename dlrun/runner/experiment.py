@@ -24,7 +24,7 @@ from .config import ArgumentError, check_arguments, class_arguments
 from .console import EPOCH_COLUMNS, RESULT_ROWS, Column, ConsoleReporter, format_duration
 from .checkpoint import CheckpointStore, RunCheckpoints, write_atomic
 from .distributed import (bind_device, check_world_size, job_world, launch, per_worker_batch,
-                          scale_learning_rate)
+                          scale_learning_rate, sync_batchnorm)
 from .export import export_model
 from .interrupt import INTERRUPTS
 from .resume import identity_hash, resumed_choices, resumed_config
@@ -198,8 +198,9 @@ def run(cfg: DictConfig) -> float:
     world = job_world(cfg)
     if world is None:  # distributed.workers > 1: this process starts the job and waits for it
         return launch(cfg, list(hydra_cfg.overrides.task), Path(hydra_cfg.runtime.output_dir), run_dir)
-    if world.size > 1:
+    if world.size > 1:  # the job's folder is rank 0's (ranks started by hand stamp their own)
         from dlrun.parallel.launch import record_rank
+        run_dir = Path(world.allgather(str(run_dir))[0])
         record_rank(world, run_dir)
     # in a data-parallel job rank 0 alone prints, tracks and writes the run's files
     console = ConsoleReporter() if world.is_root else ConsoleReporter(_silent_console())
@@ -244,6 +245,8 @@ def run(cfg: DictConfig) -> float:
         data = build(cfg.dataset, "dataset")
         net = build(cfg.model, "model", **data_model_args(cfg.model, data))
         net.initialize(build(cfg.init, "init"), ctx=ctx)
+        if cfg.distributed.sync_batchnorm:
+            sync_batchnorm(net)
         hybridize = bool(cfg.model.get("hybridize"))  # checked by check_node; null: false
         if hybridize:  # the model and, as Gluon code does, the loss (a HybridBlock too)
             net.hybridize()
@@ -252,7 +255,8 @@ def run(cfg: DictConfig) -> float:
 
         kvstore = None if world.size == 1 else "nccl" if ctx.device_type == "gpu" else "dist_sync"
         trainer = Trainer(net.collect_params(), optimizer, kvstore=kvstore,
-                          clip_global_norm=cfg.trainer.clip_global_norm)
+                          clip_global_norm=cfg.trainer.clip_global_norm,
+                          bucket_bytes=int(float(cfg.distributed.bucket_mb) * 2**20))
         # auto: a model that needs its own loop names it (a GAN), else the data does
         task_name = str(cfg.task) if cfg.task != "auto" else (
             getattr(net, "task", None) or getattr(data, "task", "classify"))

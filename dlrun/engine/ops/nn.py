@@ -75,35 +75,68 @@ def _normalize_backward(dxhat, xhat, inv, axes):
                   - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
 
 
+# sums an xp array over the processes of a data-parallel job, in place: installed by
+# dlrun.parallel (the engine knows no MPI); synchronised BatchNorm reduces its statistics with it
+_sum_over_workers: list = [None]
+
+
+def set_worker_sum(fn) -> None:
+    """Install ``fn(xp_array)``, the in-place sum over workers that ``batch_norm(sync=True)`` uses."""
+    _sum_over_workers[0] = fn
+
+
+def _worker_sum(xp, parts, dtype):
+    """The concatenation of ``parts`` summed over the workers (as it is in one process)."""
+    flat = xp.concatenate([xp.ravel(xp.asarray(p, dtype=dtype)) for p in parts])
+    if _sum_over_workers[0] is not None:
+        _sum_over_workers[0](flat)
+    return flat
+
+
 @register("batch_norm", mutates_inputs=True)
 def batch_norm(xp, x, gamma, beta, running_mean, running_var, eps=1e-5, momentum=0.9, axis=1,
-               training=False, use_global_stats=False, fix_gamma=False):
+               training=False, use_global_stats=False, fix_gamma=False, sync=False):
     """Batch normalisation over every axis but ``axis``.
 
     In training (and without ``use_global_stats``) it normalises with the batch's mean and
     biased variance and updates ``running_mean``/``running_var`` in place as
     ``running = momentum * running + (1 - momentum) * batch`` (MXNet's rule); otherwise it
-    uses the running statistics.
+    uses the running statistics. With ``sync`` the batch is that of every worker of a
+    data-parallel job together (synchronised BatchNorm): the statistics, and in the backward
+    the two means the input gradient needs, are summed over the workers.
     """
     axis = axis % x.ndim
     red = tuple(i for i in range(x.ndim) if i != axis)
     shape = tuple(-1 if i == axis else 1 for i in range(x.ndim))
     batch_stats = training and not use_global_stats
-    if batch_stats:
+    channels = x.shape[axis]
+    count = None
+    if batch_stats and sync:
+        sums = _worker_sum(xp, [x.sum(axis=red), (x * x).sum(axis=red), [x.size // channels]], x.dtype)
+        count = sums[-1]
+        mean = sums[:channels] / count
+        var = xp.maximum(sums[channels:2 * channels] / count - mean * mean, 0)
+    elif batch_stats:
         mean, var = x.mean(axis=red), x.var(axis=red)
+    else:
+        mean, var = running_mean, running_var
+    if batch_stats:
         running_mean *= momentum
         running_mean += (1 - momentum) * mean
         running_var *= momentum
         running_var += (1 - momentum) * var
-    else:
-        mean, var = running_mean, running_var
     inv = (1 / xp.sqrt(var + eps)).reshape(shape)
     xhat = (x - mean.reshape(shape)) * inv
     scale = xp.ones_like(gamma) if fix_gamma else gamma
     y = xhat * scale.reshape(shape) + beta.reshape(shape)
     def vjp(g):
         dxhat = g * scale.reshape(shape)
-        dx = _normalize_backward(dxhat, xhat, inv, red) if batch_stats else dxhat * inv
+        if batch_stats and sync:
+            sums = _worker_sum(xp, [dxhat.sum(axis=red), (dxhat * xhat).sum(axis=red)], x.dtype)
+            dx = inv * (dxhat - (sums[:channels] / count).reshape(shape)
+                        - xhat * (sums[channels:] / count).reshape(shape))
+        else:
+            dx = _normalize_backward(dxhat, xhat, inv, red) if batch_stats else dxhat * inv
         dgamma = xp.zeros_like(gamma) if fix_gamma else (g * xhat).sum(axis=red)
         return dx, dgamma, g.sum(axis=red), None, None
     return y, vjp
