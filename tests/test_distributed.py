@@ -239,6 +239,9 @@ def test_dlrun_with_two_workers_equals_one_worker_with_the_double_batch(tmp_path
         assert a.files == b.files
         for k in a.files:  # float32: equal up to the order of the sums
             np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=2e-6, err_msg=k)
+    results = [json.loads((tmp_path / d / "results.json").read_text()) for d in ("two", "one")]
+    for key in ("train/loss", "eval/accuracy", "eval/loss"):  # the job's, not rank 0's part
+        assert results[0][key] == pytest.approx(results[1][key], rel=1e-5), key
 
     from mlflow.tracking import MlflowClient
     client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")

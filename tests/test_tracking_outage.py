@@ -78,7 +78,7 @@ def test_the_store_stops_mid_run_and_comes_back(server, tmp_path):
     time.sleep(4)
     server.start()
     assert proc.poll() is None, "the run ended before the store came back: raise `epochs`"
-    out, err = proc.communicate(timeout=300)
+    out, err = proc.communicate(timeout=900)  # generous: a loaded machine trains far slower
     assert proc.returncode == 0, err
     (folder,) = [p for p in (tmp_path / "outputs" / "runs").glob("*/*")]
     assert not (folder / "mlflow-spool.jsonl").exists()  # everything arrived

@@ -67,6 +67,12 @@ class Setup:
         import numpy as np
         return np.concatenate(self.world.allgather(part), axis=axis)
 
+    def job_totals(self, *values: float) -> list[float]:
+        """``values`` summed over the workers (an epoch's loss sum and example count)."""
+        if self.workers == 1:
+            return list(values)
+        return [sum(v) for v in zip(*self.world.allgather(list(values)))]
+
     def _stop_agreed(self) -> bool:
         """Whether a signal asked to stop, on any rank (all ranks stop at the same step)."""
         from ..interrupt import INTERRUPTS

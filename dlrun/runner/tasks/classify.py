@@ -113,8 +113,9 @@ class ClassifyTask:
             skip = 0
             elapsed = time.perf_counter() - start
             train_time += elapsed
-            metrics = {"epoch": epoch, "train/loss": loss_sum / max(samples, 1),
-                       "train/samples_per_sec": samples * s.workers / max(elapsed, 1e-9),
+            job_loss, job_samples = s.job_totals(loss_sum, samples)
+            metrics = {"epoch": epoch, "train/loss": job_loss / max(job_samples, 1),
+                       "train/samples_per_sec": job_samples / max(elapsed, 1e-9),
                        "epoch_time": elapsed, "learning_rate": float(s.trainer.learning_rate)}
             if tcfg.eval_every_epoch or epoch == epochs:
                 metrics.update(self.evaluate())

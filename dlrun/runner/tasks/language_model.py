@@ -124,9 +124,10 @@ class LanguageModelTask:
             skip = 0
             elapsed = time.perf_counter() - start
             train_time += elapsed
-            mean = loss_sum / max(tokens, 1)
+            job_loss, job_tokens = s.job_totals(loss_sum, tokens)
+            mean = job_loss / max(job_tokens, 1)
             metrics = {"epoch": epoch, "train/loss": mean, "train/perplexity": math.exp(min(mean, 50)),
-                       "train/tokens_per_sec": tokens * s.workers / max(elapsed, 1e-9),
+                       "train/tokens_per_sec": job_tokens / max(elapsed, 1e-9),
                        "learning_rate": float(s.trainer.learning_rate)}
             if tcfg.eval_every_epoch or epoch == epochs:
                 metrics.update(self.evaluate(self.valid_ids, "eval"))
