@@ -278,29 +278,37 @@ def test_a_killed_worker_ends_the_job_and_is_named(tmp_path):
 @pytest.mark.slow
 @needs_mpi
 def test_a_job_resumes_with_its_world_size_and_refuses_another(tmp_path):
-    common = ["model=mlp", "trainer.batch_size=16", "logger=none", "seed=2"]
-    first = subprocess.run([*dlrun_command(), *common, "trainer.epochs=1", "distributed.workers=2",
-                            "hydra.run.dir=job"], cwd=tmp_path, env=clean_env(), capture_output=True,
-                           text=True, timeout=300)
-    assert first.returncode == 0, first.stderr
+    common = ["model=mlp", "trainer.batch_size=16", "logger=none", "seed=2", "trainer.epochs=2"]
     job = tmp_path / "job"
-    resumed = subprocess.run([*dlrun_command(), f"resume={job}", "trainer.epochs=2"], cwd=tmp_path,
+    proc = subprocess.Popen([*dlrun_command(), *common, "trainer.checkpoint_every=5",
+                             "distributed.workers=2", "hydra.run.dir=job"], cwd=tmp_path,
+                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (job / "checkpoints" / "ckpt-00000055.json").exists():
+        time.sleep(0.05)  # 45 steps an epoch: step 55 is mid-way through epoch 2
+    os.kill(int((job / ".ranks" / "0").read_text().split()[0]), signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "rank 0 (pid" in err, err
+    assert not (job / "model.npz").exists()
+    resumed = subprocess.run([*dlrun_command(), f"resume={job}"], cwd=tmp_path,
                              env=clean_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr  # the saved config brings its 2 workers along
-    assert "2 processes (mpich)" in resumed.stdout
+    assert "2 processes (mpich)" in resumed.stdout and "(epoch 2, step" in resumed.stdout
     resized = subprocess.run([*dlrun_command(), f"resume={job}", "trainer.epochs=3",
                               "distributed.workers=1"], cwd=tmp_path, env=clean_env(),
                              capture_output=True, text=True, timeout=300)
     assert resized.returncode == 1
     assert "written by a job of 2 worker(s) and this one has 1" in resized.stderr
     assert "distributed.allow_resize=true" in resized.stderr
-    straight = subprocess.run([*dlrun_command(), *common, "trainer.epochs=2", "distributed.workers=2",
+    straight = subprocess.run([*dlrun_command(), *common, "distributed.workers=2",
                                "hydra.run.dir=straight"], cwd=tmp_path, env=clean_env(),
                               capture_output=True, text=True, timeout=300)
     assert straight.returncode == 0, straight.stderr
     with np.load(job / "model.npz") as a, np.load(tmp_path / "straight" / "model.npz") as b:
-        for k in b.files:  # interrupted after epoch 1 and resumed == uninterrupted, bitwise
+        for k in b.files:  # killed mid-epoch and resumed == uninterrupted, bitwise
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    results = [json.loads((d / "results.json").read_text()) for d in (job, tmp_path / "straight")]
+    assert results[0]["train/loss"] == pytest.approx(results[1]["train/loss"], rel=1e-9)
 
 
 @pytest.mark.slow

@@ -73,6 +73,11 @@ class Setup:
             return list(values)
         return [sum(v) for v in zip(*self.world.allgather(list(values)))]
 
+    def own_part(self, *totals: float) -> list[float]:
+        """This worker's part of job totals a checkpoint saved: all of them on rank 0, none
+        elsewhere (so that ``job_totals`` gives them back)."""
+        return list(totals) if self.shard[0] == 0 else [type(t)(0) for t in totals]
+
     def _stop_agreed(self) -> bool:
         """Whether a signal asked to stop, on any rank (all ranks stop at the same step)."""
         from ..interrupt import INTERRUPTS

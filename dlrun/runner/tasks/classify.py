@@ -78,7 +78,7 @@ class ClassifyTask:
             s.report.epoch_start(epoch)
             start = time.perf_counter()
             pending: list[tuple[int, Any, int]] = []  # (global step, mean loss on the device, batch size)
-            loss_sum, samples = float(saved.get("loss_sum", 0.0)), int(saved.get("samples", 0))
+            loss_sum, samples = s.own_part(float(saved.get("loss_sum", 0.0)), int(saved.get("samples", 0)))
             saved = {}
 
             def flush(epoch: int = epoch) -> float | None:
@@ -107,8 +107,9 @@ class ClassifyTask:
                 if step < steps and s.checkpoint_due(global_step):
                     if pending:
                         flush()  # a diverged loss stops the run before it is saved
+                    job_loss, job_samples = s.job_totals(loss_sum, samples)
                     s.checkpoint(epoch, step, global_step, {
-                        "loss_sum": loss_sum, "samples": samples,
+                        "loss_sum": job_loss, "samples": job_samples,
                         "train_time": train_time + time.perf_counter() - start})
             skip = 0
             elapsed = time.perf_counter() - start

@@ -90,7 +90,7 @@ class LanguageModelTask:
             states = self._carried_states() if skip else None
             if states is None:
                 states = s.net.begin_state(self.train_ids.shape[1], ctx=s.ctx)
-            loss_sum, tokens = float(saved.get("loss_sum", 0.0)), int(saved.get("tokens", 0))
+            loss_sum, tokens = s.own_part(float(saved.get("loss_sum", 0.0)), int(saved.get("tokens", 0)))
             pending: list = []
             saved = {}
             batches = itertools.islice(windows(self.train_ids, self.bptt), skip, None)
@@ -117,8 +117,9 @@ class LanguageModelTask:
                     pending = []
                 s.report.step(epoch, step, y.size * s.workers, fresh)
                 if step < self.steps and s.checkpoint_due(global_step):
+                    job_loss, job_tokens = s.job_totals(loss_sum, tokens)
                     s.checkpoint(epoch, step, global_step, {
-                        "loss_sum": loss_sum, "tokens": tokens,
+                        "loss_sum": job_loss, "tokens": job_tokens,
                         "train_time": train_time + time.perf_counter() - start},
                         {f"state/{i}": s.gather(h.asnumpy(), axis=-2) for i, h in enumerate(states)})
             skip = 0
