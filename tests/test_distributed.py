@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -319,3 +320,101 @@ def test_a_task_that_cannot_be_data_parallel_says_so(tmp_path):
                           env=clean_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     assert "the tree_sentiment task trains in one process only" in done.stderr
+
+
+# --- launching and config rules (no MPI needed) -------------------------------------------------
+@pytest.mark.parametrize("env, expected", [
+    ({"PMI_RANK": "1", "PMI_SIZE": "4", "MPI_LOCALRANKID": "1"}, ("mpich", 1, 4, 1)),
+    ({"OMPI_COMM_WORLD_RANK": "5", "OMPI_COMM_WORLD_SIZE": "8", "OMPI_COMM_WORLD_LOCAL_RANK": "1"},
+     ("open-mpi", 5, 8, 1)),
+    ({"SLURM_PROCID": "3", "SLURM_NTASKS": "4", "SLURM_LOCALID": "1", "SLURM_STEP_ID": "0"},
+     ("slurm", 3, 4, 1)),
+    ({"SLURM_PROCID": "0", "SLURM_NTASKS": "4"}, None),  # an sbatch script, not a task of srun
+    ({}, None),
+])
+def test_the_launcher_is_recognised_from_its_environment(monkeypatch, env, expected):
+    from dlrun.parallel import launched_by
+
+    for name in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK",
+                 "PMIX_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_ID", "SLURM_LOCALID",
+                 "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert launched_by() == expected
+
+
+def test_the_job_command_keeps_the_overrides_and_names_one_run_folder(tmp_path):
+    from dlrun.parallel.launch import job_command
+
+    fake = tmp_path / "mpiexec"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    cmd = job_command(4, ["model=lenet", "hydra.run.dir=old", "+recipe=x"], tmp_path / "run",
+                      hosts=["n1:2", "n2:2"], hostfile="hosts.txt", mpiexec=str(fake),
+                      mpiexec_args=["-bind-to", "core"])
+    assert cmd == [str(fake), "-n", "4", "-hosts", "n1:2,n2:2", "-f", "hosts.txt", "-bind-to", "core",
+                   sys.executable, "-m", "dlrun.runner.main", "model=lenet", "+recipe=x",
+                   f"hydra.run.dir={tmp_path / 'run'}"]
+
+
+def test_a_missing_mpiexec_says_what_to_install(tmp_path):
+    from dlrun.parallel import DistributedError
+    from dlrun.parallel.launch import find_mpiexec
+
+    with pytest.raises(DistributedError, match=r"pip install 'dlrun\[dist\]'.*distributed.mpiexec"):
+        find_mpiexec(str(tmp_path / "nowhere" / "mpiexec"))
+
+
+def _cfg(**distributed):
+    from omegaconf import OmegaConf
+
+    from dlrun.runner.config import Config
+    cfg = OmegaConf.structured(Config)
+    for k, v in distributed.items():
+        cfg.distributed[k] = v
+    return cfg
+
+
+def test_linear_lr_scaling_warms_up_from_the_single_worker_rate():
+    from dlrun.optim import create
+    from dlrun.optim.schedules import Constant
+    from dlrun.parallel import World
+    from dlrun.runner.distributed import scale_learning_rate
+
+    schedule = Constant()
+    opt = create("sgd", learning_rate=0.1, lr_scheduler=schedule)
+    scale_learning_rate(opt, schedule, _cfg(lr_scaling="linear", warmup_steps=10), World(size=4))
+    rates = [schedule(t) for t in (0, 5, 10, 50)]
+    assert rates == pytest.approx([0.1, 0.25, 0.4, 0.4])
+    unscaled = Constant()
+    opt = create("sgd", learning_rate=0.1, lr_scheduler=unscaled)
+    scale_learning_rate(opt, unscaled, _cfg(), World(size=4))
+    assert unscaled(50) == pytest.approx(0.1)
+
+
+def test_the_job_batch_follows_scale_batch():
+    from dlrun.parallel import DistributedError, World
+    from dlrun.runner.distributed import per_worker_batch
+
+    cfg = _cfg()
+    cfg.trainer.batch_size = 64
+    assert per_worker_batch(cfg, World(size=2)) == 64
+    cfg.distributed.scale_batch = False
+    assert per_worker_batch(cfg, World(size=2)) == 32
+    cfg.trainer.batch_size = 15
+    with pytest.raises(DistributedError, match="use a multiple of 2"):
+        per_worker_batch(cfg, World(size=2))
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_an_error_in_a_rank_ends_the_job_at_once_with_its_message(tmp_path):
+    start = time.monotonic()
+    done = subprocess.run([*dlrun_command(), "model=mlp", "logger=none", "distributed.workers=2",
+                           "distributed.scale_batch=false", "trainer.batch_size=15",
+                           "hydra.run.dir=job"], cwd=tmp_path, env=clean_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1 and time.monotonic() - start < 60
+    assert re.search(r"rank [01]: distributed.scale_batch=false splits trainer.batch_size=15 among 2 "
+                     r"workers", done.stderr), done.stderr

@@ -66,6 +66,7 @@ def _report(error: BaseException) -> int:
     if world.size > 1:
         print_error(f"rank {world.rank}: {text}", hint)
         world.abort(1)
+        return 1
     print_error(text, hint)
     return 1
 
