@@ -355,7 +355,7 @@ def test_the_job_command_keeps_the_overrides_and_names_one_run_folder(tmp_path):
                       mpiexec_args=["-bind-to", "core"])
     assert cmd == [str(fake), "-n", "4", "-hosts", "n1:2,n2:2", "-f", "hosts.txt", "-bind-to", "core",
                    sys.executable, "-m", "dlrun.runner.main", "model=lenet", "+recipe=x",
-                   f"hydra.run.dir={tmp_path / 'run'}"]
+                   f'hydra.run.dir="{tmp_path / "run"}"']
 
 
 def test_a_missing_mpiexec_says_what_to_install(tmp_path):
@@ -418,3 +418,21 @@ def test_an_error_in_a_rank_ends_the_job_at_once_with_its_message(tmp_path):
     assert done.returncode == 1 and time.monotonic() - start < 60
     assert re.search(r"rank [01]: distributed.scale_batch=false splits trainer.batch_size=15 among 2 "
                      r"workers", done.stderr), done.stderr
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_a_sweep_runs_each_trial_as_a_job_nested_under_the_sweep(tmp_path):
+    done = subprocess.run([*dlrun_command(), "-m", "optimizer.lr=0.1,0.05", "distributed.workers=2",
+                           "trainer.epochs=1", "model=mlp"], cwd=tmp_path, env=clean_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "2 trials, 2 finished" in done.stdout
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("dlrun").experiment_id])
+    (parent,) = [r for r in runs if r.info.run_name.startswith("sweep-")]
+    trials = [r for r in runs if r is not parent]
+    assert sorted(r.data.tags["dlrun.sweep.trial"] for r in trials) == ["0", "1"]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)
+    assert all(r.data.tags["dlrun.workers"] == "2" for r in trials)

@@ -60,7 +60,8 @@ def job_command(workers: int, overrides: Sequence[str], run_dir: Path, *, hosts:
         cmd += ["-f", str(hostfile)]
     cmd += list(mpiexec_args)
     keep = [o for o in overrides if not o.lstrip("+~").startswith("hydra.run.dir=")]
-    return cmd + [sys.executable, "-m", "dlrun.runner.main", *keep, f"hydra.run.dir={run_dir}"]
+    quoted = str(run_dir).replace("\\", "\\\\").replace('"', '\\"')  # a sweep's trial folder has '='
+    return cmd + [sys.executable, "-m", "dlrun.runner.main", *keep, f'hydra.run.dir="{quoted}"']
 
 
 def record_rank(world: World, run_dir: Path) -> None:
@@ -99,11 +100,11 @@ class _Watcher(threading.Thread):
             self.out.flush()
 
 
-def run_job(cmd: Sequence[str], run_dir: Path) -> int:
-    """Run the MPI job ``cmd`` to its end; returns 0, or raises DistributedError naming the
-    rank that ended it. A first Ctrl-C/SIGTERM is passed to the workers (they checkpoint and
-    stop), a second one kills the job."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def run_job(cmd: Sequence[str], run_dir: Path, env: dict[str, str] | None = None) -> int:
+    """Run the MPI job ``cmd`` (with ``env`` added to the environment) to its end; returns 0,
+    or raises DistributedError naming the rank that ended it. A first Ctrl-C/SIGTERM is
+    passed to the workers (they checkpoint and stop), a second one kills the job."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, start_new_session=True)
     found: dict[str, str] = {}

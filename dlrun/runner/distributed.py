@@ -38,7 +38,12 @@ def launch(cfg: DictConfig, overrides: Sequence[str], hydra_dir: Path, run_dir: 
     d = cfg.distributed
     cmd = job_command(int(d.workers), overrides, hydra_dir, hosts=list(d.hosts), hostfile=d.hostfile,
                       mpiexec=d.mpiexec, mpiexec_args=list(d.mpiexec_args))
-    run_job(cmd, run_dir)
+    from .sweep import JOB_TAGS_ENV, trial_tags
+    from .tracking import mlflow_store
+
+    store = mlflow_store(cfg.logger)  # a sweep's trial: its job's MLflow run nests in the sweep's
+    tags = trial_tags(store[0], str(cfg.experiment)) if store is not None else {}
+    run_job(cmd, run_dir, {JOB_TAGS_ENV: json.dumps(tags)} if tags else None)
     results = json.loads((run_dir / "results.json").read_text())
     return float(results[results["primary_metric"]])
 

@@ -207,11 +207,14 @@ def primary_metric_name(metrics: Mapping[str, Any], value: float) -> str | None:
     return names[0] if names else None
 
 
+JOB_TAGS_ENV = "DLRUN_TRIAL_TAGS"  # a trial run as an MPI job: its tags, for the job's rank 0
+
+
 def trial_tags(tracking_uri: str | None, experiment: str) -> dict[str, str]:
     """Tags of a trial's MLflow run: sweep id, trial number, parent run (same store only)."""
     hydra = _hydra_cfg()
     if hydra is None or not in_multirun(hydra):
-        return {}
+        return json.loads(os.environ.get(JOB_TAGS_ENV, "{}"))
     tags = {"dlrun.sweep.trial": str(trial_number(hydra))}
     threads = blas_threads(hydra)
     if threads is not None:
