@@ -78,6 +78,18 @@ def _rank_of(run_dir: Path, pid: str) -> str | None:
     return None
 
 
+def _kill_ranks(run_dir: Path) -> None:
+    """SIGKILL the ranks of the job that run on this machine."""
+    host = socket.gethostname()
+    for f in (run_dir / RANKS_DIR).glob("*"):
+        pid, where = (f.read_text().split() + ["", ""])[:2]
+        if where == host and pid.isdigit():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 class _Watcher(threading.Thread):
     """Copies one output stream of the job through, keeping MPI's failure banner aside."""
 
@@ -115,7 +127,12 @@ def run_job(cmd: Sequence[str], run_dir: Path, env: dict[str, str] | None = None
 
     def forward(signum: int, frame: Any) -> None:
         signals.append(signum)
-        proc.send_signal(signal.SIGTERM if len(signals) == 1 else signal.SIGKILL)
+        if len(signals) == 1:  # mpiexec passes it on: every rank stops after its step
+            proc.send_signal(signal.SIGTERM)
+            return
+        # the ranks run in sessions of their own: a killed mpiexec would leave them running
+        _kill_ranks(run_dir)
+        proc.kill()
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
