@@ -223,6 +223,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"cannot read checkpoint {arrays_path}: {e}") from None
 
 
+def _optim_prefix(name: str) -> str:
+    """Where a trainer's state goes in a checkpoint: ``optim/`` (the run's), ``optim_<name>/``."""
+    return f"optim_{name}/" if name else "optim/"
+
+
 # --- a run's checkpoints ---------------------------------------------------------------------
 class RunCheckpoints:
     """When a run writes checkpoints, what goes into them, and restoring one.
@@ -236,7 +241,8 @@ class RunCheckpoints:
                  flush: Callable[[], None] = lambda: None, world: Any = None):
         if every < 0:
             raise ValueError(f"trainer.checkpoint_every must be >= 0 (0: at epoch ends only), got {every}")
-        self.store, self.every, self.net, self.trainer = store, every, net, trainer
+        self.store, self.every, self.net = store, every, net
+        self.trainers = {"": trainer}  # a task with trainers of its own names them (use_trainers)
         self.config_hash, self.run_id = config_hash, run_id
         self.flush = flush  # the tracker's: metrics up to the checkpoint are stored first
         # a data-parallel job's workers hold the same parameters and optimizer state; their
@@ -258,7 +264,8 @@ class RunCheckpoints:
             return self.last
         self.flush()
         arrays = {f"param/{n}": p.data().asnumpy() for n, p in self.net.collect_params().items()}
-        arrays.update({f"optim/{k}": v for k, v in self.trainer.state_dict().items()})
+        for name, trainer in self.trainers.items():
+            arrays.update({f"{_optim_prefix(name)}{k}": v for k, v in trainer.state_dict().items()})
         arrays.update({f"task/{k}": v for k, v in (task_arrays or {}).items()})
         state = {"rng": rngs[0], "task": task_state, "mlflow_run_id": self.run_id(),
                  "workers": workers, "rng_of_workers": rngs[1:]}
@@ -274,8 +281,10 @@ class RunCheckpoints:
                                   "was written by another model")
         for name, p in params.items():
             p.set_data(ckpt.arrays[f"param/{name}"])
-        self.trainer.load_state_dict({k[len("optim/"):]: v for k, v in ckpt.arrays.items()
-                                      if k.startswith("optim/")})
+        for name, trainer in self.trainers.items():
+            prefix = _optim_prefix(name)
+            trainer.load_state_dict({k[len(prefix):]: v for k, v in ckpt.arrays.items()
+                                     if k.startswith(prefix)})
         rank = 0 if self.world is None else self.world.rank
         others = ckpt.state.get("rng_of_workers", [])
         # a worker the checkpoint has no stream of (a job resumed with more workers) takes rank 0's

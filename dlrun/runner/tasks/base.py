@@ -97,6 +97,12 @@ class Setup:
         self.trainer.broadcast_params()
         return c.epoch, c.batch, c.step, dict(c.state.get("task", {}))
 
+    def use_trainers(self, **trainers: Any) -> None:
+        """The trainers whose state the checkpoints hold, for a task with trainers of its own
+        (a GAN's discriminator and generator) instead of the runner's."""
+        if self.checkpoints is not None:
+            self.checkpoints.trainers = dict(trainers)
+
     def resumed_arrays(self) -> dict[str, Any]:
         """The task's own arrays of the checkpoint this run continues (names without ``task/``)."""
         if self.resume_from is None:

@@ -59,6 +59,7 @@ from dlrun.engine import array, autograd, ops
 from dlrun.loss import SigmoidBinaryCrossEntropyLoss, SoftmaxCrossEntropyLoss
 
 from ..checkpoint import rng_state, set_rng_state
+from ..resume import ResumeError
 from .base import DivergenceError, Setup
 
 GRID_SAMPLES = 64       # samples in the per-epoch PNG grid (8 x 8)
@@ -270,6 +271,7 @@ class GANTask:
     """Trains ``setup.net`` (a ``dlrun.models.gan.GAN``) on the images of ``setup.data.train``."""
 
     primary_metric = "eval/quality"
+    resumable = True  # both trainers' states are in the checkpoints; resumes mid-epoch exactly
     columns = (("epoch", "epoch", "{}"), ("D loss", "train/d_loss", "{:.4f}"),
                ("G loss", "train/g_loss", "{:.4f}"), ("D(x)", "train/d_real", "{:.3f}"),
                ("D(G(z))", "train/d_fake", "{:.3f}"), ("confidence", "eval/confidence", "{:.3f}"),
@@ -308,6 +310,7 @@ class GANTask:
             net.discriminate(net.generate(net.sample_noise(2, setup.ctx)))
         self.d_trainer, self.d_schedule = self._trainer(net.discriminator)
         self.g_trainer, self.g_schedule = self._trainer(net.generator)
+        setup.use_trainers(d=self.d_trainer, g=self.g_trainer)
         self.grid_noise = net.sample_noise(GRID_SAMPLES, setup.ctx)
         self.score_noise = net.sample_noise(SCORE_SAMPLES, setup.ctx)
         self.run_dir = _run_dir()
@@ -350,15 +353,22 @@ class GANTask:
         scorer_metrics = dict(metrics)
         scale = 2.0 / (self.high - self.low)
         shift = -1.0 - self.low * scale
+        first_epoch, skip, global_step, saved = s.resume_point()
+        if first_epoch > epochs:
+            raise ResumeError(f"the run already finished its {first_epoch - 1} epochs; to train "
+                              f"on, resume with trainer.epochs={first_epoch} or more")
         s.report.start(epochs, steps, self.columns)
-        global_step, train_time = 0, 0.0
-        for epoch in range(1, epochs + 1):
+        train_time = float(saved.get("train_time", 0.0))
+        for epoch in range(first_epoch, epochs + 1):
             s.report.epoch_start(epoch)
             start = time.perf_counter()
-            sums = np.zeros(4)  # d_loss, d_real, d_fake, g_loss (sums over examples)
+            # d_loss, d_real, d_fake, g_loss (sums over examples)
+            sums = np.array(saved.get("sums", [0.0] * 4), dtype=np.float64)
             pending: list[tuple[int, list[Any]]] = []
-            samples = 0
-            for step, (x, _) in enumerate(self.loader, start=1):
+            samples = int(saved.get("samples", 0))
+            saved = {}
+            self.loader.epoch = epoch - 1  # this epoch's order (a resumed run starts mid-way)
+            for step, (x, _) in enumerate(self.loader.iterate(skip), start=skip + 1):
                 n = x.shape[0]
                 real = x * scale + shift
                 z = net.sample_noise(n, s.ctx)
@@ -368,7 +378,8 @@ class GANTask:
                 samples += n
                 pending.append((global_step, [d_loss, d_real, d_fake, g_loss], n))
                 fresh = None
-                if step % log_every == 0 or step == steps:
+                due = step < steps and s.checkpoint_due(global_step)
+                if step % log_every == 0 or step == steps or due:
                     values = self._fetch(pending, epoch)
                     sums += sum(v for _, v, _ in values)
                     # the per-step loss of the progress line and train/step_loss: D's + G's
@@ -377,6 +388,11 @@ class GANTask:
                     fresh = float((last[1][0] + last[1][3]) / last[2])
                     pending = []
                 s.report.step(epoch, step, n, fresh)
+                if due:
+                    s.checkpoint(epoch, step, global_step, {
+                        "sums": sums.tolist(), "samples": samples,
+                        "train_time": train_time + time.perf_counter() - start})
+            skip = 0
             elapsed = time.perf_counter() - start
             train_time += elapsed
             metrics = {"epoch": epoch, "train/d_loss": sums[0] / max(samples, 1),
@@ -388,6 +404,7 @@ class GANTask:
             metrics.update(self.evaluate(epoch))
             metrics["epoch_time"] = time.perf_counter() - start
             s.report.epoch_end(epoch, global_step, metrics)
+            s.checkpoint(epoch + 1, 0, global_step, {"train_time": train_time})
         metrics.update(scorer_metrics)
         metrics = {k: float(v) for k, v in metrics.items()}
         metrics.update({"epoch": int(metrics["epoch"]), "steps": global_step, "train_time": train_time})
