@@ -193,3 +193,28 @@ def test_array_defaults_and_conversions():
     assert x.asscalar() == 3.5 and x.item() == 3.5 and float(x) == 3.5
     with pytest.raises(ValueError, match="size 1"):
         array([1, 2]).asscalar()
+
+
+def test_in_place_operators_write_into_the_array_as_in_mxnet():
+    a = array(np.arange(6.0).reshape(2, 3))
+    alias = a
+    a += array(np.ones((2, 3)))
+    a *= 3
+    a -= array(np.ones(3))  # broadcast into a's shape
+    a /= 2
+    assert alias is a
+    np.testing.assert_array_equal(alias.asnumpy(), ((np.arange(6.0).reshape(2, 3) + 1) * 3 - 1) / 2)
+
+
+def test_in_place_operators_refuse_an_array_autograd_tracks():
+    x = array(np.ones(3))
+    x.attach_grad()
+    with autograd.record():
+        y = x * 2
+        with pytest.raises(RuntimeError, match=r"in-place '\+=' .* \(x = x \+ y\)"):
+            x += 1
+        with pytest.raises(RuntimeError, match="in-place '\\*='"):
+            y *= 2
+        z = array(np.zeros(3))  # a constant: nothing to corrupt
+        z += y
+    np.testing.assert_array_equal(z.asnumpy(), [2, 2, 2])

@@ -171,6 +171,27 @@ class NDArray:
     def __getitem__(self, key: Any) -> "NDArray":
         return _ops().getitem(self, key=_raw_key(key))
 
+    # ---- MXNet's in-place operators: a += b writes into a (kvstore updaters rely on it) ----
+    def _assign(self, result: "NDArray", symbol: str) -> "NDArray":
+        if autograd._state.recording and (self._node is not None or self._grad is not None):
+            raise RuntimeError(
+                f"in-place '{symbol}' on an array that autograd.record() is tracking would corrupt "
+                f"its gradient; write a new array instead (x = x {symbol[0]} y)")
+        self[...] = result
+        return self
+
+    def __iadd__(self, o: Any) -> "NDArray":
+        return self._assign(self + o, "+=")
+
+    def __isub__(self, o: Any) -> "NDArray":
+        return self._assign(self - o, "-=")
+
+    def __imul__(self, o: Any) -> "NDArray":
+        return self._assign(self * o, "*=")
+
+    def __itruediv__(self, o: Any) -> "NDArray":
+        return self._assign(self / o, "/=")
+
     # ---- arithmetic (every one goes through the op registry) ----
     def __add__(self, o: Any) -> "NDArray":
         return _ops().add(self, o)
