@@ -57,3 +57,30 @@ def test_lenet_training_step_on_gpu_matches_cpu():
         results.append({k: p.data().asnumpy() for k, p in net.collect_params().items()})
     for name in results[0]:
         np.testing.assert_allclose(results[1][name], results[0][name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_dlrun_on_the_gpu_with_one_worker_and_with_two_processes_through_nccl(tmp_path):
+    """Issue 9 on a GPU: ``distributed.workers=1`` end to end on the GPU, then two MPI ranks
+    sharing it (gradients all-reduced with NCCL), which must reach the parameters of one
+    worker with the double batch."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import clean_env, dlrun_command
+
+    if not (Path(sys.executable).parent / "mpiexec").exists() and not shutil.which("mpiexec"):
+        pytest.skip("needs mpiexec: pip install 'dlrun[dist]'")
+    common = ["model=mlp", "model.dropout=0", "trainer.epochs=1", "device=gpu", "logger=none"]
+    runs = {"one": ["trainer.batch_size=32", "distributed.workers=1"],
+            "two": ["trainer.batch_size=16", "distributed.workers=2"]}
+    for name, args in runs.items():
+        done = subprocess.run([*dlrun_command(), *common, *args, f"hydra.run.dir={name}"],
+                              cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr
+    assert "gradients all-reduced with NCCL" in done.stdout
+    with np.load(tmp_path / "two" / "model.npz") as a, np.load(tmp_path / "one" / "model.npz") as b:
+        for k in b.files:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=2e-6, err_msg=k)
