@@ -157,7 +157,11 @@ def test_on_nan_skip_skips_steps_up_to_its_limit(tmp_path):
     (["model=treelstm", "model.hidden_size=16", "model.embed_size=16", "trainer.epochs=2"], 40),
     # two trainers (discriminator and generator), their optimizers' states both in it
     (["model=gan_mlp", "trainer.epochs=2"], 30),
-], ids=["lstm_lm", "treelstm", "gan"])
+    # the mistake-driven rule checkpoints after each pass (400 examples, one step each)
+    (["model=perceptron", "trainer.epochs=4"], 400),
+    # the perceptron task's SGD path (7 steps a pass): optimizer state and loader order
+    (["model=logistic_regression", "dataset=separable", "loss=logistic", "trainer.epochs=3"], 7),
+], ids=["lstm_lm", "treelstm", "gan", "perceptron", "perceptron_sgd"])
 def test_other_loops_resume_mid_epoch_exactly(tmp_path, args, checkpoint):
     import shutil
 

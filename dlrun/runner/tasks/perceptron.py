@@ -23,12 +23,14 @@ import numpy as np
 from dlrun.data import DataLoader
 from dlrun.engine import array, autograd
 
+from ..resume import ResumeError
 from .base import DivergenceError, Setup
 
 
 class PerceptronTask:
     primary_metric = "eval/accuracy"
     primary_mode = "max"
+    resumable = True  # checkpoints at the end of each pass and continues from one exactly
     columns = (("epoch", "epoch", "{}"), ("mistakes", "train/mistakes", "{:.0f}"),
                ("train acc", "train/accuracy", "{:.2%}"), ("test acc", "eval/accuracy", "{:.2%}"),
                ("time", "epoch_time", "{:.1f}s"))
@@ -87,11 +89,15 @@ class PerceptronTask:
         steps = 1 if self.rule else len(self.train_loader)
         if not self.rule:
             s.start_schedule(steps, epochs)
+        first_epoch, _, global_step, saved = s.resume_point()  # checkpoints at pass ends only
+        if first_epoch > epochs:
+            raise ResumeError(f"the run already finished its {first_epoch - 1} passes; to train "
+                              f"on, resume with trainer.epochs={first_epoch} or more")
         s.report.start(epochs, steps, self.columns)
         x_train = np.asarray(s.data.train.data)
         y_train = np.asarray(s.data.train.label)
-        global_step, metrics, train_time = 0, {}, 0.0
-        for epoch in range(1, epochs + 1):
+        metrics, train_time = {}, float(saved.get("train_time", 0.0))
+        for epoch in range(first_epoch, epochs + 1):
             s.report.epoch_start(epoch)
             start = time.perf_counter()
             if self.rule:
@@ -121,12 +127,14 @@ class PerceptronTask:
             s.report.epoch_end(epoch, global_step, metrics)
             if separated:  # "until all classified correctly"
                 break
+            s.checkpoint(epoch + 1, 0, global_step, {"train_time": train_time})
         metrics.update({"steps": global_step, "train_time": train_time})
         return metrics
 
     def _sgd_epoch(self, epoch: int, global_step: int) -> tuple[int, float, int]:
         s = self.setup
         mistakes, loss_sum, samples = 0, 0.0, 0
+        self.train_loader.epoch = epoch - 1  # this epoch's order, also in a resumed run
         for step, (x, y) in enumerate(self.train_loader, start=1):
             target = (y + 1.0) / 2.0 if self.binary_labels else y
             with autograd.record():
