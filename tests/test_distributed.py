@@ -436,3 +436,43 @@ def test_a_sweep_runs_each_trial_as_a_job_nested_under_the_sweep(tmp_path):
     assert sorted(r.data.tags["dlrun.sweep.trial"] for r in trials) == ["0", "1"]
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)
     assert all(r.data.tags["dlrun.workers"] == "2" for r in trials)
+
+
+@needs_mpi
+def test_ranks_sharing_a_gpu_reduce_through_the_host(tmp_path):
+    """NCCL refuses two ranks on one GPU; the world then sums device arrays through host
+    copies and MPI. A stand-in for a CuPy array (a class of a module named cupy...) on device
+    0 of both ranks takes that path, without a GPU."""
+    (tmp_path / "cupy_standin.py").write_text(textwrap.dedent("""
+        import numpy as np
+        class Device:
+            id = 0
+        class DeviceArray:
+            device = Device()
+            def __init__(self, values):
+                self.values = np.array(values, dtype=np.float32)
+            def get(self):
+                return self.values.copy()
+            def set(self, host):
+                self.values[...] = host
+    """))
+    done = _mpirun("""
+        import json
+        import sys
+        sys.path.insert(0, ".")
+        from cupy_standin import DeviceArray
+        from dlrun.parallel import current
+
+        world = current()
+        grads = DeviceArray([1.0, 2.0] if world.rank == 0 else [10.0, 20.0])
+        world.allreduce_(grads)
+        weights = DeviceArray([world.rank + 5.0] * 2)
+        world.broadcast_(weights)
+        json.dump({"sum": grads.values.tolist(), "bcast": weights.values.tolist(),
+                   "nccl": world._nccl}, open(f"rank{world.rank}.json", "w"), default=str)
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    for rank in (0, 1):
+        result = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert result["sum"] == [11.0, 22.0] and result["bcast"] == [5.0, 5.0]
+        assert result["nccl"] == {"0": None}  # no NCCL communicator was made

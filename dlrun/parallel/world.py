@@ -46,7 +46,7 @@ class World:
     local_rank: int = 0
     launcher: str | None = None
     comm: Any = None                      # mpi4py's COMM_WORLD when size > 1
-    _nccl: dict = field(default_factory=dict, repr=False)  # device id -> NcclCommunicator
+    _nccl: dict = field(default_factory=dict, repr=False)  # device id -> NcclComm (or None)
 
     @property
     def is_root(self) -> bool:
@@ -56,8 +56,11 @@ class World:
         """Sum ``buf`` (a NumPy or CuPy array) over all ranks, in place; returns it."""
         if self.size == 1:
             return buf
-        if _is_device_array(buf):
-            self._nccl_comm(buf.device.id).allreduce_(buf)
+        nccl = self._nccl_comm(buf.device.id) if _is_device_array(buf) else None
+        if nccl is not None:
+            nccl.allreduce_(buf)
+        elif _is_device_array(buf):  # ranks share this GPU: through the host
+            buf.set(self.allreduce_(buf.get()))
         else:
             from mpi4py import MPI
             self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
@@ -67,8 +70,11 @@ class World:
         """Overwrite ``buf`` on every rank with rank ``root``'s values, in place; returns it."""
         if self.size == 1:
             return buf
-        if _is_device_array(buf):
-            self._nccl_comm(buf.device.id).broadcast_(buf, root)
+        nccl = self._nccl_comm(buf.device.id) if _is_device_array(buf) else None
+        if nccl is not None:
+            nccl.broadcast_(buf, root)
+        elif _is_device_array(buf):  # ranks share this GPU: through the host
+            buf.set(self.broadcast_(buf.get(), root))
         else:
             self.comm.Bcast(buf, root=root)
         return buf
@@ -93,9 +99,15 @@ class World:
         if self.size > 1:
             self.comm.Abort(code)
 
-    def _nccl_comm(self, device_id: int) -> "NcclComm":
+    def _nccl_comm(self, device_id: int) -> "NcclComm | None":
+        """NCCL over the ranks' GPUs; None where two ranks share a GPU, which NCCL refuses
+        (several processes on one GPU then reduce through host copies and MPI)."""
         if device_id not in self._nccl:
-            self._nccl[device_id] = NcclComm(self, device_id)
+            import socket
+
+            placements = self.comm.allgather((socket.gethostname(), device_id))
+            shared = len(set(placements)) < len(placements)
+            self._nccl[device_id] = None if shared else NcclComm(self, device_id)
         return self._nccl[device_id]
 
 

@@ -299,7 +299,7 @@ def run(cfg: DictConfig) -> float:
             *task.describe(),
             ("device", f"{ctx}, seed {cfg.seed}"),
             *([("workers", f"{world.size} processes ({world.launcher}), gradients all-reduced "
-                           f"with {'NCCL' if kvstore == 'nccl' else 'MPI'}")] if world.size > 1 else []),
+                           f"with {'NCCL (MPI where ranks share a GPU)' if kvstore == 'nccl' else 'MPI'}")] if world.size > 1 else []),
             ("tracking", _describe_tracking(tracker, cfg)),
         ])
         metrics = task.run()
