@@ -476,3 +476,24 @@ def test_ranks_sharing_a_gpu_reduce_through_the_host(tmp_path):
         result = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert result["sum"] == [11.0, 22.0] and result["bcast"] == [5.0, 5.0]
         assert result["nccl"] == {"0": None}  # no NCCL communicator was made
+
+
+def test_gluon_utils_split_a_batch_over_devices_as_gluon_does():
+    from dlrun import autograd, cpu, gluon
+    from dlrun.engine import array
+
+    x = array(np.arange(20.0).reshape(5, 4))
+    parts = gluon.utils.split_data(x, 2, even_split=False)  # the last part takes the remainder
+    assert [p.asnumpy().tolist() for p in parts] == [x.asnumpy()[:2].tolist(), x.asnumpy()[2:].tolist()]
+    cols = gluon.utils.split_data(x, 2, batch_axis=1)
+    np.testing.assert_array_equal(np.concatenate([c.asnumpy() for c in cols], axis=1), x.asnumpy())
+    assert len(gluon.utils.split_data(x, 8, even_split=False)) == 5  # one example a part
+    with pytest.raises(ValueError, match=r"cannot be evenly split into 2 slices .* even_split=False"):
+        gluon.utils.split_data(x, 2)
+    loaded = gluon.utils.split_and_load(np.ones((4, 3)), [cpu(0), cpu(1)])
+    assert [(p.shape, p.ctx) for p in loaded] == [((2, 3), cpu(0)), ((2, 3), cpu(1))]
+    x.attach_grad()
+    with autograd.record():  # the parts are ops: gradients flow back into the batch
+        total = sum((p * float(i + 1)).sum() for i, p in enumerate(gluon.utils.split_data(x, 5)))
+    total.backward()
+    np.testing.assert_array_equal(x.grad.asnumpy()[:, 0], [1, 2, 3, 4, 5])

@@ -1,0 +1,37 @@
+"""Gluon's ``split_data`` / ``split_and_load``: a batch cut into parts along its batch axis,
+one part per device context (single-process data parallelism's first step)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ..engine import Context, NDArray, array
+
+
+def split_data(data: NDArray, num_slice: int, batch_axis: int = 0, even_split: bool = True) -> list[NDArray]:
+    """``data`` cut into ``num_slice`` parts along ``batch_axis``; with ``even_split=False``
+    the last part takes the remainder (and a batch smaller than ``num_slice`` gives one part
+    per example)."""
+    size = data.shape[batch_axis]
+    if even_split and size % num_slice:
+        raise ValueError(
+            f"data with shape {data.shape} cannot be evenly split into {num_slice} slices along "
+            f"axis {batch_axis}; use a batch size that is a multiple of {num_slice} or set "
+            "even_split=False to allow uneven parts")
+    if num_slice > size:
+        num_slice = size
+    step = size // num_slice
+    lead = (slice(None),) * batch_axis
+    return [data[lead + (slice(i * step, (i + 1) * step if i < num_slice - 1 else size),)]
+            for i in range(num_slice)]
+
+
+def split_and_load(data: Any, ctx_list: Sequence[Context], batch_axis: int = 0,
+                   even_split: bool = True) -> list[NDArray]:
+    """``data`` (an NDArray or array-like) split into ``len(ctx_list)`` parts, part i copied
+    to ``ctx_list[i]``."""
+    if not isinstance(data, NDArray):
+        data = array(data, ctx=ctx_list[0])
+    if len(ctx_list) == 1:
+        return [data.as_in_context(ctx_list[0])]
+    parts = split_data(data, len(ctx_list), batch_axis, even_split)
+    return [p.as_in_context(ctx) for p, ctx in zip(parts, ctx_list)]
