@@ -43,7 +43,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from train_throughput import LM_VOCAB, fmt, make_data, set_thread_env
+from train_throughput import LM_VOCAB, fmt, make_data, set_thread_env, write_json
 
 if TYPE_CHECKING:
     from dlrun.parallel import World
@@ -303,13 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                       args.workers) for m in args.models]
     print_table(rows, args)
     if args.json:
-        payload = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": info,
-                   "mpiexec": mpiexec,
-                   "config": {k: v for k, v in vars(args).items() if k not in ("_worker", "json")},
-                   "results": rows}
-        with open(args.json, "w") as f:
-            json.dump(payload, f, indent=2)
-        print(f"wrote {args.json}")
+        write_json(args, machine=info, mpiexec=mpiexec, results=rows)
     return 0
 
 

@@ -333,6 +333,16 @@ def fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
+def write_json(args: argparse.Namespace, **fields: Any) -> None:
+    """A benchmark's figures into ``args.json``: the date, the options given and ``fields``."""
+    payload = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "config": {k: v for k, v in vars(args).items() if k not in ("_worker", "json")},
+               **fields}
+    with open(args.json, "w") as f:
+        json.dump(payload, f, indent=2)
+    print(f"wrote {args.json}")
+
+
 def print_table(results: list[dict], args: argparse.Namespace, notes: list[str]) -> None:
     by = {(r["framework"], r["model"]): r for r in results}
     header = ["model", "imperative /s", "hybridized /s", "torch /s", "hybrid/imp", "hybrid/torch",
@@ -410,16 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results, args, notes)
 
     if args.json:
-        payload = {
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                        "python": platform.python_version(), "cpu_count": os.cpu_count()},
-            "config": {k: v for k, v in vars(args).items() if k not in ("_worker", "json")},
-            "results": results, "notes": notes,
-        }
-        with open(args.json, "w") as f:
-            json.dump(payload, f, indent=2)
-        print(f"wrote {args.json}")
+        write_json(args, machine={"platform": platform.platform(), "processor": platform.processor(),
+                                  "python": platform.python_version(), "cpu_count": os.cpu_count()},
+                   results=results, notes=notes)
     return 0
 
 

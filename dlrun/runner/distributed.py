@@ -35,12 +35,12 @@ def launch(cfg: DictConfig, overrides: Sequence[str], hydra_dir: Path, run_dir: 
     returns the run's primary metric (from the results rank 0 wrote into ``run_dir``)."""
     from dlrun.parallel.launch import job_command, run_job
 
-    d = cfg.distributed
-    cmd = job_command(int(d.workers), overrides, hydra_dir, hosts=list(d.hosts), hostfile=d.hostfile,
-                      mpiexec=d.mpiexec, mpiexec_args=list(d.mpiexec_args))
     from .sweep import JOB_TAGS_ENV, trial_tags
     from .tracking import mlflow_store
 
+    d = cfg.distributed
+    cmd = job_command(int(d.workers), overrides, hydra_dir, hosts=list(d.hosts), hostfile=d.hostfile,
+                      mpiexec=d.mpiexec, mpiexec_args=list(d.mpiexec_args))
     store = mlflow_store(cfg.logger)  # a sweep's trial: its job's MLflow run nests in the sweep's
     tags = trial_tags(store[0], str(cfg.experiment)) if store is not None else {}
     run_job(cmd, run_dir, {JOB_TAGS_ENV: json.dumps(tags)} if tags else None)
@@ -95,10 +95,17 @@ def sync_batchnorm(net: Any) -> None:
     net.apply(lambda block: setattr(block, "sync", True) if isinstance(block, BatchNorm) else None)
 
 
-def check_world_size(saved: int | None, world: World, allow_resize: bool) -> None:
-    """A resumed run continues with the number of workers it had, unless allowed otherwise."""
-    if saved is not None and saved != world.size and not allow_resize:
+def resume_with_workers(ckpt: Any, world: World, cfg: DictConfig) -> None:
+    """A resumed run continues with the number of workers it had, unless
+    ``distributed.allow_resize``; then a job batch of another size goes on from the example
+    the checkpoint reached."""
+    saved = int(ckpt.state.get("workers", 1))
+    if saved == world.size:
+        return
+    if not cfg.distributed.allow_resize:
         raise DistributedError(
             f"the checkpoint was written by a job of {saved} worker(s) and this one has "
             f"{world.size}: its batches and learning rate would differ. Resume with "
             f"distributed.workers={saved}, or set distributed.allow_resize=true to go on anyway")
+    if cfg.distributed.scale_batch:
+        ckpt.batch = ckpt.batch * saved // world.size

@@ -23,7 +23,7 @@ import dlrun
 from .config import ArgumentError, check_arguments, class_arguments
 from .console import EPOCH_COLUMNS, RESULT_ROWS, Column, ConsoleReporter, format_duration
 from .checkpoint import CheckpointStore, RunCheckpoints, write_atomic
-from .distributed import (bind_device, check_world_size, job_world, launch, per_worker_batch,
+from .distributed import (bind_device, job_world, launch, per_worker_batch, resume_with_workers,
                           scale_learning_rate, sync_batchnorm)
 from .export import export_model
 from .interrupt import INTERRUPTS
@@ -226,11 +226,11 @@ def run(cfg: DictConfig) -> float:
         tags["dlrun.resumed_from_step"] = str(resume_from.step)
     if world.size > 1:
         tags["dlrun.workers"] = str(world.size)
-    tracker = NullTracker() if not world.is_root else make_tracker(cfg.logger, str(cfg.experiment), run_name=run_name,
-                           params=flatten(resolved), tags=tags,
-                           source_dir=Path(dlrun.__file__).parent,
-                           resume_run_id=resume_from.state.get("mlflow_run_id") if resume_from else None,
-                           spool=run_dir / SPOOL_NAME)
+    tracker = NullTracker() if not world.is_root else make_tracker(
+        cfg.logger, str(cfg.experiment), run_name=run_name, params=flatten(resolved), tags=tags,
+        source_dir=Path(dlrun.__file__).parent,
+        resume_run_id=resume_from.state.get("mlflow_run_id") if resume_from else None,
+        spool=run_dir / SPOOL_NAME)
     tracker.start()  # mlflow's import and the run's creation overlap with the setup below
 
     status, metrics, task, exported = "FAILED", {}, None, None
@@ -266,22 +266,13 @@ def run(cfg: DictConfig) -> float:
             raise ConfigError(f"the {task_name} task trains in one process only; drop "
                               f"distributed.workers (data-parallel: classification, language models)")
         if resume_from is not None:
-            saved_workers = int(resume_from.state.get("workers", 1))
-            check_world_size(saved_workers, world, bool(cfg.distributed.allow_resize))
-            if saved_workers != world.size and cfg.distributed.scale_batch:
-                # the job's batch changed size: go on from the example the checkpoint reached
-                resume_from.batch = resume_from.batch * saved_workers // world.size
-        checkpoints = None
-        if getattr(task_class, "resumable", False):
-            checkpoints = RunCheckpoints(
-                CheckpointStore(run_dir / "checkpoints", int(cfg.trainer.keep_checkpoints)),
-                int(cfg.trainer.checkpoint_every), net, trainer, identity_hash(cfg),
-                tracker.wait_for_run, tracker.flush,  # a resume continues that MLflow run
-                world=world)
-        elif resume_from is not None:
-            raise ConfigError(f"the {task_name} task does not checkpoint mid-run, so resume= "
-                              "cannot continue it; start the run again")
-        INTERRUPTS.polling = checkpoints is not None  # a first Ctrl-C/SIGTERM stops between steps
+            resume_with_workers(resume_from, world, cfg)
+        checkpoints = RunCheckpoints(
+            CheckpointStore(run_dir / "checkpoints", int(cfg.trainer.keep_checkpoints)),
+            int(cfg.trainer.checkpoint_every), net, trainer, identity_hash(cfg),
+            tracker.wait_for_run, tracker.flush,  # a resume continues that MLflow run
+            world=world)
+        INTERRUPTS.polling = True  # a first Ctrl-C/SIGTERM stops between steps, at a checkpoint
         task = task_class(Setup(cfg=cfg, ctx=ctx, data=data, net=net, loss=loss,
                                 trainer=trainer, schedule=schedule, seed=int(cfg.seed),
                                 report=report, checkpoints=checkpoints, resume_from=resume_from,
@@ -298,8 +289,9 @@ def run(cfg: DictConfig) -> float:
                                               choices.get("schedule", ""))),
             *task.describe(),
             ("device", f"{ctx}, seed {cfg.seed}"),
-            *([("workers", f"{world.size} processes ({world.launcher}), gradients all-reduced "
-                           f"with {'NCCL (MPI where ranks share a GPU)' if kvstore == 'nccl' else 'MPI'}")] if world.size > 1 else []),
+            *([("workers", f"{world.size} processes ({world.launcher}), gradients all-reduced with "
+                           + ("NCCL (MPI where ranks share a GPU)" if kvstore == "nccl" else "MPI"))]
+              if world.size > 1 else []),
             ("tracking", _describe_tracking(tracker, cfg)),
         ])
         metrics = task.run()

@@ -84,15 +84,20 @@ class Setup:
         asked = INTERRUPTS.requested is not None
         return asked if self.world is None else self.world.any(asked)
 
-    # --- checkpoints and resuming (tasks whose class sets ``resumable = True``) ----------------
-    def resume_point(self) -> tuple[int, int, int, dict]:
+    # --- checkpoints and resuming ----------------------------------------------------------
+    def resume_point(self, epochs: int) -> tuple[int, int, int, dict]:
         """(epoch, batches of it done, steps done, the task's saved counters) to start from,
         with the checkpoint's parameters, optimizer and RNG states restored; (1, 0, 0, {})
-        for a fresh run. Call it after the parameters have their shapes."""
+        for a fresh run. Call it after the parameters have their shapes. A run that already
+        trained its ``epochs`` has nothing to continue: ResumeError says how to train on."""
         c = self.resume_from
         if c is None:
             self.trainer.broadcast_params()  # every worker starts from rank 0's initial values
             return 1, 0, 0, {}
+        if c.epoch > epochs:
+            from ..resume import ResumeError
+            raise ResumeError(f"the run already finished its {c.epoch - 1} epochs; to train "
+                              f"on, resume with trainer.epochs={c.epoch} or more")
         self.checkpoints.restore(c)
         self.trainer.broadcast_params()
         return c.epoch, c.batch, c.step, dict(c.state.get("task", {}))

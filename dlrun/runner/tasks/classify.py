@@ -11,7 +11,6 @@ from dlrun.data import DataLoader
 from dlrun.engine import array, autograd
 
 from ..console import EPOCH_COLUMNS, RESULT_ROWS
-from ..resume import ResumeError
 from .base import Setup, batch_text
 
 EVAL_BATCH_SIZE = 256  # evaluation keeps no graph, so larger batches are cheap and faster
@@ -28,7 +27,6 @@ class ClassifyTask:
     primary_metric = "eval/accuracy"
     columns = EPOCH_COLUMNS
     results = RESULT_ROWS
-    resumable = True  # checkpoints mid-epoch and continues from one exactly
     distributed = True  # data-parallel: each worker trains on its part of every batch
 
     def __init__(self, setup: Setup):
@@ -67,10 +65,7 @@ class ClassifyTask:
         epochs, log_every = int(tcfg.epochs), max(1, int(tcfg.log_every))
         steps = len(self.train_loader)
         s.start_schedule(steps, epochs)
-        first_epoch, skip, global_step, saved = s.resume_point()
-        if first_epoch > epochs:
-            raise ResumeError(f"the run already finished its {first_epoch - 1} epochs; to train "
-                              f"on, resume with trainer.epochs={first_epoch} or more")
+        first_epoch, skip, global_step, saved = s.resume_point(epochs)
         s.report.start(epochs, steps, self.columns)
         metrics: dict[str, float] = {}
         train_time = float(saved.get("train_time", 0.0))

@@ -59,7 +59,6 @@ from dlrun.engine import array, autograd, ops
 from dlrun.loss import SigmoidBinaryCrossEntropyLoss, SoftmaxCrossEntropyLoss
 
 from ..checkpoint import rng_state, set_rng_state
-from ..resume import ResumeError
 from .base import DivergenceError, Setup
 
 GRID_SAMPLES = 64       # samples in the per-epoch PNG grid (8 x 8)
@@ -271,7 +270,6 @@ class GANTask:
     """Trains ``setup.net`` (a ``dlrun.models.gan.GAN``) on the images of ``setup.data.train``."""
 
     primary_metric = "eval/quality"
-    resumable = True  # both trainers' states are in the checkpoints; resumes mid-epoch exactly
     columns = (("epoch", "epoch", "{}"), ("D loss", "train/d_loss", "{:.4f}"),
                ("G loss", "train/g_loss", "{:.4f}"), ("D(x)", "train/d_real", "{:.3f}"),
                ("D(G(z))", "train/d_fake", "{:.3f}"), ("confidence", "eval/confidence", "{:.3f}"),
@@ -353,10 +351,7 @@ class GANTask:
         scorer_metrics = dict(metrics)
         scale = 2.0 / (self.high - self.low)
         shift = -1.0 - self.low * scale
-        first_epoch, skip, global_step, saved = s.resume_point()
-        if first_epoch > epochs:
-            raise ResumeError(f"the run already finished its {first_epoch - 1} epochs; to train "
-                              f"on, resume with trainer.epochs={first_epoch} or more")
+        first_epoch, skip, global_step, saved = s.resume_point(epochs)
         s.report.start(epochs, steps, self.columns)
         train_time = float(saved.get("train_time", 0.0))
         for epoch in range(first_epoch, epochs + 1):

@@ -17,7 +17,6 @@ import numpy as np
 
 from dlrun.engine import array, autograd
 
-from ..resume import ResumeError
 from .base import Setup, batch_text
 
 
@@ -35,7 +34,6 @@ class LanguageModelTask:
 
     primary_metric = "eval/perplexity"
     primary_mode = "min"
-    resumable = True  # checkpoints mid-epoch (with the carried hidden state) and continues exactly
     distributed = True  # data-parallel: each worker trains on its part of the batch's columns
     columns = (("epoch", "epoch", "{}"), ("train ppl", "train/perplexity", "{:.2f}"),
                ("valid ppl", "eval/perplexity", "{:.2f}"), ("tokens/s", "train/tokens_per_sec", "{:,.0f}"),
@@ -77,10 +75,7 @@ class LanguageModelTask:
         s, tcfg = self.setup, self.tcfg
         epochs, log_every = int(tcfg.epochs), max(1, int(tcfg.log_every))
         s.start_schedule(self.steps, epochs)
-        first_epoch, skip, global_step, saved = s.resume_point()
-        if first_epoch > epochs:
-            raise ResumeError(f"the run already finished its {first_epoch - 1} epochs; to train "
-                              f"on, resume with trainer.epochs={first_epoch} or more")
+        first_epoch, skip, global_step, saved = s.resume_point(epochs)
         s.report.start(epochs, self.steps, self.columns)
         metrics: dict[str, float] = {}
         train_time = float(saved.get("train_time", 0.0))
@@ -107,8 +102,8 @@ class LanguageModelTask:
                 tokens += y.size
                 pending.append((global_step, cost, y.size))
                 fresh = None
-                if step % log_every == 0 or step == self.steps or (
-                        step < self.steps and s.checkpoint_due(global_step)):
+                due = step < self.steps and s.checkpoint_due(global_step)
+                if step % log_every == 0 or step == self.steps or due:
                     sizes = {g: n for g, _, n in pending}
                     values = [(g, v) for g, v in s.fetch_losses(pending, epoch) if math.isfinite(v)]
                     loss_sum += sum(v for _, v in values)
@@ -116,7 +111,7 @@ class LanguageModelTask:
                     fresh = values[-1][1] / sizes[values[-1][0]] if values else None
                     pending = []
                 s.report.step(epoch, step, y.size * s.workers, fresh)
-                if step < self.steps and s.checkpoint_due(global_step):
+                if due:
                     job_loss, job_tokens = s.job_totals(loss_sum, tokens)
                     s.checkpoint(epoch, step, global_step, {
                         "loss_sum": job_loss, "tokens": job_tokens,

@@ -23,14 +23,12 @@ import numpy as np
 from dlrun.data import DataLoader
 from dlrun.engine import array, autograd
 
-from ..resume import ResumeError
 from .base import DivergenceError, Setup
 
 
 class PerceptronTask:
     primary_metric = "eval/accuracy"
     primary_mode = "max"
-    resumable = True  # checkpoints at the end of each pass and continues from one exactly
     columns = (("epoch", "epoch", "{}"), ("mistakes", "train/mistakes", "{:.0f}"),
                ("train acc", "train/accuracy", "{:.2%}"), ("test acc", "eval/accuracy", "{:.2%}"),
                ("time", "epoch_time", "{:.1f}s"))
@@ -89,10 +87,7 @@ class PerceptronTask:
         steps = 1 if self.rule else len(self.train_loader)
         if not self.rule:
             s.start_schedule(steps, epochs)
-        first_epoch, _, global_step, saved = s.resume_point()  # checkpoints at pass ends only
-        if first_epoch > epochs:
-            raise ResumeError(f"the run already finished its {first_epoch - 1} passes; to train "
-                              f"on, resume with trainer.epochs={first_epoch} or more")
+        first_epoch, _, global_step, saved = s.resume_point(epochs)  # checkpoints at pass ends only
         s.report.start(epochs, steps, self.columns)
         x_train = np.asarray(s.data.train.data)
         y_train = np.asarray(s.data.train.label)

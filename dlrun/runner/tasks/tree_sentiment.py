@@ -24,7 +24,6 @@ import numpy as np
 
 from dlrun.engine import array, autograd, ops
 
-from ..resume import ResumeError
 from .base import Setup
 
 EVAL_BATCH_SIZE = 256  # evaluation keeps no graph: larger level-batched minibatches are cheaper
@@ -40,7 +39,6 @@ def targets(batch: Any, nodes: str = "all") -> tuple[np.ndarray, np.ndarray]:
 
 class TreeSentimentTask:
     primary_metric = "eval/root_accuracy"
-    resumable = True  # checkpoints mid-epoch (with the best epoch's parameters) and continues exactly
     columns = (("epoch", "epoch", "{}"), ("train loss", "train/loss", "{:.4f}"),
                ("dev loss", "eval/loss", "{:.4f}"), ("dev root", "eval/root_accuracy", "{:.2%}"),
                ("dev all", "eval/all_accuracy", "{:.2%}"), ("trees/s", "train/trees_per_sec", "{:,.1f}"),
@@ -113,10 +111,7 @@ class TreeSentimentTask:
         epochs, log_every = int(tcfg.epochs), max(1, int(tcfg.log_every))
         nodes = getattr(s.net, "classify", "all")
         s.start_schedule(self.steps, epochs)
-        first_epoch, skip, global_step, saved = s.resume_point()
-        if first_epoch > epochs:
-            raise ResumeError(f"the run already finished its {first_epoch - 1} epochs; to train "
-                              f"on, resume with trainer.epochs={first_epoch} or more")
+        first_epoch, skip, global_step, saved = s.resume_point(epochs)
         s.report.start(epochs, self.steps, self.columns)
         metrics: dict[str, float] = {}
         train_time = float(saved.get("train_time", 0.0))
