@@ -75,6 +75,13 @@ OPS = [
            lambda x, w, b: conv_loops(x, w, b, stride=2, pad=2), tag="1d"),
     OpCase("convolution", kw(ops.convolution, pad=(1, 0, 1)), [(1, 2, 4, 3, 4), (2, 2, 2, 2, 3)],
            lambda x, w: conv_loops(x, w, pad=(1, 0, 1)), tag="3d"),
+    # the GEMM layout puts the batch last for short output rows, first for rows of 16 or more
+    OpCase("convolution", kw(ops.convolution, stride=(1, 2), pad=1, dilation=(2, 1), groups=2),
+           [(3, 4, 6, 7), (6, 2, 2, 3), (6,)],
+           lambda x, w, b: conv_loops(x, w, b, stride=(1, 2), pad=1, dilation=(2, 1), groups=2),
+           tag="2d-batch-last-all-settings"),
+    OpCase("convolution", kw(ops.convolution, pad=(0, 1), groups=2), [(2, 2, 3, 17), (4, 1, 2, 2), (4,)],
+           lambda x, w, b: conv_loops(x, w, b, pad=(0, 1), groups=2), tag="2d-batch-first-long-rows"),
     OpCase("pooling", kw(ops.pooling, kernel=2), [(2, 3, 6, 6)], lambda x: pool_loops(x, 2), tag="max2d"),
     OpCase("pooling", kw(ops.pooling, kernel=3, stride=2, pad=1), [(1, 2, 7, 6)],
            lambda x: pool_loops(x, 3, 2, 1), tag="max2d-overlap-pad"),
