@@ -250,6 +250,9 @@ class SoftmaxCrossEntropyLoss(Loss):
         if not -pred.ndim <= self._axis < pred.ndim:
             raise ValueError(f"SoftmaxCrossEntropyLoss: axis={self._axis} is out of range for "
                              f"pred of shape {pred.shape}")
+        if self._sparse_label and not self._from_logits:
+            return self._finish(ops.softmax_cross_entropy(pred, self._sparse(label, pred), axis=self._axis),
+                                sample_weight)
         logp = pred if self._from_logits else ops.log_softmax(pred, axis=self._axis)
         if self._sparse_label:
             loss = -ops.pick(logp, self._sparse(label, pred), axis=self._axis, keepdims=True)

@@ -3,7 +3,7 @@ convolution, pooling, softmax family): forward, gradients and GPU agreement, plu
 import numpy as np
 import pytest
 
-from dlrun.engine import NDArray, array, cpu, ops
+from dlrun.engine import NDArray, array, autograd, cpu, ops
 from tests.contexts import CONTEXTS
 from tests.gradcheck import check_gradients
 from tests.opcases import (OpCase, kw, away_from_zero, conv_loops, fc_ref, labels, log_softmax_ref,
@@ -67,6 +67,11 @@ OPS = [
     OpCase("pick", ops.pick, [(4, 5), (4,)], pick_ref, gens=[normal, labels(5)], wrt=[0]),
     OpCase("pick", kw(ops.pick, axis=1, keepdims=True), [(2, 3, 4), (2, 4)],
            lambda x, i: pick_ref(x, i, 1, True), gens=[normal, labels(3)], wrt=[0], tag="axis1"),
+    OpCase("softmax_cross_entropy", ops.softmax_cross_entropy, [(4, 5), (4,)],
+           lambda x, i: -pick_ref(log_softmax_ref(x), i, -1, True), gens=[normal, labels(5)], wrt=[0]),
+    OpCase("softmax_cross_entropy", kw(ops.softmax_cross_entropy, axis=1), [(2, 3, 4), (2, 4)],
+           lambda x, i: -pick_ref(log_softmax_ref(x, 1), i, 1, True), gens=[normal, labels(3)], wrt=[0],
+           tag="axis1"),
     OpCase("convolution", kw(ops.convolution, stride=2, pad=1), [(2, 3, 7, 7), (4, 3, 3, 3), (4,)],
            lambda x, w, b: conv_loops(x, w, b, stride=2, pad=1), tag="2d"),
     OpCase("convolution", kw(ops.convolution, dilation=2, groups=2), [(1, 4, 7, 6), (6, 2, 2, 3)],
@@ -152,6 +157,18 @@ def test_log_softmax_is_stable_for_huge_logits():
 def test_pick_rejects_out_of_range_labels():
     with pytest.raises(IndexError, match=r"\[0, 3\)"):
         ops.pick(array(np.zeros((2, 3))), array(np.array([0, 3])))
+    with pytest.raises(IndexError, match=r"softmax_cross_entropy.*\[0, 3\).*-1 to 1"):
+        ops.softmax_cross_entropy(array(np.zeros((2, 3))), array(np.array([-1, 1])))
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits():
+    x = array([[1000.0, 0.0, -1000.0], [0.0, 0.0, 0.0]])
+    x.attach_grad()
+    with autograd.record():
+        y = ops.softmax_cross_entropy(x, array(np.array([1, 2])))
+    y.backward()
+    np.testing.assert_allclose(y.asnumpy()[:, 0], [1000.0, np.log(3.0)], rtol=1e-6)
+    np.testing.assert_allclose(x.grad.asnumpy(), [[1, -1, 0], [1 / 3, 1 / 3, -2 / 3]], atol=1e-6)
 
 
 def test_convolution_rejects_channel_mismatch():

@@ -23,13 +23,17 @@ def layer_norm_ref(x, gamma, beta, eps=1e-5):
     return (x - mean) / np.sqrt(var + eps) * gamma + beta
 
 
-def lstm_ref(x, h, c, wi, bi, wh, bh):
-    # Hochreiter & Schmidhuber / Graves: gates i, f, u(g), o
+def lstm_ref(i2h, h, c, wh, bh, reverse=False):
+    # Hochreiter & Schmidhuber / Graves: gates i, f, u(g), o, step after step
     H = h.shape[1]
-    z = x @ wi.T + bi + h @ wh.T + bh
-    i, f, u, o = sig(z[:, :H]), sig(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), sig(z[:, 3 * H:])
-    c2 = f * c + i * u
-    return o * np.tanh(c2), c2
+    outs = [None] * len(i2h)
+    for t in (reversed(range(len(i2h))) if reverse else range(len(i2h))):
+        z = i2h[t] + h @ wh.T + bh
+        i, f, u, o = sig(z[:, :H]), sig(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), sig(z[:, 3 * H:])
+        c = f * c + i * u
+        h = o * np.tanh(c)
+        outs[t] = h
+    return np.stack(outs), h, c
 
 
 def nary_ref(x, ch, cc, wi, bi, wh, bh):
@@ -68,7 +72,8 @@ def _bn(x, g, b, **kw_):
 
 MASK = np.array([[1, 1, 0], [1, 0, 0], [1, 1, 1]])
 IN, H = 3, 2
-LSTM_SHAPES = [(2, IN), (2, H), (2, H), (4 * H, IN), (4 * H,), (4 * H, H), (4 * H,)]
+T = 3
+LSTM_SHAPES = [(T, 2, 4 * H), (2, H), (2, H), (4 * H, H), (4 * H,)]
 NARY_SHAPES = [(3, IN), (3, 2, H), (3, 2, H), (5 * H, IN), (5 * H,), (5 * H, 2 * H), (5 * H,)]
 CS_SHAPES = [(3, IN), (3, 3, H), (3, 3, H), (3, 3), (4 * H, IN), (4 * H,), (3 * H, H), (3 * H,), (H, H), (H,)]
 
@@ -91,8 +96,9 @@ OPS = [
     OpCase("layer_norm", ops.layer_norm, [(4, 5), (5,), (5,)], layer_norm_ref),
     OpCase("embedding", ops.embedding, [(2, 3), (6, 4)], lambda d, w: w[d.astype(int)],
            gens=[labels(6), normal], wrt=[1]),
-    OpCase("lstm_cell", lambda *a: ops.lstm_cell(*a)[0], LSTM_SHAPES, lambda *a: lstm_ref(*a)[0], tag="h"),
-    OpCase("lstm_cell", lambda *a: ops.lstm_cell(*a)[1], LSTM_SHAPES, lambda *a: lstm_ref(*a)[1], tag="c"),
+    *[OpCase("lstm", lambda *a, k=k, r=r: ops.lstm(*a, reverse=r)[k], LSTM_SHAPES,
+             lambda *a, k=k, r=r: lstm_ref(*a, reverse=r)[k], tag=f"{name}{'-reverse' if r else ''}")
+      for k, name in enumerate(("outputs", "h", "c")) for r in (False, True)],
     OpCase("nary_tree_lstm_cell", lambda *a: ops.nary_tree_lstm_cell(*a)[0], NARY_SHAPES,
            lambda *a: nary_ref(*a)[0], tag="h"),
     OpCase("nary_tree_lstm_cell", lambda *a: ops.nary_tree_lstm_cell(*a)[1], NARY_SHAPES,

@@ -191,7 +191,7 @@ class LSTMCell(_GatedCell):
         [z_i, z_f, z_u, z_o] = W_i x + b_i + W_h h + b_h
         c' = sigmoid(z_f) * c + sigmoid(z_i) * tanh(z_u);  h' = sigmoid(z_o) * tanh(c')
 
-    States [h, c]; output h'. One fused op per step (``ops.lstm_cell``).
+    States [h, c]; output h'. A step is the input's projection and the one-step ``ops.lstm``.
     """
 
     _gates = 4
@@ -200,7 +200,8 @@ class LSTMCell(_GatedCell):
     def forward(self, x: NDArray, states: Any) -> tuple[NDArray, list[NDArray]]:
         wi, bi, wh, bh = self._params(x)
         h, c = self._states(states)
-        h, c = ops.lstm_cell(x, h, c, wi, bi, wh, bh)
+        i2h = ops.fully_connected(x, wi, bi)
+        _, h, c = ops.lstm(ops.expand_dims(i2h, axis=0), h, c, wh, bh)
         return h, [h, c]
 
 

@@ -161,8 +161,9 @@ class LSTM(_RNNLayer):
 
     def _run(self, x, states, w, reverse):
         wi, bi, wh, bh = w
-        return _loop(split_steps(x, 0), reverse,
-                     lambda xt, s: list(ops.lstm_cell(xt, s[0], s[1], wi, bi, wh, bh)), states)
+        out, h, c = ops.lstm(ops.fully_connected(x, wi, bi, flatten=False), states[0], states[1], wh, bh,
+                             reverse=reverse)
+        return out, [h, c]
 
 
 class GRU(_RNNLayer):

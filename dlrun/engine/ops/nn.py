@@ -5,7 +5,7 @@ from ..backend import scatter_add
 from ..registry import register
 from ._util import normalize_axes
 
-__all__ = ["log_softmax", "softmax", "pick", "dropout", "stop_gradient", "BlockGrad",
+__all__ = ["log_softmax", "softmax", "softmax_cross_entropy", "pick", "dropout", "stop_gradient", "BlockGrad",
            "batch_norm", "layer_norm", "embedding"]
 
 
@@ -29,14 +29,46 @@ def softmax(xp, x, axis=-1, temperature=None):
     return y, lambda g: (y * (g - (g * y).sum(axis=axis, keepdims=True)) / t,)
 
 
+def _class_index(xp, index, x, axis: int, op: str):
+    """``index`` (x's shape without ``axis``) as int64 with ``axis`` kept as size 1, range-checked."""
+    idx = xp.expand_dims(index.astype(xp.int64, copy=False), axis)
+    if idx.min() < 0 or idx.max() >= x.shape[axis]:
+        raise IndexError(f"{op}: indices must lie in [0, {x.shape[axis]}) along axis {axis}, "
+                         f"got values from {int(idx.min())} to {int(idx.max())}")
+    return idx
+
+
+@register("softmax_cross_entropy")
+def softmax_cross_entropy(xp, x, label, axis=-1):
+    """``-log softmax(x)[label]`` along ``axis`` (kept, size 1): the loss of every position.
+
+    One op rather than log_softmax then pick: the backward is softmax(x) minus the one-hot
+    label, scaled, so the log-probabilities and a dense one-hot gradient are never built
+    (three passes over x forward and one backward, instead of a dozen).
+    """
+    axis = axis % x.ndim
+    idx = _class_index(xp, label, x, axis, "softmax_cross_entropy")
+    m = x.max(axis=axis, keepdims=True)
+    e = x - m
+    xp.exp(e, out=e)
+    s = e.sum(axis=axis, keepdims=True)
+    y = xp.log(s) + m - xp.take_along_axis(x, idx, axis=axis)
+
+    def vjp(g):
+        gx = e * (g / s)
+        # each position has one label, so this fancy index never repeats an element
+        key = tuple(idx if i == axis else xp.arange(n).reshape([-1 if j == i else 1 for j in range(x.ndim)])
+                    for i, n in enumerate(x.shape))
+        gx[key] -= g
+        return gx, None
+    return y, vjp
+
+
 @register("pick")
 def pick(xp, x, index, axis=-1, keepdims=False):
     """``x`` at position ``index`` along ``axis`` (index has x's shape without that axis)."""
     axis = axis % x.ndim
-    idx = xp.expand_dims(index.astype(xp.int64, copy=False), axis)
-    if idx.min() < 0 or idx.max() >= x.shape[axis]:
-        raise IndexError(f"pick: indices must lie in [0, {x.shape[axis]}) along axis {axis}, "
-                         f"got values from {int(idx.min())} to {int(idx.max())}")
+    idx = _class_index(xp, index, x, axis, "pick")
     y = xp.take_along_axis(x, idx, axis=axis)
     if not keepdims:
         y = y.squeeze(axis)
@@ -44,7 +76,7 @@ def pick(xp, x, index, axis=-1, keepdims=False):
     def vjp(g):
         positions = xp.arange(x.shape[axis]).reshape([-1 if i == axis else 1 for i in range(x.ndim)])
         g_kept = g if keepdims else xp.expand_dims(g, axis)
-        return (xp.where(positions == idx, g_kept, 0).astype(g.dtype), None)
+        return (xp.where(positions == idx, g_kept, 0).astype(g.dtype, copy=False), None)
     return y, vjp
 
 

@@ -1,4 +1,4 @@
-"""Fused recurrent cell steps: the LSTM cell and the Tree-LSTM node updates of the seed.
+"""Fused recurrent ops: the LSTM over a sequence and the Tree-LSTM node updates of the seed.
 
 All three share one gated-state core: given gate pre-activations z_i, z_o, z_u and one
 forget pre-activation z_f per child (the LSTM has one "child": the previous step),
@@ -7,13 +7,16 @@ forget pre-activation z_f per child (the LSTM has one "child": the previous step
     c = i * u + sum_k f_k * c_k;                      h = o * tanh(c)
 
 and each op is that core plus its gate GEMMs (all gates of a matrix in one product).
+The LSTM op runs a whole sequence, as MXNet's fused ``RNN`` op and cuDNN do: the input's
+projection for every step is one GEMM before it (a ``fully_connected`` the caller makes),
+and its backward forms the recurrent weight's gradient in one GEMM over all steps.
 """
 from __future__ import annotations
 
 from ..registry import register
 from ._util import stable_sigmoid
 
-__all__ = ["lstm_cell", "nary_tree_lstm_cell", "child_sum_tree_lstm_cell"]
+__all__ = ["lstm", "nary_tree_lstm_cell", "child_sum_tree_lstm_cell"]
 
 
 def _gated_state(xp, zi, zo, zu, zf, child_c):
@@ -33,23 +36,37 @@ def _gated_state(xp, zi, zo, zu, zf, child_c):
     return h, c, backward
 
 
-@register("lstm_cell")
-def lstm_cell(xp, x, h, c, i2h_weight, i2h_bias, h2h_weight, h2h_bias):
-    """One LSTM step (gate order i, f, u, o as MXNet's LSTMCell): returns (h', c').
+@register("lstm", vjp_needs=True)
+def lstm(xp, i2h, h, c, h2h_weight, h2h_bias, reverse=False):
+    """An LSTM over a sequence (gate order i, f, u, o as MXNet's LSTMCell): (outputs, h_T, c_T).
 
-    Weights are (4H, input) and (4H, H); each input meets all four gates in one GEMM.
+    i2h (T, N, 4H) is the input's gate projection ``x_t @ i2h_weight.T + i2h_bias`` of every
+    step; h, c (N, H) the initial state; h2h_weight (4H, H). Outputs (T, N, H) are the h of
+    each step; ``reverse`` runs from the last step to the first.
     """
-    H = h.shape[1]
-    z = x @ i2h_weight.T + i2h_bias + h @ h2h_weight.T + h2h_bias
-    h_new, c_new, backward = _gated_state(xp, z[:, :H], z[:, 3 * H:], z[:, 2 * H:3 * H],
-                                          z[:, None, H:2 * H], c[:, None])
+    T, N, H = i2h.shape[0], h.shape[0], h.shape[1]
+    order = range(T - 1, -1, -1) if reverse else range(T)
+    outs = xp.empty((T, N, H), dtype=i2h.dtype)
+    prev_h = xp.empty((T, N, H), dtype=i2h.dtype)  # the h each step read, for the weight gradient
+    steps = [None] * T
+    for t in order:
+        prev_h[t] = h
+        z = i2h[t] + h @ h2h_weight.T + h2h_bias
+        h, c, steps[t] = _gated_state(xp, z[:, :H], z[:, 3 * H:], z[:, 2 * H:3 * H],
+                                      z[:, None, H:2 * H], c[:, None])
+        outs[t] = h
 
-    def vjp(grads):
-        dzi, dzo, dzu, dzf, dcc = backward(*grads)
-        dz = xp.concatenate([dzi, dzf[:, 0], dzu, dzo], axis=1)
-        db = dz.sum(axis=0)
-        return (dz @ i2h_weight, dz @ h2h_weight, dcc[:, 0], dz.T @ x, db, dz.T @ h, db)
-    return (h_new, c_new), vjp
+    def vjp(grads, needed):
+        g_out, dh, dc = grads
+        dz = xp.empty(i2h.shape, dtype=i2h.dtype)
+        for t in reversed(order):
+            dzi, dzo, dzu, dzf, dcc = steps[t](g_out[t] + dh, dc)
+            dz[t, :, :H], dz[t, :, H:2 * H], dz[t, :, 2 * H:3 * H], dz[t, :, 3 * H:] = dzi, dzf[:, 0], dzu, dzo
+            dh, dc = dz[t] @ h2h_weight, dcc[:, 0]
+        flat = dz.reshape(T * N, 4 * H)
+        gw = flat.T @ prev_h.reshape(T * N, H) if needed[3] else None
+        return dz, dh, dc, gw, flat.sum(axis=0) if needed[4] else None
+    return (outs, h, c), vjp
 
 
 @register("nary_tree_lstm_cell")
