@@ -112,6 +112,31 @@ class _Watcher(threading.Thread):
             self.out.flush()
 
 
+class _Vigil(threading.Thread):
+    """Notes the first rank of this machine whose process vanishes while the job runs: when
+    a killed rank makes another abort on a failed collective, mpiexec reports the aborting
+    rank, not the dead one."""
+
+    def __init__(self, run_dir: Path, found: dict[str, str]):
+        super().__init__(daemon=True)
+        self.run_dir, self.found, self.done = run_dir, found, threading.Event()
+
+    def run(self) -> None:
+        host, ranks = socket.gethostname(), {}
+        while not self.done.wait(0.01):
+            for f in (self.run_dir / RANKS_DIR).glob("*"):
+                if f.name not in ranks:
+                    pid, where = (f.read_text().split() + ["", ""])[:2]
+                    if where == host and pid.isdigit():
+                        ranks[f.name] = pid
+            for rank, pid in ranks.items():
+                try:
+                    os.kill(int(pid), 0)
+                except ProcessLookupError:
+                    self.found.setdefault("vanished", f"{rank} {pid} {host}")
+                    return
+
+
 def run_job(cmd: Sequence[str], run_dir: Path, env: dict[str, str] | None = None) -> int:
     """Run the MPI job ``cmd`` (with ``env`` added to the environment) to its end; returns 0,
     or raises DistributedError naming the rank that ended it. A first Ctrl-C/SIGTERM is
@@ -121,7 +146,8 @@ def run_job(cmd: Sequence[str], run_dir: Path, env: dict[str, str] | None = None
                             env=env, start_new_session=True)
     found: dict[str, str] = {}
     watchers = [_Watcher(proc.stdout, sys.stdout, found), _Watcher(proc.stderr, sys.stderr, found)]
-    for w in watchers:
+    vigil = _Vigil(run_dir, found)
+    for w in (*watchers, vigil):
         w.start()
     signals: list[int] = []
 
@@ -138,6 +164,7 @@ def run_job(cmd: Sequence[str], run_dir: Path, env: dict[str, str] | None = None
     try:
         code = proc.wait()
     finally:
+        vigil.done.set()
         for s, handler in previous.items():
             signal.signal(s, handler)
         for w in watchers:
@@ -146,13 +173,17 @@ def run_job(cmd: Sequence[str], run_dir: Path, env: dict[str, str] | None = None
         return 0
     if signals:
         raise JobStopped
-    if "pid" in found:
-        rank = _rank_of(run_dir, found["pid"])
+    if "pid" in found or "vanished" in found:
+        if "pid" in found:
+            rank = _rank_of(run_dir, found["pid"])
+            pid, host = found["pid"], found.get("host", "?")
+            how = "ended with " + (found.get("how") or f"exit code {found.get('code', code)}")
+        else:
+            rank, pid, host = found["vanished"].split()
+            how = "ended first (its exit status went to mpiexec)"
         who = f"rank {rank}" if rank is not None else "a worker"
-        how = found.get("how") or f"exit code {found.get('code', code)}"
         raise DistributedError(
-            f"{who} (pid {found['pid']} on {found.get('host', '?')}) ended with {how}; the "
-            f"other workers were stopped and the job ended. Its output is above; the last "
-            f"checkpoint (if any) is in {run_dir}/checkpoints: continue with "
-            f"dlrun resume={run_dir}")
+            f"{who} (pid {pid} on {host}) {how}; the other workers were stopped and the job "
+            f"ended. Its output is above; the last checkpoint (if any) is in "
+            f"{run_dir}/checkpoints: continue with dlrun resume={run_dir}")
     raise DistributedError(f"the MPI job ({cmd[0]}) ended with exit code {code}; its output is above")

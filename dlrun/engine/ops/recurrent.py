@@ -6,7 +6,8 @@ forget pre-activation z_f per child (the LSTM has one "child": the previous step
     i, o, u = sigmoid(z_i), sigmoid(z_o), tanh(z_u);  f_k = sigmoid(z_f[k])
     c = i * u + sum_k f_k * c_k;                      h = o * tanh(c)
 
-and each op is that core plus its gate GEMMs (all gates of a matrix in one product).
+and each op is that core plus its gate GEMMs (all gates of a matrix in one product); the
+gates of a matrix are activated together, with one tanh (``_activate``).
 The LSTM op runs a whole sequence, as MXNet's fused ``RNN`` op and cuDNN do: the input's
 projection for every step is one GEMM before it (a ``fully_connected`` the caller makes),
 and its backward forms the recurrent weight's gradient in one GEMM over all steps.
@@ -14,25 +15,44 @@ and its backward forms the recurrent weight's gradient in one GEMM over all step
 from __future__ import annotations
 
 from ..registry import register
-from ._util import stable_sigmoid
 
 __all__ = ["lstm", "nary_tree_lstm_cell", "child_sum_tree_lstm_cell"]
 
 
-def _gated_state(xp, zi, zo, zu, zf, child_c):
-    """(h, c) from gate pre-activations (B, H) and per-child zf, child_c (B, K, H), and a backward."""
-    i, o, u, f = stable_sigmoid(xp, zi), stable_sigmoid(xp, zo), xp.tanh(zu), stable_sigmoid(xp, zf)
-    c = i * u + (f * child_c).sum(axis=1)
+def _activate(xp, z, tanh_cols: slice):
+    """Gates from pre-activations z (..., G): tanh on ``tanh_cols``, sigmoid elsewhere; and
+    their slopes d gate / d z. One tanh serves all gates, since sigmoid(x) = (1 + tanh(x/2)) / 2
+    (also stable for any |x|): with s = 1/2 on sigmoid columns and 1 on tanh ones,
+    t = tanh(s z), gate = s t + (1 - s) [1/2 or 0], slope = s^2 (1 - t^2)."""
+    s = xp.full(z.shape[-1], 0.5, dtype=z.dtype)
+    s[tanh_cols] = 1
+    t = z * s
+    xp.tanh(t, out=t)
+    gates = t * s
+    gates += 1 - s
+    slope = t
+    xp.multiply(t, t, out=slope)
+    xp.subtract(1, slope, out=slope)
+    slope *= s * s
+    return gates, slope
+
+
+def _gated_state(xp, i, o, u, f, child_c):
+    """(h, c) from the gates i, o, u (B, H) and per-child forget gates f and states child_c
+    (B, K, H), and a backward from (dh, dc) to the gates (gi, go, gu, gf) and child_c."""
+    c = i * u
+    c += (f * child_c).sum(axis=1)
     tc = xp.tanh(c)
     h = o * tc
 
     def backward(dh, dc):
-        dc_total = dc + dh * o * (1 - tc * tc)
-        dzi = dc_total * u * i * (1 - i)
-        dzo = dh * tc * o * (1 - o)
-        dzu = dc_total * i * (1 - u * u)
-        dzf = dc_total[:, None] * child_c * f * (1 - f)
-        return dzi, dzo, dzu, dzf, dc_total[:, None] * f
+        dc_total = tc * tc
+        xp.subtract(1, dc_total, out=dc_total)
+        dc_total *= o
+        dc_total *= dh
+        dc_total += dc
+        dc_k = dc_total[:, None]
+        return dc_total * u, dh * tc, dc_total * i, dc_k * child_c, dc_k * f
     return h, c, backward
 
 
@@ -46,23 +66,29 @@ def lstm(xp, i2h, h, c, h2h_weight, h2h_bias, reverse=False):
     """
     T, N, H = i2h.shape[0], h.shape[0], h.shape[1]
     order = range(T - 1, -1, -1) if reverse else range(T)
+    z_in = i2h + h2h_bias
     outs = xp.empty((T, N, H), dtype=i2h.dtype)
     prev_h = xp.empty((T, N, H), dtype=i2h.dtype)  # the h each step read, for the weight gradient
     steps = [None] * T
     for t in order:
         prev_h[t] = h
-        z = i2h[t] + h @ h2h_weight.T + h2h_bias
-        h, c, steps[t] = _gated_state(xp, z[:, :H], z[:, 3 * H:], z[:, 2 * H:3 * H],
-                                      z[:, None, H:2 * H], c[:, None])
+        z = h @ h2h_weight.T
+        z += z_in[t]
+        g, slope = _activate(xp, z, slice(2 * H, 3 * H))
+        h, c, backward = _gated_state(xp, g[:, :H], g[:, 3 * H:], g[:, 2 * H:3 * H], g[:, None, H:2 * H], c[:, None])
+        steps[t] = backward, slope
         outs[t] = h
 
     def vjp(grads, needed):
         g_out, dh, dc = grads
         dz = xp.empty(i2h.shape, dtype=i2h.dtype)
         for t in reversed(order):
-            dzi, dzo, dzu, dzf, dcc = steps[t](g_out[t] + dh, dc)
-            dz[t, :, :H], dz[t, :, H:2 * H], dz[t, :, 2 * H:3 * H], dz[t, :, 3 * H:] = dzi, dzf[:, 0], dzu, dzo
-            dh, dc = dz[t] @ h2h_weight, dcc[:, 0]
+            backward, slope = steps[t]
+            dzt = dz[t]
+            dzt[:, :H], dzt[:, 3 * H:], dzt[:, 2 * H:3 * H], gf, dcc = backward(g_out[t] + dh, dc)
+            dzt[:, H:2 * H] = gf[:, 0]
+            dzt *= slope
+            dh, dc = dzt @ h2h_weight, dcc[:, 0]
         flat = dz.reshape(T * N, 4 * H)
         gw = flat.T @ prev_h.reshape(T * N, H) if needed[3] else None
         return dz, dh, dc, gw, flat.sum(axis=0) if needed[4] else None
@@ -79,12 +105,13 @@ def nary_tree_lstm_cell(xp, x, child_h, child_c, i2h_weight, i2h_bias, h2h_weigh
     B, N, H = child_h.shape
     hcat = child_h.reshape(B, N * H)
     z = x @ i2h_weight.T + i2h_bias + hcat @ h2h_weight.T + h2h_bias
-    h, c, backward = _gated_state(xp, z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H],
-                                  z[:, 3 * H:].reshape(B, N, H), child_c)
+    g, slope = _activate(xp, z, slice(2 * H, 3 * H))
+    h, c, backward = _gated_state(xp, g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H],
+                                  g[:, 3 * H:].reshape(B, N, H), child_c)
 
     def vjp(grads):
-        dzi, dzo, dzu, dzf, dcc = backward(*grads)
-        dz = xp.concatenate([dzi, dzo, dzu, dzf.reshape(B, N * H)], axis=1)
+        gi, go, gu, gf, dcc = backward(*grads)
+        dz = xp.concatenate([gi, go, gu, gf.reshape(B, N * H)], axis=1) * slope
         db = dz.sum(axis=0)
         return (dz @ i2h_weight, (dz @ h2h_weight).reshape(B, N, H), dcc, dz.T @ x, db,
                 dz.T @ hcat, db)
@@ -108,11 +135,14 @@ def child_sum_tree_lstm_cell(xp, x, child_h, child_c, child_mask, i2h_weight, i2
     ziou = zx[:, :3 * H] + hs @ hs2h_weight.T + hs2h_bias
     flat_h = child_h.reshape(B * K, H)  # 2-D GEMMs: NumPy's batched 3-D matmul is far slower here
     zf = zx[:, None, 3 * H:] + (flat_h @ hc2h_weight.T).reshape(B, K, H) + hc2h_bias
-    h, c, backward = _gated_state(xp, ziou[:, :H], ziou[:, H:2 * H], ziou[:, 2 * H:], zf, child_c * m)
+    giou, slope_iou = _activate(xp, ziou, slice(2 * H, 3 * H))
+    gf, slope_f = _activate(xp, zf, slice(0, 0))
+    h, c, backward = _gated_state(xp, giou[:, :H], giou[:, H:2 * H], giou[:, 2 * H:], gf, child_c * m)
 
     def vjp(grads):
-        dzi, dzo, dzu, dzf, dcc = backward(*grads)
-        dziou = xp.concatenate([dzi, dzo, dzu], axis=1)
+        gi, go, gu, dzf, dcc = backward(*grads)
+        dziou = xp.concatenate([gi, go, gu], axis=1) * slope_iou
+        dzf *= slope_f
         dzx = xp.concatenate([dziou, dzf.sum(axis=1)], axis=1)
         dzf2 = dzf.reshape(B * K, H)
         dchild_h = (dziou @ hs2h_weight)[:, None] * m + (dzf2 @ hc2h_weight).reshape(B, K, H)
