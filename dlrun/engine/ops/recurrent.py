@@ -19,21 +19,31 @@ from ..registry import register
 __all__ = ["lstm", "nary_tree_lstm_cell", "child_sum_tree_lstm_cell"]
 
 
-def _activate(xp, z, tanh_cols: slice):
-    """Gates from pre-activations z (..., G): tanh on ``tanh_cols``, sigmoid elsewhere; and
+def _gate_scale(xp, size: int, tanh_part: slice, dtype, columns: int = 0):
+    """The s of ``_activate`` for ``size`` gate units: 1/2 (sigmoid) but 1 on ``tanh_part``;
+    with ``columns``, as a full (size, columns) array for gates that run down the rows (a
+    broadcast column would make NumPy loop over rows of ``columns`` elements). Returns
+    (s, 1 - s, s * s)."""
+    s = xp.full(size, 0.5, dtype=dtype)
+    s[tanh_part] = 1
+    if columns:
+        s = xp.ascontiguousarray(xp.broadcast_to(s[:, None], (size, columns)))
+    return s, 1 - s, s * s
+
+
+def _activate(xp, z, scale):
+    """Gates from pre-activations z: tanh where ``scale``'s s is 1, sigmoid where 1/2; and
     their slopes d gate / d z. One tanh serves all gates, since sigmoid(x) = (1 + tanh(x/2)) / 2
-    (also stable for any |x|): with s = 1/2 on sigmoid columns and 1 on tanh ones,
-    t = tanh(s z), gate = s t + (1 - s) [1/2 or 0], slope = s^2 (1 - t^2)."""
-    s = xp.full(z.shape[-1], 0.5, dtype=z.dtype)
-    s[tanh_cols] = 1
+    (also stable for any |x|): t = tanh(s z), gate = s t + (1 - s), slope = s^2 (1 - t^2)."""
+    s, one_minus_s, s2 = scale
     t = z * s
     xp.tanh(t, out=t)
     gates = t * s
-    gates += 1 - s
+    gates += one_minus_s
     slope = t
     xp.multiply(t, t, out=slope)
     xp.subtract(1, slope, out=slope)
-    slope *= s * s
+    slope *= s2
     return gates, slope
 
 
@@ -66,33 +76,43 @@ def lstm(xp, i2h, h, c, h2h_weight, h2h_bias, reverse=False):
     """
     T, N, H = i2h.shape[0], h.shape[0], h.shape[1]
     order = range(T - 1, -1, -1) if reverse else range(T)
-    z_in = i2h + h2h_bias
-    outs = xp.empty((T, N, H), dtype=i2h.dtype)
-    prev_h = xp.empty((T, N, H), dtype=i2h.dtype)  # the h each step read, for the weight gradient
+    # The steps run transposed, gates down the rows: W (4H, H) @ h.T (H, N) is the faster
+    # GEMM for a small batch, and each gate is a contiguous block of rows.
+    scale = _gate_scale(xp, 4 * H, slice(2 * H, 3 * H), i2h.dtype, columns=N)
+    z_in = xp.ascontiguousarray((i2h + h2h_bias).transpose(0, 2, 1))
+    h0, ht, ct = h, xp.ascontiguousarray(h.T), c.T
+    outs = xp.empty((T, H, N), dtype=i2h.dtype)
     steps = [None] * T
     for t in order:
-        prev_h[t] = h
-        z = h @ h2h_weight.T
+        z = h2h_weight @ ht
         z += z_in[t]
-        g, slope = _activate(xp, z, slice(2 * H, 3 * H))
-        h, c, backward = _gated_state(xp, g[:, :H], g[:, 3 * H:], g[:, 2 * H:3 * H], g[:, None, H:2 * H], c[:, None])
+        g, slope = _activate(xp, z, scale)
+        ht, ct, backward = _gated_state(xp, g[:H], g[3 * H:], g[2 * H:3 * H], g[H:2 * H, None], ct[:, None])
         steps[t] = backward, slope
-        outs[t] = h
+        outs[t] = ht
+    outs = xp.ascontiguousarray(outs.transpose(0, 2, 1))
 
     def vjp(grads, needed):
         g_out, dh, dc = grads
-        dz = xp.empty(i2h.shape, dtype=i2h.dtype)
+        g_out = xp.ascontiguousarray(g_out.transpose(0, 2, 1))
+        dh, dc = dh.T, dc.T
+        dz = xp.empty((T, 4 * H, N), dtype=i2h.dtype)
         for t in reversed(order):
             backward, slope = steps[t]
-            dzt = dz[t]
-            dzt[:, :H], dzt[:, 3 * H:], dzt[:, 2 * H:3 * H], gf, dcc = backward(g_out[t] + dh, dc)
-            dzt[:, H:2 * H] = gf[:, 0]
-            dzt *= slope
-            dh, dc = dzt @ h2h_weight, dcc[:, 0]
+            d = dz[t]
+            d[:H], d[3 * H:], d[2 * H:3 * H], gf, dcc = backward(g_out[t] + dh, dc)
+            d[H:2 * H] = gf[:, 0]
+            d *= slope
+            dh, dc = h2h_weight.T @ d, dcc[:, 0]
+        dz = xp.ascontiguousarray(dz.transpose(0, 2, 1))
         flat = dz.reshape(T * N, 4 * H)
-        gw = flat.T @ prev_h.reshape(T * N, H) if needed[3] else None
-        return dz, dh, dc, gw, flat.sum(axis=0) if needed[4] else None
-    return (outs, h, c), vjp
+        gw = None
+        if needed[3]:  # the h each step read: the previous step's output, h0 for the first
+            prev = xp.concatenate([outs[1:], h0[None]] if reverse else [h0[None], outs[:-1]], axis=0)
+            gw = flat.T @ prev.reshape(T * N, H)
+        return (dz, xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T), gw,
+                flat.sum(axis=0) if needed[4] else None)
+    return (outs, xp.ascontiguousarray(ht.T), xp.ascontiguousarray(ct.T)), vjp
 
 
 @register("nary_tree_lstm_cell")
@@ -105,7 +125,7 @@ def nary_tree_lstm_cell(xp, x, child_h, child_c, i2h_weight, i2h_bias, h2h_weigh
     B, N, H = child_h.shape
     hcat = child_h.reshape(B, N * H)
     z = x @ i2h_weight.T + i2h_bias + hcat @ h2h_weight.T + h2h_bias
-    g, slope = _activate(xp, z, slice(2 * H, 3 * H))
+    g, slope = _activate(xp, z, _gate_scale(xp, z.shape[1], slice(2 * H, 3 * H), z.dtype))
     h, c, backward = _gated_state(xp, g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H],
                                   g[:, 3 * H:].reshape(B, N, H), child_c)
 
@@ -135,8 +155,8 @@ def child_sum_tree_lstm_cell(xp, x, child_h, child_c, child_mask, i2h_weight, i2
     ziou = zx[:, :3 * H] + hs @ hs2h_weight.T + hs2h_bias
     flat_h = child_h.reshape(B * K, H)  # 2-D GEMMs: NumPy's batched 3-D matmul is far slower here
     zf = zx[:, None, 3 * H:] + (flat_h @ hc2h_weight.T).reshape(B, K, H) + hc2h_bias
-    giou, slope_iou = _activate(xp, ziou, slice(2 * H, 3 * H))
-    gf, slope_f = _activate(xp, zf, slice(0, 0))
+    giou, slope_iou = _activate(xp, ziou, _gate_scale(xp, 3 * H, slice(2 * H, 3 * H), ziou.dtype))
+    gf, slope_f = _activate(xp, zf, _gate_scale(xp, H, slice(0, 0), zf.dtype))
     h, c, backward = _gated_state(xp, giou[:, :H], giou[:, H:2 * H], giou[:, 2 * H:], gf, child_c * m)
 
     def vjp(grads):
