@@ -180,7 +180,7 @@ def run_job(cmd: Sequence[str], run_dir: Path, env: dict[str, str] | None = None
             how = "ended with " + (found.get("how") or f"exit code {found.get('code', code)}")
         else:
             rank, pid, host = found["vanished"].split()
-            how = "ended first (its exit status went to mpiexec)"
+            how = "was the first of this machine's ranks to end (its exit status went to mpiexec)"
         who = f"rank {rank}" if rank is not None else "a worker"
         raise DistributedError(
             f"{who} (pid {pid} on {host}) {how}; the other workers were stopped and the job "
