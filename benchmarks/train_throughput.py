@@ -70,6 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="distinct random batches, cycled through by the steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every (model, framework) this many times, interleaved, and report "
+                        "medians over the rounds (ratios: the median of each round's ratio, whose "
+                        "runs were minutes apart at most); steadies figures on a shared machine")
     p.add_argument("--inprocess", action="store_true",
                    help="run all measurements in this process instead of one child each")
     p.add_argument("--_worker", nargs=2, metavar=("FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
@@ -343,6 +347,38 @@ def write_json(args: argparse.Namespace, **fields: Any) -> None:
     print(f"wrote {args.json}")
 
 
+def _ratio(by: dict, a: str, b: str, model: str) -> float | None:
+    x, y = (by.get((fw, model), {}).get("samples_per_s") for fw in (a, b))
+    return x / y if x and y else None
+
+
+def combine_rounds(rounds: list[list[dict]]) -> list[dict]:
+    """One result per (framework, model): the median over the rounds of every figure, the
+    ratios as the median of each round's own ratio, and each round's result under 'rounds'."""
+    keys = [(r["framework"], r["model"]) for r in rounds[0]]
+    per_round = [{(r["framework"], r["model"]): r for r in results} for results in rounds]
+    combined = []
+    for key in keys:
+        runs = [by[key] for by in per_round if key in by and "error" not in by[key]]
+        if not runs:
+            combined.append(per_round[0][key])
+            continue
+        out = {k: v for k, v in runs[0].items() if not isinstance(v, (int, float)) or isinstance(v, bool)}
+        for k, v in runs[0].items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                values = [r[k] for r in runs if isinstance(r.get(k), (int, float))]
+                out[k] = _median(values) if values else None
+        if key[0] == "dlrun-hybrid":
+            for name, other in (("hybrid_over_imperative", "dlrun"), ("hybrid_over_torch", "pytorch")):
+                ratios = [x for x in (_ratio(by, "dlrun-hybrid", other, key[1]) for by in per_round)
+                          if x is not None]
+                out[name] = _median(ratios) if ratios else None
+                out[name + "_rounds"] = ratios
+        out["rounds"] = [by.get(key) for by in per_round]
+        combined.append(out)
+    return combined
+
+
 def print_table(results: list[dict], args: argparse.Namespace, notes: list[str]) -> None:
     by = {(r["framework"], r["model"]): r for r in results}
     header = ["model", "imperative /s", "hybridized /s", "torch /s", "hybrid/imp", "hybrid/torch",
@@ -351,15 +387,17 @@ def print_table(results: list[dict], args: argparse.Namespace, notes: list[str])
     for m in args.models:
         d, h, t = (by.get((fw, m), {}) for fw in FRAMEWORKS)
         ds, hs, ts = (r.get("samples_per_s") for r in (d, h, t))
+        hd = h.get("hybrid_over_imperative", hs / ds if hs and ds else None)
+        ht = h.get("hybrid_over_torch", hs / ts if hs and ts else None)
         rows.append([
-            m, fmt(ds, ",.0f"), fmt(hs, ",.0f"), fmt(ts, ",.0f"),
-            fmt(hs / ds if hs and ds else None, ".3f"), fmt(hs / ts if hs and ts else None, ".3f"),
+            m, fmt(ds, ",.0f"), fmt(hs, ",.0f"), fmt(ts, ",.0f"), fmt(hd, ".3f"), fmt(ht, ".3f"),
             *(fmt(r.get("forward_ms_per_batch"), ".2f") for r in (d, h, t)),
             *(fmt(r.get("peak_rss_mib"), ".0f") for r in (d, h, t)),
         ])
     title = (f"Training throughput (batch {args.batch_size}; lstm_lm {args.bptt} x {args.lm_batch_size} "
              f"tokens; {args.threads} threads, ctx {args.ctx}, "
-             f"median step of {args.repeats} x {args.steps}, {args.warmup} warm-up)")
+             f"median step of {args.repeats} x {args.steps}, {args.warmup} warm-up"
+             f"{f'; median of {args.rounds} interleaved rounds' if args.rounds > 1 else ''})")
     try:
         from rich.console import Console
         from rich.table import Table
@@ -404,17 +442,20 @@ def main(argv: list[str] | None = None) -> int:
         if why is not None:
             frameworks.remove("pytorch")
             notes.append(f"PyTorch not importable, skipped ({why})")
-    child_argv = [a for a in argv]
-    results = []
-    for model in args.models:
-        for fw in frameworks:
-            if args.inprocess:
-                try:
-                    results.append(run_one(fw, model, args))
-                except Exception as exc:  # report and go on with the others
-                    results.append({"framework": fw, "model": model, "error": repr(exc)})
-            else:
-                results.append(run_child(fw, model, child_argv))
+    rounds = []
+    for _ in range(args.rounds):
+        results = []
+        for model in args.models:
+            for fw in frameworks:
+                if args.inprocess:
+                    try:
+                        results.append(run_one(fw, model, args))
+                    except Exception as exc:  # report and go on with the others
+                        results.append({"framework": fw, "model": model, "error": repr(exc)})
+                else:
+                    results.append(run_child(fw, model, argv))
+        rounds.append(results)
+    results = rounds[0] if args.rounds == 1 else combine_rounds(rounds)
     if args.inprocess:
         notes.append("--inprocess: peak RSS is cumulative over the runs before it")
     print_table(results, args, notes)
