@@ -497,3 +497,28 @@ def test_gluon_utils_split_a_batch_over_devices_as_gluon_does():
         total = sum((p * float(i + 1)).sum() for i, p in enumerate(gluon.utils.split_data(x, 5)))
     total.backward()
     np.testing.assert_array_equal(x.grad.asnumpy()[:, 0], [1, 2, 3, 4, 5])
+
+
+def test_the_launcher_notes_the_first_rank_whose_process_vanishes(tmp_path):
+    import socket
+
+    from dlrun.parallel.launch import RANKS_DIR, _Vigil
+    ranks = tmp_path / RANKS_DIR
+    ranks.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(2)]
+    try:
+        for rank, p in enumerate(procs):
+            (ranks / str(rank)).write_text(f"{p.pid} {socket.gethostname()}")
+        found: dict[str, str] = {}
+        vigil = _Vigil(tmp_path, found)
+        vigil.start()
+        time.sleep(0.1)
+        assert "vanished" not in found  # both alive
+        procs[1].kill()
+        procs[1].wait()
+        vigil.join(timeout=5)
+        assert found["vanished"] == f"1 {procs[1].pid} {socket.gethostname()}"
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
