@@ -50,6 +50,8 @@ OPS = [
            lambda x, w, b: deconv_loops(x, w, b, **DECONV_2D), tag="2d-strided-dilated-grouped"),
     OpCase("deconvolution", kw(ops.deconvolution, **DECONV_2D), [(3, 4, 3, 2), (4, 3, 2, 3), (6,)],
            lambda x, w, b: deconv_loops(x, w, b, **DECONV_2D), tag="2d-batch-last"),
+    OpCase("deconvolution", kw(ops.deconvolution, dilation=2, output_padding=1), [(2, 2, 3, 4), (2, 3, 2, 2)],
+           lambda x, w: deconv_loops(x, w, dilation=2, output_padding=1), tag="2d-output-padding-beyond-stride"),
     OpCase("deconvolution", kw(ops.deconvolution, stride=2, groups=2), [(2, 2, 2, 16), (2, 1, 2, 3)],
            lambda x, w: deconv_loops(x, w, stride=2, groups=2), tag="2d-batch-first-long-rows"),
     OpCase("deconvolution", kw(ops.deconvolution, stride=(1, 2, 1), pad=(0, 1, 1)),

@@ -104,7 +104,8 @@ def pool_host_memory() -> bool:
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    return bool(mallopt(m_mmap_threshold, _MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, _TRIM_THRESHOLD))
+    return (bool(mallopt(m_mmap_threshold, _MMAP_THRESHOLD))
+            and bool(mallopt(m_trim_threshold, _TRIM_THRESHOLD)))
 
 
 HOST_POOL = pool_host_memory()

@@ -115,15 +115,14 @@ def _correlate_weight_grad(xp, gyt, cols, groups: int, kernel: tuple):
 
 
 def _correlate_input_grad(xp, gyt, weight, groups: int, stride: tuple, dilation: tuple,
-                          padded_shape: tuple, batch_last: bool):
-    """d(_correlate)/d(padded input) for the output gradient as a GEMM matrix (O, columns):
-    every window's gradient added back in place.
+                          out: tuple, padded_shape: tuple, batch_last: bool):
+    """d(_correlate)/d(padded input) for the output gradient (spatial size ``out``) as a GEMM
+    matrix (O, columns): every window's gradient added back in place.
 
     This is also the forward of transposed convolution (its input is then gyt).
     """
     og = weight.shape[0] // groups
     kernel, n = weight.shape[2:], padded_shape[0]
-    out = tuple(_out_size(padded_shape[2 + i], kernel[i], stride[i], 0, dilation[i]) for i in range(len(kernel)))
     dcol = _per_group(xp, [_group(weight, g, og, 0).reshape(og, -1).T @ _group(gyt, g, og, 0)
                            for g in range(groups)])
     dcol = dcol.reshape((padded_shape[1],) + tuple(kernel) + (out + (n,) if batch_last else (n,) + out))
@@ -174,7 +173,7 @@ def convolution(xp, x, weight, bias=None, stride=1, pad=0, dilation=1, groups=1)
     def vjp(gy, needed):
         gyt, gx = _gemm_matrix(xp, gy, bl), None
         if needed[0]:
-            gx = _unpad(_correlate_input_grad(xp, gyt, weight, groups, stride, dilation, xpad.shape, bl),
+            gx = _unpad(_correlate_input_grad(xp, gyt, weight, groups, stride, dilation, out, xpad.shape, bl),
                         pad, x.shape)
         gw = _correlate_weight_grad(xp, gyt, cols, groups, kernel) if needed[1] else None
         return gx, gw, _bias_grad(gy, bias) if bias is not None and needed[2] else None
@@ -207,7 +206,7 @@ def deconvolution(xp, x, weight, bias=None, stride=1, pad=0, dilation=1, output_
                          f"kernel {weight.shape}")
     bl = _batch_last(x.shape[0], kernel, S)
     xt = _gemm_matrix(xp, x, bl)
-    ypad = _correlate_input_grad(xp, xt, weight, groups, stride, dilation, out_shape[:2] + padded, bl)
+    ypad = _correlate_input_grad(xp, xt, weight, groups, stride, dilation, S, out_shape[:2] + padded, bl)
     y = _add_bias(xp.ascontiguousarray(_unpad(ypad, pad, out_shape)), bias)
 
     def vjp(gy):
