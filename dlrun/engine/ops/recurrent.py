@@ -49,7 +49,8 @@ def _activate(xp, z, scale):
 
 def _gated_state(xp, i, o, u, f, child_c):
     """(h, c) from the gates i, o, u (B, H) and per-child forget gates f and states child_c
-    (B, K, H), and a backward from (dh, dc) to the gates (gi, go, gu, gf) and child_c."""
+    (B, K, H), and a backward from (dh, dc) to the gates (gi, go, gu, gf) and child_c.
+    Any 2-D layout works (the LSTM passes (H, B) and (H, 1, B)): the children are axis 1."""
     c = i * u
     c += (f * child_c).sum(axis=1)
     tc = xp.tanh(c)
