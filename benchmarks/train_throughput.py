@@ -363,11 +363,13 @@ def combine_rounds(rounds: list[list[dict]]) -> list[dict]:
         if not runs:
             combined.append(per_round[0][key])
             continue
-        out = {k: v for k, v in runs[0].items() if not isinstance(v, (int, float)) or isinstance(v, bool)}
+        out = {}
         for k, v in runs[0].items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 values = [r[k] for r in runs if isinstance(r.get(k), (int, float))]
                 out[k] = _median(values) if values else None
+            else:
+                out[k] = v
         if key[0] == "dlrun-hybrid":
             for name, other in (("hybrid_over_imperative", "dlrun"), ("hybrid_over_torch", "pytorch")):
                 ratios = [x for x in (_ratio(by, "dlrun-hybrid", other, key[1]) for by in per_round)

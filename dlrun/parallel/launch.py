@@ -71,9 +71,15 @@ def record_rank(world: World, run_dir: Path) -> None:
     (folder / str(world.rank)).write_text(f"{os.getpid()} {socket.gethostname()}\n")
 
 
+def _rank_record(f: Path) -> tuple[str, str]:
+    """(pid, host) from a rank's file in ``RANKS_DIR`` (empty strings while it is being written)."""
+    pid, host = (f.read_text().split() + ["", ""])[:2]
+    return pid, host
+
+
 def _rank_of(run_dir: Path, pid: str) -> str | None:
     for f in (run_dir / RANKS_DIR).glob("*"):
-        if f.read_text().split()[:1] == [pid]:
+        if _rank_record(f)[0] == pid:
             return f.name
     return None
 
@@ -82,7 +88,7 @@ def _kill_ranks(run_dir: Path) -> None:
     """SIGKILL the ranks of the job that run on this machine."""
     host = socket.gethostname()
     for f in (run_dir / RANKS_DIR).glob("*"):
-        pid, where = (f.read_text().split() + ["", ""])[:2]
+        pid, where = _rank_record(f)
         if where == host and pid.isdigit():
             try:
                 os.kill(int(pid), signal.SIGKILL)
@@ -126,12 +132,12 @@ class _Vigil(threading.Thread):
         while not self.done.wait(0.01):
             for f in (self.run_dir / RANKS_DIR).glob("*"):
                 if f.name not in ranks:
-                    pid, where = (f.read_text().split() + ["", ""])[:2]
+                    pid, where = _rank_record(f)
                     if where == host and pid.isdigit():
-                        ranks[f.name] = pid
+                        ranks[f.name] = int(pid)
             for rank, pid in ranks.items():
                 try:
-                    os.kill(int(pid), 0)
+                    os.kill(pid, 0)
                 except ProcessLookupError:
                     self.found.setdefault("vanished", f"{rank} {pid} {host}")
                     return
@@ -173,17 +179,17 @@ def run_job(cmd: Sequence[str], run_dir: Path, env: dict[str, str] | None = None
         return 0
     if signals:
         raise JobStopped
-    if "pid" in found or "vanished" in found:
-        if "pid" in found:
-            rank = _rank_of(run_dir, found["pid"])
-            pid, host = found["pid"], found.get("host", "?")
-            how = "ended with " + (found.get("how") or f"exit code {found.get('code', code)}")
-        else:
-            rank, pid, host = found["vanished"].split()
-            how = "was the first of this machine's ranks to end (its exit status went to mpiexec)"
-        who = f"rank {rank}" if rank is not None else "a worker"
-        raise DistributedError(
-            f"{who} (pid {pid} on {host}) {how}; the other workers were stopped and the job "
-            f"ended. Its output is above; the last checkpoint (if any) is in "
-            f"{run_dir}/checkpoints: continue with dlrun resume={run_dir}")
-    raise DistributedError(f"the MPI job ({cmd[0]}) ended with exit code {code}; its output is above")
+    if "pid" in found:  # mpiexec's banner named the process
+        rank = _rank_of(run_dir, found["pid"])
+        pid, host = found["pid"], found.get("host", "?")
+        how = "ended with " + (found.get("how") or f"exit code {found.get('code', code)}")
+    elif "vanished" in found:
+        rank, pid, host = found["vanished"].split()
+        how = "was the first of this machine's ranks to end (its exit status went to mpiexec)"
+    else:
+        raise DistributedError(f"the MPI job ({cmd[0]}) ended with exit code {code}; its output is above")
+    who = f"rank {rank}" if rank is not None else "a worker"
+    raise DistributedError(
+        f"{who} (pid {pid} on {host}) {how}; the other workers were stopped and the job "
+        f"ended. Its output is above; the last checkpoint (if any) is in "
+        f"{run_dir}/checkpoints: continue with dlrun resume={run_dir}")

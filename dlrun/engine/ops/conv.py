@@ -34,6 +34,12 @@ def _offset_slices(kernel: tuple, stride: tuple, dilation: tuple, out: tuple):
             for i in range(len(kernel)))
 
 
+def _pool_windows(kernel: tuple, stride: tuple, out: tuple):
+    """For each offset of a pooling window, the index of its elements in the padded (N, C, *S) input."""
+    for _, sl in _offset_slices(kernel, stride, (1,) * len(kernel), out):
+        yield (Ellipsis,) + sl
+
+
 def _pad(xp, x, before: tuple, after: tuple, value: float = 0.0):
     if not any(before) and not any(after):
         return x
@@ -171,7 +177,8 @@ def convolution(xp, x, weight, bias=None, stride=1, pad=0, dilation=1, groups=1)
     y = _add_bias(_correlate(xp, cols, weight, groups, x.shape[0], out, bl), bias)
 
     def vjp(gy, needed):
-        gyt, gx = _gemm_matrix(xp, gy, bl), None
+        gyt = _gemm_matrix(xp, gy, bl) if needed[0] or needed[1] else None
+        gx = None
         if needed[0]:
             gx = _unpad(_correlate_input_grad(xp, gyt, weight, groups, stride, dilation, out, xpad.shape, bl),
                         pad, x.shape)
@@ -221,8 +228,7 @@ def _fold_windows(xpad, kernel: tuple, stride: tuple, out: tuple, fold):
     """``fold`` (add or maximum) of every kernel offset's strided slice: one pass per offset,
     each over output-sized arrays, instead of a reduction over a 2*nd-D strided view."""
     acc = None
-    for _, sl in _offset_slices(kernel, stride, (1,) * len(kernel), out):
-        sl = (Ellipsis,) + sl
+    for sl in _pool_windows(kernel, stride, out):
         acc = xpad[sl].copy() if acc is None else fold(acc, xpad[sl], out=acc)
     return acc
 
@@ -248,7 +254,6 @@ def pooling(xp, x, kernel=None, stride=None, pad=0, pool_type="max", ceil_mode=F
     # ceil mode may need extra room on the far side beyond the symmetric padding
     after = tuple((out[i] - 1) * stride[i] + kernel[i] - x.shape[2 + i] - pad[i] for i in range(nd))
     after = tuple(max(a, p) for a, p in zip(after, pad))
-    ones = (1,) * nd
     if pool_type == "max":
         xpad = _pad(xp, x, pad, after, -xp.inf)
         y = _fold_windows(xpad, kernel, stride, out, xp.maximum)
@@ -256,8 +261,7 @@ def pooling(xp, x, kernel=None, stride=None, pad=0, pool_type="max", ceil_mode=F
         def vjp(gy):
             gxpad = xp.zeros(xpad.shape, dtype=gy.dtype)
             taken = xp.zeros(y.shape, dtype=bool)
-            for _, sl in _offset_slices(kernel, stride, ones, out):
-                sl = (Ellipsis,) + sl
+            for sl in _pool_windows(kernel, stride, out):
                 hit = (xpad[sl] == y) & ~taken  # the first maximum of a window takes the gradient
                 gxpad[sl] += gy * hit
                 taken |= hit
@@ -281,11 +285,11 @@ def pooling(xp, x, kernel=None, stride=None, pad=0, pool_type="max", ceil_mode=F
     def vjp(gy):
         gg = gy / divisor
         gxpad = (xp.empty if tiles else xp.zeros)(xpad.shape, dtype=gy.dtype)
-        for _, sl in _offset_slices(kernel, stride, ones, out):
+        for sl in _pool_windows(kernel, stride, out):
             if tiles:
-                gxpad[(Ellipsis,) + sl] = gg
+                gxpad[sl] = gg
             else:
-                gxpad[(Ellipsis,) + sl] += gg
+                gxpad[sl] += gg
         return (_unpad(gxpad, pad, x.shape),)
     return y, vjp
 
