@@ -1,32 +1,74 @@
 #!/usr/bin/env python
-"""cProfile of dlrun training steps (forward + backward + SGD update), for optimizing the engine.
+"""Where a dlrun training step spends its time: cProfile, or a timer on every op.
 
     python benchmarks/profile_step.py --model lenet --batch-size 64 --steps 20 --top 25
+    python benchmarks/profile_step.py --model lstm_lm --hybridize --by-op
 
-Uses the same model, data and optimizer as benchmarks/train_throughput.py; warm-up steps
-are run before profiling starts. Prints the top functions sorted by --sort (tottime).
+Uses the same models, data shapes and optimizer as benchmarks/train_throughput.py (SGD,
+lr 0.1, momentum 0.9; the LSTM LM on 20 x 20 token windows of a 10,000-word vocabulary);
+warm-up steps run before measuring. By default prints the top functions of a cProfile
+sorted by --sort (tottime). ``--by-op`` instead times every registered op's forward and
+backward (vector-Jacobian product) with a clock around each call and prints milliseconds
+per step per op, with the step's time split into forward, backward and update.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import sys
+import time
+from typing import Any, Callable
+
+from train_throughput import LM_VOCAB
+
+
+def _timed_ops(totals: dict[str, float], counts: collections.Counter) -> None:
+    """Wrap every registered op's forward (and the vjp it returns) with a clock."""
+    from dlrun.engine.registry import OPS
+
+    def wrap(name: str, forward: Callable) -> Callable:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            result = forward(*args, **kwargs)
+            totals[f"{name} forward"] += time.perf_counter() - start
+            counts[f"{name} forward"] += 1
+            if isinstance(result, tuple) and len(result) == 2 and callable(result[1]):
+                value, vjp = result
+
+                def timed_vjp(*a: Any, **k: Any) -> Any:
+                    begin = time.perf_counter()
+                    grads = vjp(*a, **k)
+                    totals[f"{name} backward"] += time.perf_counter() - begin
+                    counts[f"{name} backward"] += 1
+                    return grads
+                return value, timed_vjp
+            return result
+        return timed
+
+    for name, op in OPS.items():
+        op.forward = wrap(name, op.forward)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", choices=("mlp", "lenet"), default="lenet")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=20, help="profiled training steps")
+    p.add_argument("--model", choices=("mlp", "lenet", "lstm_lm"), default="lenet")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images (mlp, lenet; default 64) or sequences (lstm_lm; default 20)")
+    p.add_argument("--bptt", type=int, default=20, help="time steps per window (lstm_lm)")
+    p.add_argument("--steps", type=int, default=20, help="measured training steps")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--hybridize", action="store_true")
+    p.add_argument("--hybridize", action="store_true", help="hybridize the model and the loss")
+    p.add_argument("--by-op", action="store_true", help="time each op instead of running cProfile")
     p.add_argument("--sort", default="tottime")
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--forward-only", action="store_true", help="profile inference forward only")
     args = p.parse_args()
+    if args.batch_size is None:
+        args.batch_size = 20 if args.model == "lstm_lm" else 64
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(args.threads)
 
@@ -38,42 +80,87 @@ def main() -> int:
     import dlrun as mx
     from dlrun import autograd, gluon, nd
     from dlrun.models.lenet import LeNet
+    from dlrun.models.lstm_lm import LSTMLM
     from dlrun.models.mlp import MLP
 
+    totals: dict[str, float] = collections.defaultdict(float)
+    counts: collections.Counter = collections.Counter()
+    if args.by_op:
+        _timed_ops(totals, counts)  # before the first trace, so graphs replay the timed forwards
+
     rng = np.random.default_rng(0)
-    x_np = rng.standard_normal((args.batch_size, 1, 28, 28), dtype=np.float32)
-    y_np = rng.integers(0, 10, size=args.batch_size)
     ctx = mx.gpu(0) if args.ctx == "gpu" else mx.cpu()
     mx.random.seed(0)
-    net = LeNet() if args.model == "lenet" else MLP()
+    lm = args.model == "lstm_lm"
+    net = {"lenet": LeNet, "mlp": MLP, "lstm_lm": lambda: LSTMLM(LM_VOCAB)}[args.model]()
     net.initialize(mx.init.Xavier(), ctx=ctx)
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     if args.hybridize:
         net.hybridize()
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        loss_fn.hybridize()
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
-    x = nd.array(x_np, ctx=ctx)
-    y = nd.array(y_np.astype("int32"), ctx=ctx)
+    if lm:
+        shape = (args.bptt, args.batch_size)
+        x = nd.array(rng.integers(0, LM_VOCAB, size=shape).astype("int32"), ctx=ctx)
+        y = nd.array(rng.integers(0, LM_VOCAB, size=shape[0] * shape[1]).astype("int32"), ctx=ctx)
+        states = net.begin_state(args.batch_size, ctx=ctx)
+    else:
+        x = nd.array(rng.standard_normal((args.batch_size, 1, 28, 28), dtype=np.float32), ctx=ctx)
+        y = nd.array(rng.integers(0, 10, size=args.batch_size).astype("int32"), ctx=ctx)
+    phases: dict[str, float] = collections.defaultdict(float)
+
+    def run() -> Any:
+        nonlocal states
+        if not lm:
+            return net(x)
+        logits, states = net(x, [h.detach() for h in states])
+        return logits.reshape(-1, LM_VOCAB)
 
     def step() -> None:
         if args.forward_only:
-            net(x).asnumpy()
+            run().asnumpy()
             return
+        t0 = time.perf_counter()
         with autograd.record():
-            loss = loss_fn(net(x), y)
+            loss = loss_fn(run(), y)
+        t1 = time.perf_counter()
         loss.backward()
+        t2 = time.perf_counter()
         trainer.step(args.batch_size)
         loss.asnumpy()
+        t3 = time.perf_counter()
+        phases["forward"] += t1 - t0
+        phases["backward"] += t2 - t1
+        phases["update"] += t3 - t2
 
     for _ in range(args.warmup):
         step()
-    prof = cProfile.Profile()
-    prof.enable()
+    totals.clear()
+    counts.clear()
+    phases.clear()
+    what = f"{'forward' if args.forward_only else 'training'} steps"
+    title = (f"dlrun {args.model}{' hybridized' if args.hybridize else ''}, batch {args.batch_size}, "
+             f"{args.steps} {what}, {args.threads} threads")
+    if not args.by_op:
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(args.steps):
+            step()
+        prof.disable()
+        print(title)
+        pstats.Stats(prof, stream=sys.stdout).sort_stats(args.sort).print_stats(args.top)
+        return 0
+    start = time.perf_counter()
     for _ in range(args.steps):
         step()
-    prof.disable()
-    print(f"dlrun {args.model}, batch {args.batch_size}, {args.steps} "
-          f"{'forward' if args.forward_only else 'training'} steps, {args.threads} threads")
-    pstats.Stats(prof, stream=sys.stdout).sort_stats(args.sort).print_stats(args.top)
+    per_step = 1e3 * (time.perf_counter() - start) / args.steps
+    print(f"{title}: {per_step:.2f} ms a step (with the op timers)")
+    if phases:
+        print("  " + ", ".join(f"{k} {1e3 * v / args.steps:.2f} ms" for k, v in phases.items()))
+    print(f"{'op':<34} {'ms/step':>9} {'calls/step':>11}")
+    for name, seconds in sorted(totals.items(), key=lambda kv: -kv[1])[:args.top]:
+        print(f"{name:<34} {1e3 * seconds / args.steps:>9.3f} {counts[name] / args.steps:>11.1f}")
+    print(f"{'all ops':<34} {1e3 * sum(totals.values()) / args.steps:>9.3f}")
     return 0
 
 
