@@ -48,6 +48,13 @@ FRAMEWORKS = ("dlrun", "dlrun-hybrid", "pytorch")
 LM_VOCAB = 10000  # the Penn Treebank vocabulary size; Zaremba et al.'s small model below
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -70,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="distinct random batches, cycled through by the steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
-    p.add_argument("--rounds", type=int, default=1,
+    p.add_argument("--rounds", type=_positive, default=1,
                    help="run every (model, framework) this many times, interleaved, and report "
                         "medians over the rounds (ratios: the median of each round's ratio, whose "
                         "runs were minutes apart at most); steadies figures on a shared machine")
