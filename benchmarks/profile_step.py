@@ -4,9 +4,9 @@
     python benchmarks/profile_step.py --model lenet --batch-size 64 --steps 20 --top 25
     python benchmarks/profile_step.py --model lstm_lm --hybridize --by-op
 
-Uses the same models, data shapes and optimizer as benchmarks/train_throughput.py (SGD,
-lr 0.1, momentum 0.9; the LSTM LM on 20 x 20 token windows of a 10,000-word vocabulary);
-warm-up steps run before measuring. By default prints the top functions of a cProfile
+Uses the same models, data, optimizer and batches as benchmarks/train_throughput.py (SGD,
+lr 0.1, momentum 0.9, cycling through --num-batches seeded random batches; the LSTM LM on
+20 x 20 token windows of a 10,000-word vocabulary); warm-up steps run before measuring. By default prints the top functions of a cProfile
 sorted by --sort (tottime). ``--by-op`` instead times every registered op's forward and
 backward (vector-Jacobian product) with a clock around each call and prints milliseconds
 per step per op, with the step's time split into forward, backward and update.
@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from train_throughput import LM_VOCAB
+from train_throughput import LM_VOCAB, make_data
 
 
 def _timed_ops(totals: dict[str, float], counts: collections.Counter) -> None:
@@ -59,6 +59,9 @@ def main() -> int:
     p.add_argument("--bptt", type=int, default=20, help="time steps per window (lstm_lm)")
     p.add_argument("--steps", type=int, default=20, help="measured training steps")
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--num-batches", type=int, default=4,
+                   help="distinct random batches, cycled through by the steps")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--hybridize", action="store_true", help="hybridize the model and the loss")
@@ -69,13 +72,13 @@ def main() -> int:
     args = p.parse_args()
     if args.batch_size is None:
         args.batch_size = 20 if args.model == "lstm_lm" else 64
+    args.lm_batch_size = args.batch_size  # make_data's name for the LM's sequences per step
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(args.threads)
 
     import cProfile
     import pstats
 
-    import numpy as np
 
     import dlrun as mx
     from dlrun import autograd, gluon, nd
@@ -88,9 +91,8 @@ def main() -> int:
     if args.by_op:
         _timed_ops(totals, counts)  # before the first trace, so graphs replay the timed forwards
 
-    rng = np.random.default_rng(0)
     ctx = mx.gpu(0) if args.ctx == "gpu" else mx.cpu()
-    mx.random.seed(0)
+    mx.random.seed(args.seed)
     lm = args.model == "lstm_lm"
     net = {"lenet": LeNet, "mlp": MLP, "lstm_lm": lambda: LSTMLM(LM_VOCAB)}[args.model]()
     net.initialize(mx.init.Xavier(), ctx=ctx)
@@ -99,30 +101,30 @@ def main() -> int:
         net.hybridize()
         loss_fn.hybridize()
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
-    if lm:
-        shape = (args.bptt, args.batch_size)
-        x = nd.array(rng.integers(0, LM_VOCAB, size=shape).astype("int32"), ctx=ctx)
-        y = nd.array(rng.integers(0, LM_VOCAB, size=shape[0] * shape[1]).astype("int32"), ctx=ctx)
-        states = net.begin_state(args.batch_size, ctx=ctx)
-    else:
-        x = nd.array(rng.standard_normal((args.batch_size, 1, 28, 28), dtype=np.float32), ctx=ctx)
-        y = nd.array(rng.integers(0, 10, size=args.batch_size).astype("int32"), ctx=ctx)
+    xs, ys, _ = make_data(args, args.model)
+    xb = [nd.array(x.astype("int32") if lm else x, ctx=ctx) for x in xs]
+    yb = [nd.array(y.reshape(-1).astype("int32"), ctx=ctx) for y in ys]
+    states = net.begin_state(args.batch_size, ctx=ctx) if lm else None
+    batch = 0
     phases: dict[str, float] = collections.defaultdict(float)
 
     def run() -> Any:
         nonlocal states
+        x = xb[batch % len(xb)]
         if not lm:
             return net(x)
         logits, states = net(x, [h.detach() for h in states])
         return logits.reshape(-1, LM_VOCAB)
 
     def step() -> None:
+        nonlocal batch
+        batch += 1
         if args.forward_only:
             run().asnumpy()
             return
         t0 = time.perf_counter()
         with autograd.record():
-            loss = loss_fn(run(), y)
+            loss = loss_fn(run(), yb[batch % len(yb)])
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
