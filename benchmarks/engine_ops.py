@@ -5,8 +5,9 @@
 
 Reports (1) microseconds for a tiny elementwise add: raw NumPy, dlrun outside record(),
 dlrun inside record() (graph node created); (2) forward+backward time of LeNet's two
-convolutions at batch 64 and of a 1024x1024 matmul, next to PyTorch (CPU build) when it is
-installed, with the same thread count.
+convolutions at batch 64, of a 1024x1024 matmul and of the activations on a DCGAN
+discriminator's first feature map (batch x 64 x 14 x 14), next to PyTorch (CPU build) when
+it is installed, with the same thread count.
 """
 from __future__ import annotations
 
@@ -68,6 +69,18 @@ def per_op_overhead(repeats: int) -> dict:
     }
 
 
+# name: (dlrun op on x, the same function in torch.nn.functional / torch)
+ACTIVATIONS = {
+    "relu": (lambda ops, x: ops.relu(x), lambda F, x: F.relu(x)),
+    "leaky_relu(0.2)": (lambda ops, x: ops.leaky_relu(x, slope=0.2), lambda F, x: F.leaky_relu(x, 0.2)),
+    "elu": (lambda ops, x: ops.elu(x), lambda F, x: F.elu(x)),
+    "sigmoid": (lambda ops, x: ops.sigmoid(x), lambda F, x: F.sigmoid(x)),
+    "tanh": (lambda ops, x: ops.tanh(x), lambda F, x: F.tanh(x)),
+    "softrelu": (lambda ops, x: ops.softrelu(x), lambda F, x: F.softplus(x)),
+}
+ACTIVATION_SHAPE = (64, 14, 14)  # per sample
+
+
 def dlrun_workloads(ctx_name: str, batch: int):
     import numpy as np
 
@@ -101,6 +114,15 @@ def dlrun_workloads(ctx_name: str, batch: int):
         y.backward()
         waitall()
     out["matmul 1024x1024"] = matmul_step
+    a = array(rng.normal(size=(batch,) + ACTIVATION_SHAPE), ctx=ctx)
+    a.attach_grad()
+    for name, (ours, _) in ACTIVATIONS.items():
+        def act_step(f=ours) -> None:
+            with autograd.record():
+                y = f(ops, a)
+            y.backward()
+            waitall()
+        out[name] = act_step
     return out
 
 
@@ -124,6 +146,12 @@ def torch_workloads(batch: int, threads: int):
     m1 = torch.randn(1024, 1024, generator=g, requires_grad=True)
     m2 = torch.randn(1024, 1024, generator=g, requires_grad=True)
     out["matmul 1024x1024"] = lambda: (m1 @ m2).backward(torch.ones(1024, 1024))
+    a = torch.randn((batch,) + ACTIVATION_SHAPE, generator=g, requires_grad=True)
+    for name, (_, theirs) in ACTIVATIONS.items():
+        def act_step(f=theirs) -> None:
+            y = f(torch.nn.functional, a)
+            y.backward(torch.ones_like(y))
+        out[name] = act_step
     return out
 
 

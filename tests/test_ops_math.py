@@ -170,6 +170,32 @@ def test_elu_has_no_overflow_in_the_branch_not_taken():
         np.testing.assert_array_equal(ops.elu(array([1000.0], dtype=np.float64)).asnumpy(), [1000.0])
 
 
+
+def test_sigmoid_keeps_relative_accuracy_far_out_and_is_exact_at_the_ends():
+    x = [-1000.0, -100.0, -30.0, 0.0, 30.0, 1000.0]
+    y, (g,) = _grads(ops.sigmoid, x)
+    exact = [0.0, np.exp(-100.0), np.exp(-30.0) / (1 + np.exp(-30.0)), 0.5,
+             1 / (1 + np.exp(-30.0)), 1.0]  # e / (1 + e) below zero: no 1 - p cancellation
+    np.testing.assert_allclose(y, exact, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(g, np.array(exact) * (1 - np.array(exact)), rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("op, negative_part, negative_slope", [
+    (kw(ops.leaky_relu, slope=0.2), lambda v: 0.2 * v, lambda v: 0.2 + 0 * v),
+    (kw(ops.elu, alpha=1.5), lambda v: 1.5 * np.expm1(v), lambda v: 1.5 * np.exp(v)),
+], ids=["leaky_relu", "elu"])
+def test_piecewise_activations_take_each_branch_exactly(op, negative_part, negative_slope):
+    # computed without NumPy's (slow) elementwise where: each side must still be the exact formula
+    x = np.array([-np.inf, -50.0, -1.0, -1e-300, -0.0, 0.0, 1e-300, 1.0, 50.0, np.inf])
+    with np.errstate(invalid="ignore"):
+        expected = np.where(x > 0, x, negative_part(x))
+    np.testing.assert_array_equal(op(array(x, dtype=np.float64)).asnumpy(), expected)
+    finite = x[np.isfinite(x)]
+    _, (g,) = _grads(lambda v: op(v) * 3.0, finite)
+    # elu's slope alpha * exp(x) is formed as y + alpha (as MXNet does): exact to ~1 ulp of alpha
+    np.testing.assert_allclose(g, 3.0 * np.where(finite > 0, 1.0, negative_slope(finite)),
+                               rtol=1e-15, atol=1e-15)
+
 # ---- gradients at the special points ----
 @pytest.mark.parametrize("x,expected", [
     ([[2.0, 0.0, 3.0], [1.5, -1.0, 0.5]], [[0.0, 6.0, 0.0], [-0.5, 0.75, -1.5]]),  # one zero

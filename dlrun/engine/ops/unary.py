@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..registry import register
-from ._util import stable_sigmoid
+from ._util import blend, stable_sigmoid
 
 
 __all__ = ["exp", "log", "sqrt", "square", "abs", "sign", "log1p", "expm1", "tanh", "sigmoid",
@@ -75,16 +75,16 @@ def relu(xp, x):
 @register("leaky_relu")
 def leaky_relu(xp, x, slope=0.25):
     """``x`` where positive, ``slope * x`` elsewhere."""
-    positive = x > 0
-    return xp.where(positive, x, slope * x), lambda g: (xp.where(positive, g, slope * g),)
+    factor = blend(xp, x > 0, slope, x.dtype)
+    return x * factor, lambda g: (g * factor,)
 
 
 @register("elu")
 def elu(xp, x, alpha=1.0):
     """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere."""
-    positive = x > 0
-    neg = alpha * xp.expm1(xp.minimum(x, 0))  # no overflow in the branch that is not taken
-    return xp.where(positive, x, neg), lambda g: (xp.where(positive, g, g * (neg + alpha)),)
+    neg = alpha * xp.expm1(xp.minimum(x, 0))  # 0 where x > 0, and no overflow there
+    slope = blend(xp, x > 0, neg + alpha, x.dtype)
+    return xp.maximum(x, 0) + neg, lambda g: (g * slope,)
 
 
 @register("softrelu")
