@@ -13,6 +13,7 @@ imperative call runs, so results are compared with assert_array_equal.
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import warnings
 from pathlib import Path
@@ -414,6 +415,28 @@ def test_non_array_arguments_are_part_of_the_signature():
     assert net._cached.traces == 3
     eq(net(x, 2, shift=1.0).asnumpy(), [[2, 5, 10]])  # keyword arguments run imperatively
     assert net._cached.traces == 3 and not net._cached.untraceable
+
+
+def test_tracing_and_replaying_leave_no_reference_cycle():
+    # a cycle through the flattened arguments or results would keep them (here the LM's
+    # logits, the largest array of a step) alive until the garbage collector ran
+    class TwoInTwoOut(HybridBlock):
+        def forward(self, x, states):
+            return x * 2, [states[0] + x, (states[1] - x,)]
+    net = TwoInTwoOut()
+    net.hybridize()
+    x = nd.array(np.ones((2, 3)), dtype=F64)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(2):  # the trace, then a replay
+            out = net(x, [x * 3, x * 4])
+            eq(out[1][1][0].asnumpy(), np.full((2, 3), 3.0))
+            del out
+            assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert net._cached.traces == 1
 
 
 def test_hybridize_false_returns_to_imperative():

@@ -1,6 +1,7 @@
 """The Tree-LSTM model and the tree sentiment task: the plain recursion and the level-by-level
 evaluation agree (outputs and gradients, float64), unlabelled nodes carry no target, training
 lowers the loss on ListOps, and ``dlrun model=treelstm`` runs end to end."""
+import gc
 import json
 import math
 
@@ -101,6 +102,24 @@ def test_recursive_and_level_batched_give_the_same_outputs_and_gradients(cell, c
         np.testing.assert_allclose(g2[k], g1[k], rtol=1e-10, atol=1e-12, err_msg=k)
     # an unused vocabulary entry gets no gradient in either mode
     assert not g1["embedding.weight"][np.setdiff1d(np.arange(10), batch.words)].any()
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["recursive", "levels"])
+def test_a_forward_pass_leaves_no_reference_cycle_holding_the_graph(batched):
+    # a cycle would keep every node's state and autograd graph alive until the collector ran
+    net = model("binary")
+    net.batched = batched
+    batch = TreeBatch.of(binary_trees())
+    gc.collect()
+    gc.disable()
+    try:
+        with autograd.record():
+            out = net(batch)
+        out.backward()
+        del out
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 def test_the_root_logits_are_the_last_node_of_each_tree():

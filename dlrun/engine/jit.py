@@ -23,7 +23,7 @@ import functools
 import inspect
 import json
 from collections import OrderedDict
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -586,6 +586,9 @@ def trace(fn: Callable[..., Any], inputs: Sequence[NDArray], rebuild: Callable[[
 
 
 # --- argument and result structures -------------------------------------------------------
+# The walkers below are module functions taking their accumulators as arguments: a nested
+# function that calls itself is a reference cycle (function -> closure cell -> function)
+# that keeps the arrays it collected alive until the cyclic garbage collector runs.
 def flatten_args(args: Sequence[Any]) -> tuple[list[NDArray], tuple]:
     """The arrays of a call's arguments (nested tuples/lists allowed) and a hashable key of
     everything else: shapes, dtypes, contexts of the arrays and the values of the rest."""
@@ -594,47 +597,50 @@ def flatten_args(args: Sequence[Any]) -> tuple[list[NDArray], tuple]:
         return list(args), tuple(("A", a._data.shape, a._data.dtype.str, a._ctx) for a in args)
     leaves: list[NDArray] = []
     first: dict[int, int] = {}  # an array passed twice is one value of the graph: part of the key
+    return leaves, tuple(_arg_key(a, leaves, first) for a in args)
 
-    def walk(a: Any) -> Any:
-        if isinstance(a, NDArray):
-            leaves.append(a)
-            return ("A", a.shape, a.dtype.str, a._ctx, first.setdefault(id(a), len(leaves) - 1))
-        if isinstance(a, (tuple, list)):
-            return (type(a).__name__, tuple(walk(x) for x in a))
-        if a is None or isinstance(a, (bool, int, float, str)):
-            return ("V", a)
-        raise TraceError(f"an argument of type {type(a).__name__} is not an array, a number or "
-                         "a tuple/list of them")
-    return leaves, tuple(walk(a) for a in args)
+
+def _arg_key(a: Any, leaves: list[NDArray], first: dict[int, int]) -> Any:
+    if isinstance(a, NDArray):
+        leaves.append(a)
+        return ("A", a.shape, a.dtype.str, a._ctx, first.setdefault(id(a), len(leaves) - 1))
+    if isinstance(a, (tuple, list)):
+        return (type(a).__name__, tuple(_arg_key(x, leaves, first) for x in a))
+    if a is None or isinstance(a, (bool, int, float, str)):
+        return ("V", a)
+    raise TraceError(f"an argument of type {type(a).__name__} is not an array, a number or "
+                     "a tuple/list of them")
 
 
 def rebuild_args(key: tuple, leaves: list) -> tuple:
     """The arguments of :func:`flatten_args`'s key with ``leaves`` in place of the arrays."""
     it = iter(leaves)
+    return tuple(_rebuild_arg(k, it) for k in key)
 
-    def build(k: tuple) -> Any:
-        kind = k[0]
-        if kind == "A":
-            return next(it)
-        if kind == "V":
-            return k[1]
-        items = [build(x) for x in k[1]]
-        return tuple(items) if kind == "tuple" else items
-    return tuple(build(k) for k in key)
+
+def _rebuild_arg(k: tuple, leaves: Iterator[Any]) -> Any:
+    kind = k[0]
+    if kind == "A":
+        return next(leaves)
+    if kind == "V":
+        return k[1]
+    items = [_rebuild_arg(x, leaves) for x in k[1]]
+    return tuple(items) if kind == "tuple" else items
 
 
 def flatten_output(out: Any) -> tuple[list[NDArray], Any]:
     """The arrays of a result (an array or nested tuples/lists of arrays) and its tree."""
     leaves: list[NDArray] = []
+    return leaves, _output_tree(out, leaves)
 
-    def walk(o: Any) -> Any:
-        if isinstance(o, NDArray):
-            leaves.append(o)
-            return len(leaves) - 1
-        if isinstance(o, (tuple, list)):
-            return ["tuple" if isinstance(o, tuple) else "list", [walk(x) for x in o]]
-        raise TraceError(f"the result holds a {type(o).__name__}; a graph returns arrays only")
-    return leaves, walk(out)
+
+def _output_tree(o: Any, leaves: list[NDArray]) -> Any:
+    if isinstance(o, NDArray):
+        leaves.append(o)
+        return len(leaves) - 1
+    if isinstance(o, (tuple, list)):
+        return ["tuple" if isinstance(o, tuple) else "list", [_output_tree(x, leaves) for x in o]]
+    raise TraceError(f"the result holds a {type(o).__name__}; a graph returns arrays only")
 
 
 def unflatten_output(tree: Any, leaves: Sequence[NDArray]) -> Any:

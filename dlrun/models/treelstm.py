@@ -26,7 +26,7 @@ Node order: the model's outputs list the nodes tree by tree, each tree in post-o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -208,16 +208,19 @@ class TreeLSTM(nn.HybridBlock):
             rows = [vectors] if len(tokens) == 1 else list(ops.split_v2(vectors, len(tokens)))
         no_word = self._zero((1, self.embed_size))
         token_rows, states = iter(rows), []
-
-        def encode(tree: Tree) -> list[NDArray]:
-            children = [encode(child) for child in tree.children]
-            x = next(token_rows) if tree.word >= 0 else no_word  # post-order, as `tokens`
-            h, state = self.cell(x, children)
-            states.append(h)
-            return state
-
-        roots = [encode(tree)[0] for tree in batch.trees]
+        roots = [self._encode_tree(tree, token_rows, no_word, states)[0] for tree in batch.trees]
         return ops.concat(*(states if nodes == "all" else roots), dim=0)
+
+    def _encode_tree(self, tree: Tree, token_rows: Iterator[NDArray], no_word: NDArray,
+                     states: list[NDArray]) -> list[NDArray]:
+        """The cell state of ``tree``'s root, its nodes' hidden states appended to ``states``
+        in post-order (a method, not a closure calling itself: that cycle would keep the
+        batch's graph alive until the garbage collector ran)."""
+        children = [self._encode_tree(child, token_rows, no_word, states) for child in tree.children]
+        x = next(token_rows) if tree.word >= 0 else no_word  # post-order, as `tokens`
+        h, state = self.cell(x, children)
+        states.append(h)
+        return state
 
     # (2) level by level: one batched cell call per height
     def encode_levels(self, batch: TreeBatch, nodes: str = "all") -> NDArray:
