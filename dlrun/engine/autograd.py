@@ -20,6 +20,9 @@ class _State(threading.local):
         self.recording = False
         self.training = False
         self.tracer: Any = None  # the jit's Tracer while hybridize() traces a call
+        # False during a backward() that frees the graph as it goes: a node standing for a
+        # whole sub-graph (a hybridized block) may then free its parts as it goes too
+        self.retain_graph = True
 
 
 _state = _State()
@@ -185,34 +188,44 @@ def _propagate(heads: Sequence["NDArray"], head_grads: Sequence[Any] | None, ret
         _accumulate(grads, head._node, head._index, g)
         roots.append(head._node)
 
-    with _scope(False, train_mode):
-        for node in _collect(roots):
-            slots = grads.pop(node.id, None)
-            if slots is None:
-                continue
-            if wanted is not None:
-                for index, g in enumerate(slots):
-                    if (node.id, index) in wanted and g is not None:
-                        captured[(node.id, index)] = g
-            if node.leaf is not None:
-                array = node.leaf()
-                if array is not None and wanted is None:
-                    array._write_grad(slots[0])
-                continue
-            if node.vjp is None:
-                raise AutogradError(
-                    f"the graph through '{node.name}' was already freed by an earlier backward(); "
-                    "pass retain_graph=True to the first backward() to differentiate twice")
-            if node.n_out == 1:
-                in_grads = node.vjp(slots[0])
-            else:
-                in_grads = node.vjp(tuple(
-                    xp.zeros(shape, dtype) if g is None else g
-                    for g, (shape, dtype) in zip(slots, node.out_meta)))
-            for parent, g in zip(node.parents, in_grads):
-                if parent is not None and g is not None:
-                    _accumulate(grads, parent[0], parent[1], g)
-            if not retain_graph:
-                node.vjp = None
-                node.parents = ()
+    retained, _state.retain_graph = _state.retain_graph, retain_graph
+    try:
+        with _scope(False, train_mode):
+            _sweep(_collect(roots), grads, captured, wanted, retain_graph, xp)
+    finally:
+        _state.retain_graph = retained
     return captured
+
+
+def _sweep(nodes: list[Node], grads: dict, captured: dict, wanted: set | None,
+           retain_graph: bool, xp: Any) -> None:
+    """Run the vjps of ``nodes`` (in topological order) on the gradients in ``grads``."""
+    for node in nodes:
+        slots = grads.pop(node.id, None)
+        if slots is None:
+            continue
+        if wanted is not None:
+            for index, g in enumerate(slots):
+                if (node.id, index) in wanted and g is not None:
+                    captured[(node.id, index)] = g
+        if node.leaf is not None:
+            array = node.leaf()
+            if array is not None and wanted is None:
+                array._write_grad(slots[0])
+            continue
+        if node.vjp is None:
+            raise AutogradError(
+                f"the graph through '{node.name}' was already freed by an earlier backward(); "
+                "pass retain_graph=True to the first backward() to differentiate twice")
+        if node.n_out == 1:
+            in_grads = node.vjp(slots[0])
+        else:
+            in_grads = node.vjp(tuple(
+                xp.zeros(shape, dtype) if g is None else g
+                for g, (shape, dtype) in zip(slots, node.out_meta)))
+        for parent, g in zip(node.parents, in_grads):
+            if parent is not None and g is not None:
+                _accumulate(grads, parent[0], parent[1], g)
+        if not retain_graph:
+            node.vjp = None
+            node.parents = ()

@@ -195,15 +195,25 @@ class Graph:
         """Make the replay one autograd node whose backward runs the tape's vjps in reverse."""
         out_slots = self.outputs
         n_leaves = self.n_leaves
+        spent: list[bool] = []
 
         def vjp(out_grads: Any) -> tuple:
+            if spent:
+                raise autograd.AutogradError(
+                    "the graph through a hybridized block was already freed by an earlier "
+                    "backward(); pass retain_graph=True to the first backward() to differentiate twice")
             if len(out_slots) == 1:
                 out_grads = (out_grads,)
             grads: dict[int, Any] = {}
             for s, g in zip(out_slots, out_grads):
                 if g is not None:
                     grads[s] = g if s not in grads else grads[s] + g
-            for node, node_vjp, needed in reversed(tape):
+            if autograd._state.retain_graph:
+                entries: Iterator[tuple] = reversed(tape)
+            else:  # as autograd frees each node after its vjp: each entry's saved arrays go at once
+                spent.append(True)
+                entries = _drain(tape)
+            for node, node_vjp, needed in entries:
                 gs = [grads.pop(s, None) for s in node.outs]
                 if all(g is None for g in gs):
                     continue
@@ -437,6 +447,12 @@ def _safe_dtype(name: str) -> np.dtype:
     if dtype.kind not in "biuf":
         raise ValueError(f"dtype {name!r} is not a numeric dtype")
     return dtype
+
+
+def _drain(items: list) -> Iterator[Any]:
+    """``items`` from the last to the first, each removed from the list as it is handed out."""
+    while items:
+        yield items.pop()
 
 
 # --- tracing ----------------------------------------------------------------------------
