@@ -7,7 +7,9 @@ Reports (1) microseconds for a tiny elementwise add: raw NumPy, dlrun outside re
 dlrun inside record() (graph node created); (2) forward+backward time of LeNet's two
 convolutions at batch 64, of a 1024x1024 matmul and of the activations on a DCGAN
 discriminator's first feature map (batch x 64 x 14 x 14), next to PyTorch (CPU build) when
-it is installed, with the same thread count.
+it is installed, with the same thread count; (3) what fusing an elementwise chain into
+in-place NumPy expressions would save on CPU: ``tanh(x * a + b)`` as NumPy evaluates it
+(a new array per op, temporaries elided where it can) against one buffer written in place.
 """
 from __future__ import annotations
 
@@ -67,6 +69,30 @@ def per_op_overhead(repeats: int) -> dict:
         "dlrun_add_us": median_seconds(loop(lambda: x + y), repeats) / n * 1e6,
         "dlrun_add_recorded_us": median_seconds(recorded, repeats) / n * 1e6,
     }
+
+
+def inplace_chain(batch: int, repeats: int) -> dict:
+    """Microseconds for tanh(x * 0.5 + b) allocating and in place, on LeNet's first and a
+    DCGAN discriminator's first feature map."""
+    import numpy as np
+
+    import dlrun  # noqa: F401  (its host memory pool, as in training)
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for shape in ((batch, 20, 24, 24), (batch, 64, 14, 14)):
+        x = rng.normal(size=shape).astype(np.float32)
+        b = rng.normal(size=(shape[1], 1, 1)).astype(np.float32)
+        half = np.float32(0.5)
+
+        def in_place(x=x, b=b) -> object:
+            y = np.multiply(x, half)
+            y += b
+            return np.tanh(y, out=y)
+        out[str(shape)] = {
+            "allocating_us": median_seconds(lambda x=x, b=b: np.tanh(x * half + b), repeats) * 1e6,
+            "in_place_us": median_seconds(in_place, repeats) * 1e6}
+    return out
 
 
 # name: (dlrun op on x, the same function in torch.nn.functional / torch)
@@ -160,7 +186,8 @@ def main() -> None:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     results = {"threads": args.threads, "ctx": args.ctx, "batch_size": args.batch_size,
-               "overhead": per_op_overhead(args.repeats), "fwd_bwd_ms": {}}
+               "overhead": per_op_overhead(args.repeats), "fwd_bwd_ms": {},
+               "inplace_chain": inplace_chain(args.batch_size, args.repeats)}
     ours = dlrun_workloads(args.ctx, args.batch_size)
     cpu_ref = dlrun_workloads("cpu", args.batch_size) if args.ctx == "gpu" else None
     theirs = torch_workloads(args.batch_size, args.threads)
@@ -185,6 +212,10 @@ def main() -> None:
         if "torch_cpu" in row:
             parts.append(f"torch cpu {row['torch_cpu']:8.2f}  (dlrun/torch time {row['dlrun'] / row['torch_cpu']:.2f})")
         print(f"  {name:28s} " + "   ".join(parts))
+    print("\ntanh(x * 0.5 + b), us (median), NumPy allocating vs in place:")
+    for shape, row in results["inplace_chain"].items():
+        print(f"  {shape:28s} allocating {row['allocating_us']:8.1f}   in place {row['in_place_us']:8.1f}"
+              f"  ({row['allocating_us'] / row['in_place_us']:.2f}x)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
