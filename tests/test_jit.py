@@ -461,7 +461,8 @@ def test_backward_through_a_replay_frees_each_ops_saved_arrays_as_it_goes(monkey
     net.hybridize()
     x = nd.array(np.linspace(-1, 1, 6).reshape(2, 3), dtype=F64)
     x.attach_grad()
-    net(x)  # the trace
+    with autograd.record():
+        net(x)  # the trace (of training mode: the calls below replay it)
     for retain, counts in ((True, [4, 4, 4, 4]), (False, [4, 4, 3, 2])):
         alive.clear()
         with autograd.record():
@@ -480,6 +481,40 @@ def test_backward_through_a_replay_frees_each_ops_saved_arrays_as_it_goes(monkey
         v = np.tanh(v)
         d = d * (1 - v * v)
     np.testing.assert_allclose(grad, d, rtol=1e-14)
+    assert net._cached.traces == 1
+
+
+def test_a_replay_whose_backward_failed_half_way_is_not_differentiated_again(monkeypatch):
+    # its tape was freed up to the failure: running the rest would give a partial gradient
+    failures = [FloatingPointError("injected")]
+    tanh = OPS["tanh"].forward
+
+    def flaky(xp, x):
+        y, vjp = tanh(xp, x)
+
+        def flaky_vjp(g):
+            if failures:
+                raise failures.pop()
+            return vjp(g)
+        return y, flaky_vjp
+    monkeypatch.setattr(OPS["tanh"], "forward", flaky)
+
+    class Net(HybridBlock):
+        def forward(self, x):
+            return (x * 2).tanh() * 3
+    net = Net()
+    net.hybridize()
+    x = nd.array(np.ones((2, 2)), dtype=F64)
+    x.attach_grad()
+    with autograd.record():
+        net(x)  # the trace (of training mode: the call below replays it)
+    with autograd.record():
+        y = net(x)
+    with pytest.raises(FloatingPointError, match="injected"):
+        y.backward()
+    with pytest.raises(mx.autograd.AutogradError, match="hybrid_graph' was already freed"):
+        y.backward()
+    assert net._cached.traces == 1
 
 
 def test_hybridize_false_returns_to_imperative():

@@ -123,6 +123,12 @@ def _accumulate(grads: dict, node: Node, index: int, value: Any) -> None:
     slots[index] = value if slots[index] is None else slots[index] + value
 
 
+def graph_freed(name: str) -> AutogradError:
+    """The error of a backward() through the node ``name`` that an earlier one freed."""
+    return AutogradError(f"the graph through '{name}' was already freed by an earlier backward(); "
+                         "pass retain_graph=True to the first backward() to differentiate twice")
+
+
 def backward(heads: Sequence["NDArray"], head_grads: Sequence[Any] | None = None,
              retain_graph: bool = False, train_mode: bool = True) -> None:
     """Accumulate d(heads)/d(variable) into every variable's ``.grad``.
@@ -214,9 +220,7 @@ def _sweep(nodes: list[Node], grads: dict, captured: dict, wanted: set | None,
                 array._write_grad(slots[0])
             continue
         if node.vjp is None:
-            raise AutogradError(
-                f"the graph through '{node.name}' was already freed by an earlier backward(); "
-                "pass retain_graph=True to the first backward() to differentiate twice")
+            raise graph_freed(node.name)
         if node.n_out == 1:
             in_grads = node.vjp(slots[0])
         else:

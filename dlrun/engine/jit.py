@@ -199,9 +199,7 @@ class Graph:
 
         def vjp(out_grads: Any) -> tuple:
             if spent:
-                raise autograd.AutogradError(
-                    "the graph through a hybridized block was already freed by an earlier "
-                    "backward(); pass retain_graph=True to the first backward() to differentiate twice")
+                raise autograd.graph_freed("hybrid_graph")
             if len(out_slots) == 1:
                 out_grads = (out_grads,)
             grads: dict[int, Any] = {}
