@@ -514,8 +514,7 @@ def test_the_launcher_notes_the_first_rank_whose_process_vanishes(tmp_path):
         vigil.start()
         time.sleep(0.1)
         assert "vanished" not in found  # both alive
-        procs[1].kill()
-        procs[1].wait()
+        procs[1].kill()  # not reaped: a zombie, as a rank is until MPI's proxy waits for it
         vigil.join(timeout=5)
         assert found["vanished"] == f"1 {procs[1].pid} {socket.gethostname()}"
     finally:

@@ -136,11 +136,23 @@ class _Vigil(threading.Thread):
                     if where == host and pid.isdigit():
                         ranks[f.name] = int(pid)
             for rank, pid in ranks.items():
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
+                if _exited(pid):
                     self.found.setdefault("vanished", f"{rank} {pid} {host}")
                     return
+
+
+def _exited(pid: int) -> bool:
+    """Whether process ``pid`` has ended, including as a zombie its parent (MPI's proxy) has
+    not reaped yet: by the time it is reaped, the other ranks may be aborting already."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:  # "pid (name) state ..."
+            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except (OSError, IndexError):  # no /proc (macOS): the kill test is all there is
+        return False
 
 
 def run_job(cmd: Sequence[str], run_dir: Path, env: dict[str, str] | None = None) -> int:
