@@ -436,21 +436,28 @@ def test_tracing_and_replaying_leave_no_reference_cycle():
     assert net._cached.traces == 1
 
 
+def _probe_tanh(monkeypatch, on_forward, before_vjp):
+    """Make the tanh op call ``on_forward(y)`` with each output and ``before_vjp()`` before
+    each backward (set before a block's trace: its graph keeps the op's forward)."""
+    tanh = OPS["tanh"].forward
+
+    def probed(xp, x):
+        y, vjp = tanh(xp, x)
+        on_forward(y)
+
+        def probed_vjp(g):
+            before_vjp()
+            return vjp(g)
+        return y, probed_vjp
+    monkeypatch.setattr(OPS["tanh"], "forward", probed)
+
+
 def test_backward_through_a_replay_frees_each_ops_saved_arrays_as_it_goes(monkeypatch):
     # as autograd drops each imperative node after its vjp: the hybridized LM's peak memory
     # was 3 MiB above the imperative one while a replay kept its whole tape to the end
     saved, alive = [], []
-    tanh = OPS["tanh"].forward
-
-    def probed(xp, x):
-        y, vjp = tanh(xp, x)  # tanh's vjp keeps its output
-        saved.append(weakref.ref(y))
-
-        def probed_vjp(g):
-            alive.append(sum(r() is not None for r in saved[-4:]))
-            return vjp(g)
-        return y, probed_vjp
-    monkeypatch.setattr(OPS["tanh"], "forward", probed)
+    _probe_tanh(monkeypatch, lambda y: saved.append(weakref.ref(y)),  # tanh's vjp keeps y
+                lambda: alive.append(sum(r() is not None for r in saved[-4:])))
 
     class Chain(HybridBlock):
         def forward(self, x):
@@ -487,17 +494,11 @@ def test_backward_through_a_replay_frees_each_ops_saved_arrays_as_it_goes(monkey
 def test_a_replay_whose_backward_failed_half_way_is_not_differentiated_again(monkeypatch):
     # its tape was freed up to the failure: running the rest would give a partial gradient
     failures = [FloatingPointError("injected")]
-    tanh = OPS["tanh"].forward
 
-    def flaky(xp, x):
-        y, vjp = tanh(xp, x)
-
-        def flaky_vjp(g):
-            if failures:
-                raise failures.pop()
-            return vjp(g)
-        return y, flaky_vjp
-    monkeypatch.setattr(OPS["tanh"], "forward", flaky)
+    def fail_once():
+        if failures:
+            raise failures.pop()
+    _probe_tanh(monkeypatch, lambda y: None, fail_once)
 
     class Net(HybridBlock):
         def forward(self, x):

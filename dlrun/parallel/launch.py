@@ -84,16 +84,23 @@ def _rank_of(run_dir: Path, pid: str) -> str | None:
     return None
 
 
-def _kill_ranks(run_dir: Path) -> None:
-    """SIGKILL the ranks of the job that run on this machine."""
-    host = socket.gethostname()
+def _local_ranks(run_dir: Path) -> dict[str, int]:
+    """{rank: pid} of the job's ranks recorded so far that run on this machine."""
+    host, ranks = socket.gethostname(), {}
     for f in (run_dir / RANKS_DIR).glob("*"):
         pid, where = _rank_record(f)
         if where == host and pid.isdigit():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            ranks[f.name] = int(pid)
+    return ranks
+
+
+def _kill_ranks(run_dir: Path) -> None:
+    """SIGKILL the ranks of the job that run on this machine."""
+    for pid in _local_ranks(run_dir).values():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 class _Watcher(threading.Thread):
@@ -130,11 +137,7 @@ class _Vigil(threading.Thread):
     def run(self) -> None:
         host, ranks = socket.gethostname(), {}
         while not self.done.wait(0.01):
-            for f in (self.run_dir / RANKS_DIR).glob("*"):
-                if f.name not in ranks:
-                    pid, where = _rank_record(f)
-                    if where == host and pid.isdigit():
-                        ranks[f.name] = int(pid)
+            ranks = {**_local_ranks(self.run_dir), **ranks}  # a rank keeps its first pid
             for rank, pid in ranks.items():
                 if _exited(pid):
                     self.found.setdefault("vanished", f"{rank} {pid} {host}")
