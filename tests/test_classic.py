@@ -235,7 +235,7 @@ def test_each_new_option_names_a_class_that_takes_its_arguments_and_builds(group
     from hydra.utils import get_object
 
     from dlrun.runner.config import check_arguments
-    from dlrun.runner.experiment import build
+    from dlrun.runner.build import build
 
     node = composed(f"{group}={option}")[group]
     spec = OmegaConf.to_container(node, resolve=True)
@@ -244,7 +244,7 @@ def test_each_new_option_names_a_class_that_takes_its_arguments_and_builds(group
 
 
 def test_the_data_fills_the_null_model_arguments():
-    from dlrun.runner.experiment import build, data_model_args
+    from dlrun.runner.build import build, data_model_args
 
     cfg = composed("model=linear_regression", "dataset=linear_synthetic")
     data = build(cfg.dataset, "dataset")

@@ -69,7 +69,7 @@ def test_every_option_names_a_class_that_takes_its_arguments(group):
     from hydra.utils import get_object
 
     from dlrun.runner.config import check_arguments
-    from dlrun.runner.experiment import build, data_model_args
+    from dlrun.runner.build import build, data_model_args
 
     class Data:  # what a dataset decides for a model
         model_args = {"classes": 3, "vocab_size": 11}
@@ -269,7 +269,7 @@ def test_augmentation_is_a_dataset_choice_that_only_the_training_loader_applies(
     from dlrun.data.transforms import RandomCrop, RandomFlip
     from dlrun.engine import cpu
     from dlrun.models.lenet import LeNet
-    from dlrun.runner.experiment import build
+    from dlrun.runner.build import build
     from dlrun.runner.tasks import Setup
     from dlrun.runner.tasks.classify import ClassifyTask
 
@@ -302,7 +302,7 @@ def test_a_target_outside_dlrun_is_refused(run_dlrun, target):
 
 
 def test_allowed_targets_widens_the_namespaces():
-    from dlrun.runner.experiment import ConfigError, _resolve, allow_targets
+    from dlrun.runner.build import ConfigError, _resolve, allow_targets
 
     with pytest.raises(ConfigError, match="outside the namespaces"):
         _resolve({"_target_": "collections.OrderedDict"}, "model")

@@ -171,7 +171,7 @@ def test_get_model_names_classes_and_arguments():
 
 def test_config_file_names_get_model_and_its_arguments():
     from dlrun.runner.config import check_arguments
-    from dlrun.runner.experiment import build
+    from dlrun.runner.build import build
 
     conf = OmegaConf.load(Path(__file__).resolve().parents[1] / "dlrun" / "conf" / "model" / "zoo.yaml")
     spec = OmegaConf.to_container(conf)

@@ -37,7 +37,7 @@ def _message(error: BaseException) -> tuple[str, str | None]:
     from dlrun.parallel import DistributedError
 
     from .checkpoint import CheckpointError
-    from .experiment import ConfigError
+    from .build import ConfigError
     from .predict import PredictError
     from .resume import ResumeError
     from .sync import SyncError
@@ -75,7 +75,8 @@ def _report(error: BaseException) -> int:
 def _run(cfg: DictConfig) -> Any:
     """One run; in a sweep, one trial: its outcome goes to ``trial.json`` and a failure is
     raised as TrialFailed, so that Hydra records the job as failed and the sweep goes on."""
-    from .experiment import in_debug_mode, run
+    from .build import in_debug_mode
+    from .experiment import run
     from .sweep import TrialFailed, TrialScope, in_multirun
 
     trial = TrialScope() if in_multirun() else None
@@ -136,7 +137,7 @@ def _interrupted(stop: KeyboardInterrupt) -> tuple[str, str | None]:
 
 def _predict(args: list[str]) -> int:
     """``dlrun predict ARGS`` (dlrun.runner.predict); errors end like a run's. Returns the exit code."""
-    from .experiment import in_debug_mode
+    from .build import in_debug_mode
     from .predict import predict
 
     try:

@@ -186,7 +186,7 @@ def predict(argv: Sequence[str]) -> dict[str, float]:
 
     from dlrun.nn import SymbolBlock
 
-    from .experiment import build, make_context
+    from .build import build, make_context
 
     ctx = make_context(cfg.device)
     block = SymbolBlock.imports(symbol, None, params, ctx=ctx)  # a corrupt graph fails here

@@ -504,7 +504,7 @@ class SweepSession:
         try:
             session._open_parent()
         except Exception as e:  # noqa: BLE001
-            from .experiment import in_debug_mode
+            from .build import in_debug_mode
 
             if in_debug_mode(config):
                 raise
@@ -749,7 +749,7 @@ class SweepSession:
 # --- checks before any trial runs -------------------------------------------------------------
 def check_config(cfg: DictConfig) -> None:
     """The arguments of every ``_target_`` node of a composed config, against its class."""
-    from .experiment import check_node
+    from .build import check_node
 
     for key, node in cfg.items():
         if key != "hydra" and isinstance(node, DictConfig) and "_target_" in node:
@@ -759,7 +759,7 @@ def check_config(cfg: DictConfig) -> None:
 def check_job(config_loader: Any, config: DictConfig, overrides: Sequence[str],
               culprit: str | None = None) -> None:
     """Composes the config of one job and checks it; raises SweepError naming the job."""
-    from .experiment import ConfigError
+    from .build import ConfigError
 
     what = culprit or " ".join(overrides)
     try:
@@ -789,7 +789,7 @@ def _clean_hydra_error(error: BaseException) -> str:
 def report_sweep_error(error: SweepError, config: DictConfig | None) -> None:
     """Ends the sweep with ``error``: one message and exit 1 (the traceback with debug=true)."""
     from .console import error as print_error
-    from .experiment import in_debug_mode
+    from .build import in_debug_mode
 
     if in_debug_mode(config):
         raise error

@@ -184,7 +184,7 @@ def load_scorer(path: str | Path, data: Any, ctx: Any) -> Any:
     from omegaconf import OmegaConf
 
     from dlrun.runner.config import RUNNER_KEYS
-    from dlrun.runner.experiment import ConfigError, build, data_model_args
+    from dlrun.runner.build import ConfigError, build, data_model_args
 
     path = Path(path).expanduser()
     if path.is_dir():
@@ -318,7 +318,7 @@ class GANTask:
         """A Trainer over ``block``'s parameters with a fresh optimizer (and schedule) built
         from the run's optimizer and schedule config."""
         from dlrun.optim import Trainer
-        from dlrun.runner.experiment import build
+        from dlrun.runner.build import build
 
         cfg = self.setup.cfg
         schedule = build(cfg.schedule, "schedule")

@@ -69,7 +69,7 @@ class TreeSentimentTask:
             raise ValueError(f"the model has {classes} outputs but the dataset has "
                              f"{data.num_classes} classes; set model.classes={data.num_classes}")
         if hasattr(net, "check_children"):  # a binary cell on trees with wider nodes
-            from dlrun.runner.experiment import ConfigError
+            from dlrun.runner.build import ConfigError
 
             try:
                 net.check_children(max(f.children.shape[1] for f in self.flats.values()))
