@@ -284,7 +284,7 @@ def test_augmentation_is_a_dataset_choice_that_only_the_training_loader_applies(
     net = LeNet(classes=10)
     net.initialize()
     task = ClassifyTask(Setup(cfg=cfg, ctx=cpu(), data=data, net=net, loss=None, trainer=None,
-                              schedule=None, seed=0, report=None))
+                              seed=0, report=None))
     assert task.train_loader.transform is data.augment and task.test_loader.transform is None
     order = task.train_loader._order()
     x, y = next(iter(task.train_loader))

@@ -145,7 +145,7 @@ def test_unlabelled_nodes_carry_no_target():
     expected = -logp[rows, labels].sum()
     setup = Setup(cfg=OmegaConf.create({"trainer": {"batch_size": 4, "eval_batch_size": None}}),
                   ctx=cpu(), data=_data(trees), net=net, loss=SoftmaxCrossEntropyLoss(),
-                  trainer=None, schedule=None, seed=0, report=None)
+                  trainer=None, seed=0, report=None)
     task = TreeSentimentTask(setup)
     cost = task._loss(net(batch), rows, labels).sum().asscalar()
     assert cost == pytest.approx(expected, rel=1e-12)
@@ -196,7 +196,7 @@ def test_training_on_listops_lowers_the_loss(batched):
     trainer = Trainer(net.collect_params(), AdaGrad(learning_rate=0.1))
     task = TreeSentimentTask(Setup(cfg=cfg, ctx=cpu(), data=data, net=net,
                                    loss=SoftmaxCrossEntropyLoss(), trainer=trainer,
-                                   schedule=None, seed=0, report=report))
+                                   seed=0, report=report))
     metrics = task.run()
     losses = report.losses
     assert len(losses) == 3 * 6 and all(math.isfinite(v) for v in losses)
@@ -223,12 +223,12 @@ def test_pretrained_word_vectors_are_copied_and_can_be_frozen():
     assert weight.grad_req == "null" and weight.lr_mult == 2.0 and weight.wd_mult == 0.0
     cfg = OmegaConf.create({"trainer": {"batch_size": 4, "eval_batch_size": None}})
     TreeSentimentTask(Setup(cfg=cfg, ctx=cpu(), data=data, net=net, loss=None, trainer=None,
-                            schedule=None, seed=0, report=None))
+                            seed=0, report=None))
     np.testing.assert_array_equal(weight.data().asnumpy(), data.embeddings)
     data.embeddings = np.zeros((10, 7), dtype=np.float32)
     with pytest.raises(ValueError, match="model.embed_size=7"):
         TreeSentimentTask(Setup(cfg=cfg, ctx=cpu(), data=data, net=net, loss=None, trainer=None,
-                                schedule=None, seed=0, report=None))
+                                seed=0, report=None))
 
 
 def test_a_binary_cell_refuses_wider_nodes_and_a_non_tree_dataset_is_named():

@@ -236,13 +236,13 @@ class RunCheckpoints:
     state (``optim/<key>``), every RNG state, the MLflow run id and the task's own counters.
     """
 
-    def __init__(self, store: CheckpointStore, every: int, net: Any, trainer: Any,
-                 config_hash: str, run_id: Callable[[], str | None],
-                 flush: Callable[[], None] = lambda: None, world: Any = None):
+    def __init__(self, store: CheckpointStore, every: int, net: Any, config_hash: str,
+                 run_id: Callable[[], str | None], flush: Callable[[], None] = lambda: None,
+                 world: Any = None):
         if every < 0:
             raise ValueError(f"trainer.checkpoint_every must be >= 0 (0: at epoch ends only), got {every}")
         self.store, self.every, self.net = store, every, net
-        self.trainers = {"": trainer}  # a task with trainers of its own names them (use_trainers)
+        self.trainers: Mapping[str, Any] = {}  # the task's, by name ("": the run's); set by the loop
         self.config_hash, self.run_id = config_hash, run_id
         self.flush = flush  # the tracker's: metrics up to the checkpoint are stored first
         # a data-parallel job's workers hold the same parameters and optimizer state; their
@@ -254,10 +254,11 @@ class RunCheckpoints:
         """A mid-epoch checkpoint is due after ``step``."""
         return self.every > 0 and step % self.every == 0
 
-    def save(self, epoch: int, batch: int, step: int, task_state: dict[str, Any],
+    def save(self, epoch: int, batch: int, step: int, state: Mapping[str, Any],
              task_arrays: Mapping[str, np.ndarray] | None = None) -> Path:
-        """Checkpoint the run at ``batch`` batches into ``epoch`` after ``step`` steps (on a
-        data-parallel job's rank 0; the other ranks write nothing)."""
+        """Checkpoint the run at ``batch`` batches into ``epoch`` after ``step`` steps, with the
+        loop's and the task's ``state`` (JSON) and the task's arrays (on a data-parallel job's
+        rank 0; the other ranks write nothing)."""
         workers = 1 if self.world is None else self.world.size
         rngs = [rng_state()] if workers == 1 else self.world.allgather(rng_state())
         if workers > 1 and not self.world.is_root:
@@ -267,8 +268,8 @@ class RunCheckpoints:
         for name, trainer in self.trainers.items():
             arrays.update({f"{_optim_prefix(name)}{k}": v for k, v in trainer.state_dict().items()})
         arrays.update({f"task/{k}": v for k, v in (task_arrays or {}).items()})
-        state = {"rng": rngs[0], "task": task_state, "mlflow_run_id": self.run_id(),
-                 "workers": workers, "rng_of_workers": rngs[1:]}
+        state = {**state, "rng": rngs[0], "mlflow_run_id": self.run_id(), "workers": workers,
+                 "rng_of_workers": rngs[1:]}
         self.last = self.store.save(Checkpoint(step, epoch, batch, arrays, state, self.config_hash))
         return self.last
 

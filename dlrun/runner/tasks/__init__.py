@@ -2,14 +2,16 @@
 batch is, what "evaluate" means, which metric counts); the runner only builds the pieces the
 config names and hands them over.
 
-A task is a class taking a :class:`Setup`, with ``describe()`` (header lines for the console),
-``run()`` (returns the final metrics) and ``primary_metric`` (the metric a sweep optimises).
+A task is a class taking a :class:`Setup` (a :class:`TaskBase`): the one training loop
+(``dlrun.runner.loop``) asks it for its batches, its training step, its evaluation and its
+state, and it declares its primary metric with its direction.
 """
 from __future__ import annotations
 
 import importlib
 
-from .base import DivergenceError, Setup, Task
+from ..loop import DivergenceError
+from .base import Setup, TaskBase
 
 # task name (the config's `task` key) -> "module:Class"
 TASKS = {
@@ -26,7 +28,7 @@ class UnknownTaskError(ValueError):
     """The config names a task that does not exist."""
 
 
-def get_task(name: str) -> type[Task]:
+def get_task(name: str) -> type[TaskBase]:
     """The task class registered as ``name``."""
     if name not in TASKS:
         raise UnknownTaskError(
@@ -35,4 +37,4 @@ def get_task(name: str) -> type[Task]:
     return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["TASKS", "get_task", "Setup", "Task", "DivergenceError", "UnknownTaskError"]
+__all__ = ["TASKS", "get_task", "Setup", "TaskBase", "DivergenceError", "UnknownTaskError"]

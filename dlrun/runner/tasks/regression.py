@@ -1,21 +1,18 @@
 """Regression: minibatch SGD on a regression loss (L2 by default), evaluated by the test MSE.
 
-The training loop is the classification one (``ClassifyTask.run``: per-step losses, epochs,
-divergence checks); what differs is the data check and the evaluation: ``eval/mse`` (the
-primary metric, minimised), ``eval/loss`` (the configured loss) and, when the data knows its
-true coefficients (``data.true_weight``, ``data.true_bias``) and the model exposes its own
+The training is the classification task's (per-step losses, epochs, divergence checks);
+what differs is the data check and the evaluation: ``eval/mse`` (the primary metric,
+minimised), ``eval/loss`` (the configured loss) and, when the data knows its true
+coefficients (``data.true_weight``, ``data.true_bias``) and the model exposes its own
 (``net.coefficients()``), ``eval/weight_error``: the largest absolute difference between the
 learnt and the true weights and bias.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
-from dlrun.engine import array
-
-from .base import Setup, batch_text
 from .classify import ClassifyTask
 
 
@@ -23,8 +20,7 @@ class RegressionTask(ClassifyTask):
     """Trains ``setup.net`` on ``setup.data.train`` (real-valued targets) and evaluates the
     mean squared error on ``setup.data.test``."""
 
-    primary_metric = "eval/mse"
-    primary_mode = "min"  # a sweep minimises the primary metric
+    primary = ("eval/mse", "min")
     columns = (("epoch", "epoch", "{}"), ("train loss", "train/loss", "{:.5f}"),
                ("test mse", "eval/mse", "{:.5f}"), ("weight err", "eval/weight_error", "{:.5f}"),
                ("samples/s", "train/samples_per_sec", "{:,.0f}"), ("time", "epoch_time", "{:.1f}s"))
@@ -32,29 +28,20 @@ class RegressionTask(ClassifyTask):
                ("train loss (last epoch)", "train/loss", "{:.6f}"), ("epochs", "epoch", "{}"),
                ("steps", "steps", "{}"))
 
-    def __init__(self, setup: Setup):  # noqa: super().__init__ checks classes, not outputs
-        self._make_loaders(setup)
-        data = setup.data
-        blank = np.zeros((1, *data.train.data.shape[1:]), dtype=np.float32)
-        out = setup.net(array(blank, ctx=setup.ctx))  # gives deferred parameters their shapes
-        target = data.train.label.shape[1:]
+    def check_outputs(self, out: Any) -> None:
+        target = self.setup.data.train.label.shape[1:]
         outputs, wanted = int(np.prod(out.shape[1:])), int(np.prod(target))
         if outputs != wanted:
             raise ValueError(f"the model has {outputs} outputs but the dataset's targets have "
                              f"{wanted} values; set model.outputs={wanted}")
 
-    def describe(self) -> Sequence[tuple[str, str]]:
+    def data_note(self) -> str:
         data = self.setup.data
-        shape = "x".join(str(d) for d in data.train.data.shape[1:])
-        truth = ""
-        if getattr(data, "true_weight", None) is not None:
-            w = ", ".join(f"{v:g}" for v in np.asarray(data.true_weight).reshape(-1))
-            b = ", ".join(f"{v:g}" for v in np.asarray(data.true_bias).reshape(-1))
-            truth = f"; true w = [{w}], b = [{b}]"
-        return [("data", f"{len(data.train):,} train / {len(data.test):,} test examples, "
-                         f"{shape} features{truth}"),
-                ("schedule", f"{self.tcfg.epochs} epochs x {len(self.train_loader)} steps, "
-                             f"batch {batch_text(self.setup)}")]
+        if getattr(data, "true_weight", None) is None:
+            return " features"
+        w = ", ".join(f"{v:g}" for v in np.asarray(data.true_weight).reshape(-1))
+        b = ", ".join(f"{v:g}" for v in np.asarray(data.true_bias).reshape(-1))
+        return f" features; true w = [{w}], b = [{b}]"
 
     def evaluate(self) -> dict[str, float]:
         """Loss and mean squared error on the test split; the weight error where known."""

@@ -1,0 +1,367 @@
+"""The one training loop every task runs on.
+
+The loop owns what every kind of training shares: epochs and steps, the position to resume
+from (exact: the batch within the epoch, every random state), moving the step losses to the
+host in batches, the NaN/Inf guard (``trainer.on_nan``), when to checkpoint and what goes in,
+when to evaluate, timing and throughput, totals across data-parallel workers, the stop
+signal (Ctrl-C/SIGTERM), the progress display and the tracker.
+
+A task (``dlrun.runner.tasks``) supplies only what differs: its batches, ``train_step``,
+``evaluate``, its own state, and its declared primary metric with its direction, as
+Gluon's Estimator runs a BatchProcessor and Lightning's Trainer a LightningModule.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+
+from .console import Column, ConsoleReporter
+from .interrupt import INTERRUPTS, StopRequested
+from .resume import ResumeError
+from .tracking import TrackingError
+
+
+class DivergenceError(RuntimeError):
+    """The training loss or a gradient became NaN or infinite."""
+
+
+@dataclass
+class StepResult:
+    """What one training step gives the loop. The values may be device scalars: the loop
+    brings them to the host together, every ``trainer.log_every`` steps."""
+
+    loss: Any          # the step's loss summed over ``count`` units
+    count: int         # the units the loss is summed over (examples, tokens, labelled nodes)
+    samples: int       # examples in this worker's batch (throughput, progress)
+    sums: Mapping[str, Any] = field(default_factory=dict)  # more per-step sums (a GAN's D and G losses)
+    updates: int = 1   # steps this batch counts as (the perceptron rule: one per example)
+
+
+@dataclass
+class Totals:
+    """An epoch's sums over its steps, and how long it took."""
+
+    loss: float = 0.0
+    count: int = 0
+    samples: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    def as_list(self, names: Sequence[str]) -> list[float]:
+        return [self.loss, self.count, self.samples, *(self.sums.get(k, 0.0) for k in names)]
+
+    @classmethod
+    def from_list(cls, values: Sequence[float], names: Sequence[str]) -> "Totals":
+        return cls(float(values[0]), int(values[1]), int(values[2]),
+                   {k: float(v) for k, v in zip(names, values[3:])})
+
+
+class Task(Protocol):
+    """What the loop asks of a task (``dlrun.runner.tasks.base.TaskBase`` has the defaults)."""
+
+    primary: tuple[str, str]          # the primary metric and its direction, ("eval/accuracy", "max")
+    columns: Sequence[Column]         # the per-epoch table
+    results: Sequence[Column]         # the results table
+    trainers: dict[str, Any]          # the trainers whose state checkpoints hold ("" is the run's)
+    steps: int                        # steps per epoch
+
+    def prepare(self) -> None: ...
+    def batches(self, epoch: int, skip: int) -> Iterable[Any]: ...
+    def train_step(self, batch: Any, update: Callable[[Any, int], None]) -> StepResult: ...
+    def train_metrics(self, totals: Totals) -> dict[str, float]: ...
+    def converged(self, metrics: Mapping[str, float]) -> bool: ...
+    def evaluate(self) -> dict[str, float]: ...
+    def evaluated(self, epoch: int, metrics: Mapping[str, float], last: bool) -> None: ...
+    def finish(self, metrics: dict[str, float]) -> dict[str, float]: ...
+    def state(self) -> tuple[dict[str, Any], dict[str, Any]]: ...
+    def load_state(self, state: Mapping[str, Any], arrays: Mapping[str, Any]) -> None: ...
+
+
+class Reporter(Protocol):
+    """Where the loop and the tasks send progress, metrics and files."""
+
+    def start(self, epochs: int, steps_per_epoch: int, columns: Sequence[Column]) -> None: ...
+    def epoch_start(self, epoch: int) -> None: ...
+    def step(self, epoch: int, step: int, samples: int, loss: float | None = None) -> None: ...
+    def train_losses(self, values: Sequence[tuple[int, float]]) -> None: ...
+    def epoch_end(self, epoch: int, global_step: int, metrics: Mapping[str, float]) -> None: ...
+    def artifact(self, path: Path | str, artifact_path: str | None = None) -> None: ...
+    def note(self, text: str) -> None: ...
+
+
+class RunReporter:
+    """The Reporter of a run: the console and the tracker behind it."""
+
+    def __init__(self, console: ConsoleReporter, tracker: Any):
+        self.console = console
+        self.tracker = tracker
+        self._warned = False  # about an unreachable MLflow store
+
+    def start(self, epochs: int, steps_per_epoch: int, columns: Sequence[Column]) -> None:
+        self.console.start(epochs, steps_per_epoch, columns)
+
+    def epoch_start(self, epoch: int) -> None:
+        self.console.epoch_start(epoch)
+
+    def step(self, epoch: int, step: int, samples: int, loss: float | None = None) -> None:
+        self.console.step(epoch, step, samples, loss)
+
+    def train_losses(self, values: Sequence[tuple[int, float]]) -> None:
+        for global_step, value in values:
+            self.tracker.log_metrics({"train/step_loss": value}, global_step)
+
+    def artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        self.tracker.log_artifact(path, artifact_path)
+
+    def note(self, text: str) -> None:
+        self.console.console.print(text)
+
+    def epoch_end(self, epoch: int, global_step: int, metrics: Mapping[str, float]) -> None:
+        self.console.epoch_end(metrics)
+        self.tracker.log_metrics(dict(metrics), global_step)
+        outage = getattr(self.tracker, "outage", None)
+        if outage and not self._warned:  # once: the run goes on, its records wait in the spool
+            self._warned = True
+            self.note(f"warning: MLflow at {self.tracker.tracking_uri} is unreachable ({outage}); "
+                      f"training goes on and its records wait in {self.tracker.spool.path} until "
+                      "it is back")
+        if self.tracker.error is not None:  # fail early rather than train for nothing
+            raise TrackingError(f"MLflow tracking at {self.tracker.tracking_uri} failed: "
+                                f"{type(self.tracker.error).__name__}: {self.tracker.error}")
+
+
+class Guard:
+    """``trainer.on_nan``: a NaN/Inf loss or gradient stops the run naming the step (``stop``),
+    or the step is skipped, up to ``trainer.max_nan_skips`` times (``skip``)."""
+
+    def __init__(self, trainer_cfg: Any):
+        self.skips_nan = str(trainer_cfg.get("on_nan", "stop")).endswith("skip")
+        self.max_skips = int(trainer_cfg.get("max_nan_skips", 10))
+        self.skipped = 0
+        self.step = 0  # the global step being taken (for messages)
+
+    def update(self, trainer: Any, batch_size: int) -> None:
+        """One update of ``trainer`` for a batch of ``batch_size``, unless its gradients are
+        not finite (``skip``); a non-finite clipped norm stops the run."""
+        if self.skips_nan:
+            from dlrun.optim import global_norm
+
+            grads = [p.data().grad for p in trainer._params if p.grad_req != "null"]
+            if not math.isfinite(global_norm(grads)):
+                self.skipped += 1
+                if self.skipped > self.max_skips:
+                    raise DivergenceError(
+                        f"step {self.step} is the {self.skipped}th with a NaN/Inf gradient "
+                        f"(trainer.max_nan_skips={self.max_skips}); the run stopped. Lower the "
+                        "learning rate (optimizer.lr) or set trainer.clip_global_norm")
+                return
+        norm = trainer.step(batch_size)
+        if norm is not None and not math.isfinite(norm):
+            raise DivergenceError(
+                f"the gradient norm became {norm} at step {self.step}; the update was skipped and "
+                "the run stopped. Lower the learning rate (optimizer.lr) or trainer.clip_global_norm")
+
+    def check(self, step: int, epoch: int, values: Mapping[str, float], lr: float | None) -> bool:
+        """Whether the step's host values are all finite; under ``stop`` a non-finite one
+        ends the run (under ``skip`` that step was skipped and is left out)."""
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+        if not bad or self.skips_nan:
+            return not bad
+        what = ", ".join(f"{k} {v}" for k, v in bad.items())
+        hint = "" if lr is None else f" (optimizer.lr, now {lr:g})"
+        raise DivergenceError(
+            f"the training loss became {what} at step {step} (epoch {epoch}); the run diverged. "
+            f"Lower the learning rate{hint}, set trainer.clip_global_norm, or change the "
+            "initializer (init=...)")
+
+
+class Loop:
+    """Runs ``task`` for ``trainer.epochs`` epochs with the pieces of ``setup``
+    (``dlrun.runner.tasks.base.Setup``: config, report, checkpoints, the run it resumes)."""
+
+    def __init__(self, setup: Any, task: Task):
+        self.s, self.task = setup, task
+        tcfg = setup.cfg.trainer
+        self.epochs = int(tcfg.epochs)
+        self.log_every = max(1, int(tcfg.get("log_every", 10)))
+        self.eval_every_epoch = bool(tcfg.get("eval_every_epoch", True))
+        self.guard = Guard(tcfg)
+        self.names: list[str] = []  # the task's extra per-step sums, in a fixed order
+        self.train_time = 0.0
+        if setup.checkpoints is not None:
+            setup.checkpoints.trainers = task.trainers
+
+    @property
+    def learning_rate(self) -> float | None:
+        trainer = next(iter(self.task.trainers.values()), None)
+        return None if trainer is None else float(trainer.learning_rate)
+
+    # --- the run ---------------------------------------------------------------------------
+    def run(self) -> dict[str, float]:
+        """Trains; returns the final metrics (the task's ``finish`` has the last word)."""
+        s, task = self.s, self.task
+        for trainer in task.trainers.values():
+            self._start_schedule(trainer.optimizer.lr_scheduler)
+        task.prepare()
+        first_epoch, skip, global_step, saved = self._resume_point()
+        self.train_time = float(saved.get("train_time", 0.0))
+        s.report.start(self.epochs, task.steps, task.columns)
+        metrics: dict[str, float] = {}
+        for epoch in range(first_epoch, self.epochs + 1):
+            start = time.perf_counter()
+            totals, global_step = self._train_epoch(epoch, skip, global_step, saved, start)
+            skip, saved = 0, {}
+            metrics = self._epoch_metrics(epoch, totals)
+            stop = task.converged(metrics)
+            last = epoch == self.epochs or stop
+            if self.eval_every_epoch or last:
+                metrics.update(task.evaluate())
+                self._observe(metrics)
+                task.evaluated(epoch, metrics, last)
+            metrics["epoch_time"] = time.perf_counter() - start
+            s.report.epoch_end(epoch, global_step, metrics)
+            if stop:
+                break
+            self._checkpoint(epoch + 1, 0, global_step, None)
+        metrics.update({"steps": global_step, "train_time": self.train_time})
+        return task.finish(metrics)
+
+    def _train_epoch(self, epoch: int, skip: int, global_step: int, saved: Mapping[str, Any],
+                     start: float) -> tuple[Totals, int]:
+        """One epoch's steps from batch ``skip`` on, begun at ``start``: the job's totals (with
+        the time they took) and the global step after them."""
+        s, task = self.s, self.task
+        s.report.epoch_start(epoch)
+        totals = self._own_part(saved.get("totals"))
+        pending: list[tuple[int, StepResult]] = []
+        for step, batch in enumerate(task.batches(epoch, skip), start=skip + 1):
+            self.guard.step = global_step + 1
+            result = task.train_step(batch, self.guard.update)
+            global_step += result.updates
+            totals.samples += result.samples
+            if not self.names and result.sums:
+                self.names = sorted(result.sums)
+            pending.append((global_step, result))
+            due = step < task.steps and self._checkpoint_due(global_step)
+            fresh = None
+            if step % self.log_every == 0 or step == task.steps or due:
+                fresh = self._flush(pending, totals, epoch)
+                pending = []
+            s.report.step(epoch, step, result.samples * s.workers, fresh)
+            if due:
+                job = self._job_totals(totals)
+                self._checkpoint(epoch, step, global_step, {
+                    "totals": job.as_list(self.names), "names": self.names,
+                    "train_time": self.train_time + time.perf_counter() - start})
+        if pending:
+            self._flush(pending, totals, epoch)
+        totals = self._job_totals(totals)
+        totals.elapsed = time.perf_counter() - start
+        return totals, global_step
+
+    def _flush(self, pending: Sequence[tuple[int, StepResult]], totals: Totals,
+               epoch: int) -> float | None:
+        """The pending steps' values brought to the host (one sync) and added to ``totals``;
+        the newest step loss (per unit) of a finite step, reported to the tracker too."""
+        losses = []
+        for step, r in pending:
+            values = {"loss": _host(r.loss), **{k: _host(v) for k, v in r.sums.items()}}
+            if not self.guard.check(step, epoch, values, self.learning_rate):
+                continue  # a step trainer.on_nan=skip skipped
+            totals.loss += values["loss"]
+            totals.count += r.count
+            for k in r.sums:
+                totals.sums[k] = totals.sums.get(k, 0.0) + values[k]
+            losses.append((step, values["loss"] / max(r.count, 1)))
+        self.s.report.train_losses(losses)
+        return losses[-1][1] if losses else None
+
+    def _epoch_metrics(self, epoch: int, totals: Totals) -> dict[str, float]:
+        self.train_time += totals.elapsed
+        metrics = {"epoch": epoch, "train/loss": totals.loss / max(totals.count, 1),
+                   "train/samples_per_sec": totals.samples / max(totals.elapsed, 1e-9),
+                   "epoch_time": totals.elapsed}
+        if self.learning_rate is not None:
+            metrics["learning_rate"] = self.learning_rate
+        metrics.update(self.task.train_metrics(totals))
+        return metrics
+
+    # --- data-parallel totals ----------------------------------------------------------------
+    def _job_totals(self, totals: Totals) -> Totals:
+        return Totals.from_list(self.s.job_totals(*totals.as_list(self.names)), self.names)
+
+    def _own_part(self, saved: Sequence[float] | None) -> Totals:
+        """This worker's part of the job totals a checkpoint saved (all of them on rank 0)."""
+        if saved is None:
+            return Totals()
+        return Totals.from_list(self.s.own_part(*saved), self.names)
+
+    # --- schedules -------------------------------------------------------------------------
+    def _start_schedule(self, schedule: Any) -> None:
+        """Tell a schedule what it left open: the updates per epoch (EpochDecay) and in the
+        whole run (PolyScheduler, CosineScheduler)."""
+        steps = self.task.steps
+        for attr, value in (("steps_per_epoch", steps), ("max_update", steps * self.epochs)):
+            if getattr(schedule, attr, 0) is None:
+                setattr(schedule, attr, value)
+
+    def _observe(self, metrics: Mapping[str, float]) -> None:
+        """Feed an evaluation to a metric-driven schedule (ReduceOnPlateau)."""
+        name = self.task.primary[0]
+        for trainer in self.task.trainers.values():
+            schedule = trainer.optimizer.lr_scheduler
+            if hasattr(schedule, "observe") and name in metrics:
+                schedule.observe(float(metrics[name]))
+
+    # --- checkpoints, resuming and stopping --------------------------------------------------
+    def _resume_point(self) -> tuple[int, int, int, dict]:
+        """(epoch, batches of it done, steps done, the loop's saved counters), with the
+        checkpoint's parameters, optimizer, RNG and task states restored; (1, 0, 0, {}) for a
+        fresh run (every worker then starts from rank 0's initial parameters)."""
+        s, c = self.s, self.s.resume_from
+        if c is None:
+            for trainer in self.task.trainers.values():
+                trainer.broadcast_params()
+            return 1, 0, 0, {}
+        if c.epoch > self.epochs:
+            raise ResumeError(f"the run already finished its {c.epoch - 1} epochs; to train "
+                              f"on, resume with trainer.epochs={c.epoch} or more")
+        s.checkpoints.restore(c)
+        for trainer in self.task.trainers.values():
+            trainer.broadcast_params()
+        saved = dict(c.state.get("loop", {}))
+        self.names = list(saved.get("names", []))
+        self.guard.skipped = int(saved.get("nan_skips", 0))
+        arrays = {k[len("task/"):]: v for k, v in c.arrays.items() if k.startswith("task/")}
+        self.task.load_state(dict(c.state.get("task", {})), arrays)
+        return c.epoch, c.batch, c.step, saved
+
+    def _stop_agreed(self) -> bool:
+        """Whether a signal asked to stop, on any rank (all ranks stop at the same step)."""
+        asked = INTERRUPTS.requested is not None
+        return asked if self.s.world is None else self.s.world.any(asked)
+
+    def _checkpoint_due(self, step: int) -> bool:
+        checkpoints = self.s.checkpoints
+        return self._stop_agreed() or (checkpoints is not None and checkpoints.due(step))
+
+    def _checkpoint(self, epoch: int, batch: int, step: int, loop_state: dict | None) -> None:
+        """Save the run at ``batch`` batches into ``epoch``; then stop, if a signal asked to."""
+        stop = self._stop_agreed()
+        checkpoints = self.s.checkpoints
+        if checkpoints is not None:
+            state = {"train_time": self.train_time, **(loop_state or {}),
+                     "nan_skips": self.guard.skipped}
+            task_state, task_arrays = self.task.state()
+            checkpoints.save(epoch, batch, step, {"loop": state, "task": task_state}, task_arrays)
+        if stop:
+            raise StopRequested(INTERRUPTS.requested or "a signal to another worker", step,
+                                checkpoints.last if checkpoints is not None else None)
+
+
+def _host(value: Any) -> float:
+    """A device scalar (or a number) as a Python float."""
+    return float(value.asscalar()) if hasattr(value, "asscalar") else float(value)
