@@ -15,6 +15,7 @@ from dlrun.engine import array, cpu
 from dlrun.loss import SoftmaxCrossEntropyLoss
 from dlrun.models.treelstm import TreeBatch, TreeLSTM, flatten_tree
 from dlrun.optim import AdaGrad, Trainer
+from dlrun.runner.loop import Loop
 from dlrun.runner.tasks.base import Setup
 from dlrun.runner.tasks.tree_sentiment import TreeSentimentTask, targets
 from tests.garbage import cyclic_garbage
@@ -194,10 +195,9 @@ def test_training_on_listops_lowers_the_loss(batched):
     cfg = OmegaConf.create({"trainer": {"epochs": 3, "batch_size": 25, "log_every": 1,
                                         "eval_every_epoch": True, "eval_batch_size": None}})
     trainer = Trainer(net.collect_params(), AdaGrad(learning_rate=0.1))
-    task = TreeSentimentTask(Setup(cfg=cfg, ctx=cpu(), data=data, net=net,
-                                   loss=SoftmaxCrossEntropyLoss(), trainer=trainer,
-                                   seed=0, report=report))
-    metrics = task.run()
+    setup = Setup(cfg=cfg, ctx=cpu(), data=data, net=net, loss=SoftmaxCrossEntropyLoss(),
+                  trainer=trainer, seed=0, report=report)
+    metrics = Loop(setup, TreeSentimentTask(setup)).run()
     losses = report.losses
     assert len(losses) == 3 * 6 and all(math.isfinite(v) for v in losses)
     assert np.mean(losses[-6:]) < 0.75 * np.mean(losses[:3]), losses

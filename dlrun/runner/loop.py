@@ -170,7 +170,8 @@ class Guard:
         bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if not bad or self.skips_nan:
             return not bad
-        what = ", ".join(f"{k} {v}" for k, v in bad.items())
+        parts = ", ".join(f"{k} {v}" for k, v in values.items() if k != "loss")
+        what = f"{values['loss']}" + (f" ({parts})" if parts else "")
         hint = "" if lr is None else f" (optimizer.lr, now {lr:g})"
         raise DivergenceError(
             f"the training loss became {what} at step {step} (epoch {epoch}); the run diverged. "

@@ -17,16 +17,16 @@ accuracy are restored (the paper's model selection) and evaluated on test:
 from __future__ import annotations
 
 import math
-import time
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from dlrun.engine import array, autograd, ops
+from dlrun.models.treelstm import TreeBatch, flatten_tree
 
-from .base import Setup
-
-EVAL_BATCH_SIZE = 256  # evaluation keeps no graph: larger level-batched minibatches are cheaper
+from ..build import ConfigError
+from ..loop import StepResult, Totals
+from .base import Setup, TaskBase
 
 
 def targets(batch: Any, nodes: str = "all") -> tuple[np.ndarray, np.ndarray]:
@@ -37,8 +37,8 @@ def targets(batch: Any, nodes: str = "all") -> tuple[np.ndarray, np.ndarray]:
     return keep, labels[keep]
 
 
-class TreeSentimentTask:
-    primary_metric = "eval/root_accuracy"
+class TreeSentimentTask(TaskBase):
+    primary = ("eval/root_accuracy", "max")
     columns = (("epoch", "epoch", "{}"), ("train loss", "train/loss", "{:.4f}"),
                ("dev loss", "eval/loss", "{:.4f}"), ("dev root", "eval/root_accuracy", "{:.2%}"),
                ("dev all", "eval/all_accuracy", "{:.2%}"), ("trees/s", "train/trees_per_sec", "{:,.1f}"),
@@ -48,16 +48,12 @@ class TreeSentimentTask:
                ("dev root accuracy", "eval/root_accuracy", "{:.2%}"),
                ("best epoch (by dev root)", "best_epoch", "{}"),
                ("trees/s (last epoch)", "train/trees_per_sec", "{:,.1f}"), ("steps", "steps", "{}"))
-    primary_mode = "max"
 
     def __init__(self, setup: Setup):
-        from dlrun.models.treelstm import flatten_tree
-
-        self.setup = setup
-        self.tcfg = tcfg = setup.cfg.trainer
+        super().__init__(setup)
         data, net = setup.data, setup.net
-        self.batch_size = int(tcfg.batch_size)
-        self.eval_batch_size = int(tcfg.eval_batch_size or max(self.batch_size, EVAL_BATCH_SIZE))
+        self.batch_size = int(self.tcfg.batch_size)
+        self.eval_batch_size = setup.eval_batch_size
         if not data.train:
             raise ValueError("the dataset has no training trees")
         self.dev = data.dev or data.test  # evaluation each epoch (the test split if no dev)
@@ -69,8 +65,6 @@ class TreeSentimentTask:
             raise ValueError(f"the model has {classes} outputs but the dataset has "
                              f"{data.num_classes} classes; set model.classes={data.num_classes}")
         if hasattr(net, "check_children"):  # a binary cell on trees with wider nodes
-            from dlrun.runner.build import ConfigError
-
             try:
                 net.check_children(max(f.children.shape[1] for f in self.flats.values()))
             except ValueError as e:
@@ -78,7 +72,12 @@ class TreeSentimentTask:
         if getattr(data, "embeddings", None) is not None:
             net.load_embeddings(data.embeddings)
         self.steps = math.ceil(len(data.train) / self.batch_size)
+        self.nodes = getattr(net, "classify", "all")
         self.rng = np.random.default_rng(setup.seed)
+        self.order_rng = self.rng.bit_generator.state  # the state the running epoch's order came from
+        # the best epoch by dev root accuracy: its number, value, dev metrics and parameters
+        self.best, self.best_epoch, self.best_eval = -1.0, 0, {}
+        self.best_params: dict[str, np.ndarray] | None = None
 
     def describe(self) -> Sequence[tuple[str, str]]:
         d, net = self.setup.data, self.setup.net
@@ -91,12 +90,10 @@ class TreeSentimentTask:
                          f"(train/dev/test), {nodes / max(trees, 1):.1f} nodes per tree, "
                          f"vocabulary {len(d.vocab):,}, {d.num_classes} classes, {vectors}"),
                 ("schedule", f"{self.tcfg.epochs} epochs x {self.steps} steps, batch "
-                             f"{self.batch_size} trees, classify {getattr(net, 'classify', 'all')}"
+                             f"{self.batch_size} trees, classify {self.nodes}"
                              f" nodes, {mode}")]
 
     def batch(self, trees: Sequence[Any]) -> Any:
-        from dlrun.models.treelstm import TreeBatch
-
         return TreeBatch.of(trees, [self.flats[id(t)] for t in trees])
 
     def _loss(self, logits: Any, keep: np.ndarray, labels: np.ndarray) -> Any:
@@ -105,103 +102,62 @@ class TreeSentimentTask:
         return self.setup.loss(ops.take(logits, array(keep, ctx=ctx, dtype="int64")),
                                array(labels, ctx=ctx, dtype="int64"))
 
-    # --- the loop -------------------------------------------------------------------------
-    def run(self) -> dict[str, float]:
-        s, tcfg, data = self.setup, self.tcfg, self.setup.data
-        epochs, log_every = int(tcfg.epochs), max(1, int(tcfg.log_every))
-        nodes = getattr(s.net, "classify", "all")
-        s.start_schedule(self.steps, epochs)
-        first_epoch, skip, global_step, saved = s.resume_point(epochs)
-        s.report.start(epochs, self.steps, self.columns)
-        metrics: dict[str, float] = {}
-        train_time = float(saved.get("train_time", 0.0))
-        best, best_epoch = float(saved.get("best", -1.0)), int(saved.get("best_epoch", 0))
-        best_eval = dict(saved.get("best_eval", {}))
-        kept = {k[len("best/"):]: v for k, v in s.resumed_arrays().items() if k.startswith("best/")}
-        best_params = kept or None
-        if "order_rng" in saved:
-            self.rng.bit_generator.state = saved["order_rng"]
-        for epoch in range(first_epoch, epochs + 1):
-            s.report.epoch_start(epoch)
-            start = time.perf_counter()
-            order_rng = self.rng.bit_generator.state  # the epoch's order is drawn from here
-            order = self.rng.permutation(len(data.train))
-            loss_sum, labelled = float(saved.get("loss_sum", 0.0)), int(saved.get("labelled", 0))
-            trees, pending = int(saved.get("trees", 0)), []
-            saved = {}
+    # --- training ---------------------------------------------------------------------------
+    def batches(self, epoch: int, skip: int) -> Iterator[list[Any]]:
+        """The epoch's minibatches of trees from ``skip`` on; the order is drawn from the
+        task's generator (its state at the epoch's start goes into mid-epoch checkpoints)."""
+        train = self.setup.data.train
+        self.order_rng = self.rng.bit_generator.state
+        order = self.rng.permutation(len(train))
+        for step in range(skip, self.steps):
+            yield [train[i] for i in order[step * self.batch_size:(step + 1) * self.batch_size]]
+        self.order_rng = self.rng.bit_generator.state  # the next epoch's
 
-            def state(**extra: Any) -> dict[str, Any]:
-                return {"train_time": train_time, "best": best, "best_epoch": best_epoch,
-                        "best_eval": best_eval, **extra}
-
-            def arrays() -> dict[str, np.ndarray]:
-                return {f"best/{k}": v for k, v in (best_params or {}).items()}
-
-            for step in range(skip + 1, self.steps + 1):
-                chunk = [data.train[i] for i in order[(step - 1) * self.batch_size:
-                                                        step * self.batch_size]]
-                batch = self.batch(chunk)
-                keep, labels = targets(batch, nodes)
-                with autograd.record():
-                    cost = self._loss(s.net(batch, nodes), keep, labels).sum()
-                cost.backward()
-                global_step += 1
-                s.checked_step(len(chunk), global_step)  # the summed cost / trees in the batch
-                trees += len(chunk)
-                labelled += len(keep)
-                pending.append((global_step, cost, len(keep)))
-                fresh = None
-                due = step < self.steps and s.checkpoint_due(global_step)
-                if step % log_every == 0 or step == self.steps or due:
-                    sizes = {g: n for g, _, n in pending}
-                    values = [(g, v) for g, v in s.fetch_losses(pending, epoch) if math.isfinite(v)]
-                    loss_sum += sum(v for _, v in values)
-                    s.report.train_losses([(g, v / max(sizes[g], 1)) for g, v in values])
-                    fresh = values[-1][1] / max(sizes[values[-1][0]], 1) if values else None
-                    pending = []
-                s.report.step(epoch, step, len(chunk), fresh)
-                if due:
-                    s.checkpoint(epoch, step, global_step, state(
-                        loss_sum=loss_sum, labelled=labelled, trees=trees, order_rng=order_rng,
-                        train_time=train_time + time.perf_counter() - start), arrays())
-            skip = 0
-            elapsed = time.perf_counter() - start
-            train_time += elapsed
-            metrics = {"epoch": epoch, "train/loss": loss_sum / max(labelled, 1),
-                       "train/trees_per_sec": trees / max(elapsed, 1e-9),
-                       "train/samples_per_sec": trees / max(elapsed, 1e-9),
-                       "learning_rate": float(s.trainer.learning_rate)}
-            if tcfg.eval_every_epoch or epoch == epochs:
-                metrics.update(self.evaluate(self.dev, "eval"))
-                s.observe(metrics, self.primary_metric)
-                if metrics["eval/root_accuracy"] > best:
-                    best, best_epoch = metrics["eval/root_accuracy"], epoch
-                    best_eval = {k: v for k, v in metrics.items() if k.startswith("eval/")}
-                    best_params = self._snapshot() if epoch < epochs else None
-            metrics["epoch_time"] = time.perf_counter() - start
-            s.report.epoch_end(epoch, global_step, metrics)
-            s.checkpoint(epoch + 1, 0, global_step, state(order_rng=self.rng.bit_generator.state),
-                         arrays())
-        if best_params is not None:  # the best epoch by dev root accuracy was not the last
-            self._restore(best_params)
-        test = self.evaluate(data.test, "test")
-        metrics.update(best_eval)  # the dev figures of the parameters kept
-        metrics.update(test)
-        metrics.update({"best_epoch": best_epoch or epochs, "steps": global_step,
-                        "train_time": train_time})
-        return metrics
-
-    def _snapshot(self) -> dict[str, np.ndarray]:
-        return {k: p.data().asnumpy().copy() for k, p in self.setup.net.collect_params().items()}
-
-    def _restore(self, values: dict[str, np.ndarray]) -> None:
-        for k, p in self.setup.net.collect_params().items():
-            p.set_data(values[k])
-
-    def evaluate(self, trees: Sequence[Any], prefix: str) -> dict[str, float]:
-        """Root and all-node accuracy, and the loss per target of the trained nodes."""
+    def train_step(self, batch: Any, update: Callable[[Any, int], None]) -> StepResult:
         s = self.setup
-        nodes = getattr(s.net, "classify", "all")
+        trees = self.batch(batch)
+        keep, labels = targets(trees, self.nodes)
+        with autograd.record():
+            cost = self._loss(s.net(trees, self.nodes), keep, labels).sum()
+        cost.backward()
+        update(s.trainer, len(batch))  # the summed cost / trees in the batch
+        return StepResult(cost, len(keep), len(batch))
+
+    def train_metrics(self, totals: Totals) -> dict[str, float]:
+        return {"train/trees_per_sec": totals.samples / max(totals.elapsed, 1e-9)}
+
+    # --- model selection --------------------------------------------------------------------
+    def evaluated(self, epoch: int, metrics: Mapping[str, float], last: bool) -> None:
+        if metrics["eval/root_accuracy"] > self.best:
+            self.best, self.best_epoch = metrics["eval/root_accuracy"], epoch
+            self.best_eval = {k: v for k, v in metrics.items() if k.startswith("eval/")}
+            self.best_params = None if last else {
+                k: p.data().asnumpy().copy() for k, p in self.setup.net.collect_params().items()}
+
+    def finish(self, metrics: dict[str, float]) -> dict[str, float]:
+        """The best epoch's parameters (by dev root accuracy) evaluated on test."""
+        if self.best_params is not None:  # the best epoch was not the last
+            for k, p in self.setup.net.collect_params().items():
+                p.set_data(self.best_params[k])
+        test = self.evaluate(self.setup.data.test, "test")
+        return {**metrics, **self.best_eval, **test, "best_epoch": self.best_epoch or metrics["epoch"]}
+
+    def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return ({"best": self.best, "best_epoch": self.best_epoch, "best_eval": self.best_eval,
+                 "order_rng": self.order_rng},
+                {f"best/{k}": v for k, v in (self.best_params or {}).items()})
+
+    def load_state(self, state: Mapping[str, Any], arrays: Mapping[str, Any]) -> None:
+        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+        self.best_eval = dict(state["best_eval"])
+        self.best_params = {k[len("best/"):]: v for k, v in arrays.items()} or None
+        self.rng.bit_generator.state = state["order_rng"]
+
+    def evaluate(self, trees: Sequence[Any] | None = None, prefix: str = "eval") -> dict[str, float]:
+        """Root and all-node accuracy, and the loss per target of the trained nodes, on
+        ``trees`` (the dev split unless given)."""
+        s, nodes = self.setup, self.nodes
+        trees = self.dev if trees is None else trees
         root_ok = root_n = all_ok = all_n = 0
         loss_sum, loss_n = 0.0, 0
         for i in range(0, len(trees), self.eval_batch_size):
