@@ -213,7 +213,7 @@ def test_a_classification_runs_model_npz_is_loaded_as_the_scorer(tmp_path):
 def test_dlrun_model_gan_mlp_trains_scores_and_writes_the_sample_grid(run_dlrun, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    res = run_dlrun("model=gan_mlp", "model.hidden=[32]", "model.scorer_steps=10",
+    res = run_dlrun("model=gan_mlp", "model.hidden=[32]", "task.scorer_steps=10",
                     "trainer.epochs=1", "optimizer=adam", "optimizer.lr=0.0002",
                     "optimizer.beta1=0.5", "experiment=gan",
                     env=clean_env(HOME=str(tmp_path / "home")))  # the scorer cache lands there

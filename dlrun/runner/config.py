@@ -44,7 +44,6 @@ class TrainerConfig:
     batch_size: int = 64
     log_every: int = 10            # steps between training-loss reports (console and MLflow)
     eval_every_epoch: bool = True  # evaluate on the test split after every epoch (else only at the end)
-    bptt: int = 35                 # language models: steps per truncated-backpropagation window
     eval_batch_size: Optional[int] = None  # evaluation batch (null: batch_size)
     wd: float = 0.0                # weight decay: lambda of the penalty lambda * ||w||^2 (every optimizer)
     clip_global_norm: Optional[float] = None  # clip the global gradient norm (after the 1/batch rescale)
@@ -103,6 +102,39 @@ class DistributedConfig:
     allow_resize: bool = False      # resume= with another number of workers than the run had
 
 
+# --- task: the settings of one kind of training ------------------------------------------
+@dataclass
+class TaskConfig:
+    name: str = MISSING            # the task class (dlrun.runner.tasks.TASKS)
+
+
+@dataclass
+class LanguageModelTaskConfig(TaskConfig):
+    bptt: int = 35                 # steps per truncated-backpropagation window
+
+
+@dataclass
+class GANTaskConfig(TaskConfig):
+    scorer: Optional[str] = None   # a classifier's model.npz scoring the samples; null: train a LeNet
+    scorer_steps: int = 500        # training steps of that LeNet
+
+
+TASK_SCHEMAS = {"classify": TaskConfig, "regression": TaskConfig, "perceptron": TaskConfig,
+                "language_model": LanguageModelTaskConfig, "tree_sentiment": TaskConfig,
+                "gan": GANTaskConfig}
+
+# keys that moved, and where they are now: a config or override that uses one is refused
+MOVED_KEYS = {"trainer.bptt": "task.bptt", "model.scorer": "task.scorer",
+              "model.scorer_steps": "task.scorer_steps"}
+
+
+def moved_key(key: str) -> str | None:
+    """What to say when a config or an override sets ``key``, a key that moved; else None."""
+    new = MOVED_KEYS.get(key)
+    return None if new is None else (f"{key} is now {new} (settings of one kind of training live "
+                                     f"in the task group); set {new} instead")
+
+
 # --- the whole config ---------------------------------------------------------------------
 @dataclass
 class Config:
@@ -116,7 +148,7 @@ class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
-    task: str = "auto"             # the training loop (dlrun.runner.tasks); auto: the dataset's
+    task: Any = MISSING            # the training loop and its settings (the task group)
     seed: int = 0                  # fixes every random source of a run
     debug: bool = False            # show full Python tracebacks on errors
     experiment: str = "dlrun"      # the MLflow experiment name
@@ -141,6 +173,8 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     for name, node in SCHEMAS.items():
         cs.store(name=f"_schema_{name}", node=node)
+    for name, node in TASK_SCHEMAS.items():
+        cs.store(name=f"_schema_task_{name}", node=node)
 
 
 # --- the arguments of _target_ nodes ------------------------------------------------------
@@ -229,6 +263,9 @@ def check_arguments(fn: Callable, spec: dict, key: str) -> None:
     accepted = accepted_arguments(fn)
     name = getattr(fn, "__qualname__", str(fn))
     for arg, value in class_arguments(spec, key).items():
+        moved = moved_key(f"{key}.{arg}")
+        if moved:
+            raise ArgumentError(moved)
         if arg not in accepted:
             raise ArgumentError(f"{key}.{arg}: {name} has no argument {arg!r}; it takes "
                                 f"{', '.join(sorted(accepted))}"

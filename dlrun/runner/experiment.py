@@ -124,7 +124,7 @@ def _start_tracking(place: Place, overrides: Sequence[str], run_name: str) -> An
         return NullTracker()
     write_atomic(place.run_dir / "config.yaml", lambda f: f.write(text))
     tags = {"dlrun.version": dlrun.__version__, "dlrun.device": str(place.ctx),
-            "dlrun.run_dir": str(place.run_dir.absolute()), "dlrun.task": str(cfg.task),
+            "dlrun.run_dir": str(place.run_dir.absolute()), "dlrun.task": str(cfg.task.name),
             "dlrun.overrides": " ".join(overrides),
             "mlflow.source.name": "dlrun", "mlflow.source.type": "LOCAL"}
     tags.update({f"dlrun.choice.{k}": str(v) for k, v in place.choices.items()})
@@ -181,9 +181,7 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
     if cfg.model.get("hybridize"):  # the model and, as Gluon code does, the loss (a HybridBlock too)
         net.hybridize()
         getattr(loss, "hybridize", lambda: None)()
-    # auto: a model that needs its own loop names it (a GAN), else the data does
-    task_name = str(cfg.task) if cfg.task != "auto" else (
-        getattr(net, "task", None) or getattr(data, "task", "classify"))
+    task_name = str(cfg.task.name)  # the task group's: the dataset's or the model's own choice
     task_class = get_task(task_name)
     if world.size > 1 and not task_class.distributed:
         raise ConfigError(f"the {task_name} task trains in one process only; drop "

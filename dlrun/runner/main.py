@@ -20,7 +20,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from .config import register_configs
+from .config import moved_key, register_configs
 from .interrupt import INTERRUPTS, StopRequested
 from .sweep import register_resolvers
 
@@ -154,6 +154,13 @@ def main() -> None:
     if any(_DEBUG_ARG.fullmatch(arg) for arg in sys.argv[1:]):
         # errors while composing the config happen before `debug` is known: let Hydra show them in full
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    for arg in sys.argv[1:]:  # an override of a key that moved: say where it went
+        moved = moved_key(arg.lstrip("+~").split("=", 1)[0])
+        if moved:
+            from .console import error as print_error
+
+            print_error(moved)
+            raise SystemExit(1)
     register_configs()
     register_resolvers()
     # `kill` (SIGTERM) ends a run like Ctrl-C: a training loop stops after its step and writes

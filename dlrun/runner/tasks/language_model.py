@@ -1,7 +1,7 @@
 """Language modelling with truncated backpropagation through time (Zaremba et al. 2014).
 
 The token stream is laid out as ``batch_size`` parallel columns (``batchify``) and cut into
-windows of ``trainer.bptt`` steps. The LSTM state carries from one window to the next but is
+windows of ``task.bptt`` steps. The LSTM state carries from one window to the next but is
 detached between them, so gradients flow within a window only. The cost of a window is the
 cross-entropy summed over its steps and averaged over the batch, as in Zaremba et al., so
 ``trainer.clip_global_norm=5`` clips what the paper clips.
@@ -51,7 +51,7 @@ class LanguageModelTask(TaskBase):
     def __init__(self, setup: Setup):
         super().__init__(setup)
         tcfg = self.tcfg
-        self.bptt = int(tcfg.bptt)
+        self.bptt = int(setup.task_cfg.bptt)
         self.batch_size = setup.batch_size  # columns of the whole job; this worker has its part
         # evaluation lays the text out in columns too: its batch is the training batch unless set
         eval_batch = int(tcfg.get("eval_batch_size") or tcfg.batch_size)
