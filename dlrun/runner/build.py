@@ -45,6 +45,11 @@ def check_node(node: Any, key: str) -> None:
         raise ConfigError(str(e)) from None
 
 
+def target_of(node: Any, key: str) -> Any:
+    """The class or function a ``_target_`` node names (checked against the allow-list)."""
+    return _resolve(OmegaConf.to_container(node, resolve=True), key)[0]
+
+
 def data_model_args(model: Any, data: Any) -> dict:
     """The model arguments the data decides (``data.model_args``) that the config leaves null."""
     return {k: v for k, v in getattr(data, "model_args", {}).items()

@@ -105,7 +105,7 @@ class DistributedConfig:
 # --- task: the settings of one kind of training ------------------------------------------
 @dataclass
 class TaskConfig:
-    name: str = MISSING            # the task class (dlrun.runner.tasks.TASKS)
+    _target_: str = MISSING        # the task class (a dlrun.runner.tasks.TaskBase)
 
 
 @dataclass

@@ -26,7 +26,8 @@ from dlrun.optim import Trainer
 from dlrun.parallel import World
 from dlrun.parallel.launch import record_rank
 
-from .build import ConfigError, allow_targets, build, check_node, data_model_args, make_context, seed_everything
+from .build import (ConfigError, allow_targets, build, check_node, data_model_args, make_context,
+                    seed_everything, target_of)
 from .checkpoint import Checkpoint, CheckpointStore, RunCheckpoints, write_atomic
 from .console import Column, ConsoleReporter, format_duration
 from .distributed import (bind_device, job_world, launch, per_worker_batch, resume_with_workers,
@@ -35,7 +36,7 @@ from .export import export_model
 from .interrupt import INTERRUPTS
 from .loop import Loop, RunReporter
 from .resume import identity_hash, resumed_choices, resumed_config
-from .tasks import Setup, TaskBase, get_task
+from .tasks import Setup, TaskBase
 from .tracking import SPOOL_NAME, NullTracker, TrackingError, flatten, make_tracker
 
 
@@ -124,7 +125,7 @@ def _start_tracking(place: Place, overrides: Sequence[str], run_name: str) -> An
         return NullTracker()
     write_atomic(place.run_dir / "config.yaml", lambda f: f.write(text))
     tags = {"dlrun.version": dlrun.__version__, "dlrun.device": str(place.ctx),
-            "dlrun.run_dir": str(place.run_dir.absolute()), "dlrun.task": str(cfg.task.name),
+            "dlrun.run_dir": str(place.run_dir.absolute()), "dlrun.task": str(place.choices.get("task", cfg.task._target_)),
             "dlrun.overrides": " ".join(overrides),
             "mlflow.source.name": "dlrun", "mlflow.source.type": "LOCAL"}
     tags.update({f"dlrun.choice.{k}": str(v) for k, v in place.choices.items()})
@@ -181,10 +182,12 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
     if cfg.model.get("hybridize"):  # the model and, as Gluon code does, the loss (a HybridBlock too)
         net.hybridize()
         getattr(loss, "hybridize", lambda: None)()
-    task_name = str(cfg.task.name)  # the task group's: the dataset's or the model's own choice
-    task_class = get_task(task_name)
+    task_class = target_of(cfg.task, "task")  # the dataset's or the model's own choice
+    if not (isinstance(task_class, type) and issubclass(task_class, TaskBase)):
+        raise ConfigError(f"task._target_={cfg.task._target_!r} is not a task class; name a "
+                          "subclass of dlrun.runner.tasks.TaskBase")
     if world.size > 1 and not task_class.distributed:
-        raise ConfigError(f"the {task_name} task trains in one process only; drop "
+        raise ConfigError(f"the {task_class.__name__} task trains in one process only; drop "
                           f"distributed.workers (data-parallel: classification, language models)")
     if place.resume_from is not None:
         resume_with_workers(place.resume_from, world, cfg)

@@ -42,11 +42,11 @@ def _message(error: BaseException) -> tuple[str, str | None]:
     from .resume import ResumeError
     from .sync import SyncError
     from .sweep import TrialFailed
-    from .tasks import DivergenceError, UnknownTaskError
+    from .tasks import DivergenceError
     from .tracking import TrackingError
 
     if isinstance(error, (ContextError, DataError, ConfigError, TrackingError, DivergenceError,
-                          UnknownTaskError, TrialFailed, GraphFormatError, PredictError,
+                          TrialFailed, GraphFormatError, PredictError,
                           CheckpointError, ResumeError, SyncError, DistributedError)):
         return str(error), None
     if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
