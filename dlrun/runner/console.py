@@ -2,7 +2,9 @@
 
 On a terminal the progress bar (samples/s, ETA) is redrawn in place with rich. When stdout
 is not a terminal (CI logs, ``| cat``, files) the same information comes as plain lines: no
-cursor movement, no colour codes, and progress lines at most every ``plain_interval`` seconds.
+cursor movement, no colour codes, progress lines at most every ``plain_interval`` seconds, and
+no line broken at a width (rich would break them at ``$COLUMNS``, else 80), so that a run
+folder or an error message stays whole on its line for ``grep``.
 """
 from __future__ import annotations
 
@@ -57,6 +59,24 @@ class RunETA(ProgressColumn):
                     style="yellow", no_wrap=True)
 
 
+# the width a console that is not a terminal renders at: no line is broken, no table squeezed
+UNWRAPPED = 1 << 20
+
+
+def make_console(stderr: bool = False, soft_wrap: bool = False) -> Console:
+    """A console on stdout (or stderr) for dlrun's output.
+
+    On a terminal, rich's own: its width, and lines broken at it unless ``soft_wrap`` (then
+    the terminal folds them). Anywhere else (a pipe, a log file, CI) every line is as long as
+    its text and a table as wide as its cells: what is read later with ``grep`` should not
+    depend on the ``$COLUMNS`` of the shell that started the run.
+    """
+    console = Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=UNWRAPPED)
+
+
 def format_duration(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     h, rest = divmod(seconds, 3600)
@@ -69,7 +89,7 @@ class ConsoleReporter:
 
     def __init__(self, console: Console | None = None, interactive: bool | None = None,
                  plain_interval: float = 15.0):
-        self.console = console or Console(highlight=False, soft_wrap=False)
+        self.console = console or make_console()
         self.interactive = self.console.is_terminal if interactive is None else interactive
         self.plain_interval = plain_interval
         self._progress: Progress | None = None
@@ -163,7 +183,7 @@ class ConsoleReporter:
 
 def error(message: str, hint: str | None = None) -> None:
     """An error for the user on stderr: the message, then how to get more detail."""
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = make_console(stderr=True, soft_wrap=True)
     console.print(Text.assemble(("error: ", "bold red"), message))
     if hint:
         console.print(Text(hint, style="dim"))
