@@ -10,14 +10,15 @@ import zlib
 import numpy as np
 import pytest
 
+from dlrun.data.images import image_grid, png_bytes
 from dlrun.engine import array, autograd, cpu
 from dlrun.engine import random as engine_random
 from dlrun.loss import SigmoidBinaryCrossEntropyLoss
 from dlrun.models.gan import DCGAN, GANMLP
 from dlrun.nn import init
 from dlrun.optim import SGD, Adam, Trainer
-from dlrun.runner.tasks.gan import (class_scores, discriminator_step, generator_step, image_grid,
-                                    load_scorer, png_bytes)
+from dlrun.runner.tasks.gan import discriminator_step, generator_step
+from dlrun.runner.tasks.scorer import class_scores, load_scorer
 
 from .conftest import clean_env
 
@@ -252,7 +253,7 @@ def test_training_the_scorer_leaves_every_random_stream_as_it_was():
     """A GAN run must not depend on whether its default scorer came from the cache."""
     from dlrun.data import digits
     from dlrun.runner.checkpoint import rng_state
-    from dlrun.runner.tasks.gan import train_scorer
+    from dlrun.runner.tasks.scorer import train_scorer
 
     data = digits()
     engine_random.seed(5)

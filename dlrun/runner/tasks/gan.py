@@ -40,33 +40,30 @@ the seed), so later runs on the same data skip its training.
 The hooks this task uses on the runner's reporter beyond the Reporter protocol,
 ``artifact(path, artifact_path)`` (the PNGs, scorer.npz) and ``note(text)`` (the scorer's
 line), are optional (skipped when absent).
+
+The PNG writer is ``dlrun.data.images``; the scorer is ``dlrun.runner.tasks.scorer``.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
-import struct
 import time
-import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from dlrun.data import DataLoader
+from dlrun.data.images import image_grid, write_png
 from dlrun.engine import array, autograd, ops
-from dlrun.loss import SigmoidBinaryCrossEntropyLoss, SoftmaxCrossEntropyLoss
+from dlrun.loss import SigmoidBinaryCrossEntropyLoss
 
-from ..checkpoint import rng_state, set_rng_state
-from .base import DivergenceError, Setup
+from ..loop import DivergenceError
+from .base import Setup
+from .scorer import (SCORE_BATCH, SCORE_SAMPLES, class_scores, load_scorer, scorer_accuracy,
+                     scorer_cache, softmax_host, train_scorer)
 
 GRID_SAMPLES = 64       # samples in the per-epoch PNG grid (8 x 8)
-SCORE_SAMPLES = 1000    # samples the scorer classifies each epoch
-SCORE_BATCH = 250
-SCORER_LR = 1e-3
-SCORER_BATCH = 64
-SCORER_CACHE = Path("~/.cache/dlrun/scorers")  # trained default scorers, by data hash
 
 
 # --- the two steps ------------------------------------------------------------------------
@@ -102,167 +99,6 @@ def generator_step(net: Any, z: Any, trainer: Any, loss: Any) -> Any:
     g_loss.backward()
     trainer.step(n)
     return g_loss.sum()
-
-
-# --- images -------------------------------------------------------------------------------
-def image_grid(images: np.ndarray, columns: int = 8, pad: int = 2) -> np.ndarray:
-    """uint8 grid of ``images`` (N x C x H x W, values in [-1, 1]): H' x W' (one channel) or
-    H' x W' x 3 (three channels), ``pad`` black pixels between and around the tiles."""
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim == 3:
-        images = images[:, None]
-    if images.ndim != 4:
-        raise ValueError(f"image_grid needs N x C x H x W images, got shape {images.shape}")
-    n, c, h, w = images.shape
-    if c not in (1, 3):
-        images, c = images[:, :1], 1
-    rows = -(-n // columns)
-    grid = np.zeros((c, pad + rows * (h + pad), pad + columns * (w + pad)), dtype=np.uint8)
-    pixels = np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
-    for i in range(n):
-        r, k = divmod(i, columns)
-        top, left = pad + r * (h + pad), pad + k * (w + pad)
-        grid[:, top:top + h, left:left + w] = pixels[i]
-    return grid[0] if c == 1 else grid.transpose(1, 2, 0)
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_bytes(pixels: np.ndarray) -> bytes:
-    """A PNG file (8-bit greyscale for H x W, RGB for H x W x 3) of uint8 ``pixels``."""
-    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-    if pixels.ndim == 2:
-        color = 0
-    elif pixels.ndim == 3 and pixels.shape[2] == 3:
-        color = 2
-    else:
-        raise ValueError(f"png_bytes needs H x W or H x W x 3 pixels, got shape {pixels.shape}")
-    h, w = pixels.shape[:2]
-    rows = pixels.reshape(h, -1)
-    raw = np.concatenate([np.zeros((h, 1), dtype=np.uint8), rows], axis=1)  # filter 0 per row
-    header = struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
-            + _chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _chunk(b"IEND", b""))
-
-
-def write_png(path: str | Path, pixels: np.ndarray) -> Path:
-    """Writes ``png_bytes(pixels)`` to ``path`` (atomically); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(png_bytes(pixels))
-    tmp.replace(path)
-    return path
-
-
-# --- the scorer -----------------------------------------------------------------------------
-def class_scores(probs: np.ndarray) -> tuple[float, float]:
-    """(mean top-class probability, entropy in nats of the mean class distribution)."""
-    probs = np.asarray(probs, dtype=np.float64)
-    marginal = probs.mean(axis=0)
-    nz = marginal[marginal > 0]
-    return float(probs.max(axis=1).mean()), float(-(nz * np.log(nz)).sum())
-
-
-def softmax_host(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64)
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
-def default_scorer(classes: int) -> Any:
-    from dlrun.models.lenet import LeNet
-
-    return LeNet(classes=classes)
-
-
-def load_scorer(path: str | Path, data: Any, ctx: Any) -> Any:
-    """The classifier stored at ``path`` (a parameter file or a run folder holding model.npz):
-    the architecture of the ``config.yaml`` beside a ``model.npz``, else the default LeNet."""
-    from omegaconf import OmegaConf
-
-    from dlrun.runner.config import RUNNER_KEYS
-    from dlrun.runner.build import ConfigError, build, data_model_args
-
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / "model.npz"
-    if not path.is_file():
-        raise ConfigError(f"model.scorer={str(path)!r}: no such parameter file; give the model.npz "
-                          "of a classification run (e.g. dlrun +recipe=lenet_mnist), or "
-                          "model.scorer=null to train a scorer in this run")
-    config = path.with_name("config.yaml")
-    if path.name == "model.npz" and config.is_file():
-        node = OmegaConf.load(config).model
-        for key in RUNNER_KEYS["model"]:  # model.hybridize: the runner's, not the class's
-            node.pop(key, None)
-        net = build(node, "model.scorer", **data_model_args(node, data))
-    else:
-        net = default_scorer(data.num_classes)
-    from dlrun.nn import init
-
-    net.initialize(init.Xavier(), ctx=ctx)
-    net.load_parameters(str(path), ctx=ctx)
-    return net
-
-
-def scorer_cache(data: Any, steps: int, seed: int) -> Path:
-    """Where the default scorer trained on ``data.train`` for ``steps`` steps is cached:
-    ``~/.cache/dlrun/scorers/lenet-<hash>.npz``, the hash of the training images and labels,
-    the steps and the seed. Never under the data root: that may be a shared data set."""
-    digest = hashlib.sha256(f"lenet-default|{steps}|{seed}|{data.num_classes}|".encode())
-    for a in (data.train.data, data.train.label):
-        a = np.ascontiguousarray(a)
-        digest.update(f"{a.dtype}{a.shape}".encode())
-        digest.update(memoryview(a).cast("B"))
-    return SCORER_CACHE.expanduser() / f"lenet-{digest.hexdigest()[:20]}.npz"
-
-
-def scorer_accuracy(net: Any, data: Any, ctx: Any) -> float:
-    """Accuracy of the classifier ``net`` on ``data.test``."""
-    correct = 0
-    for x, y in DataLoader(data.test, 256, ctx=ctx):
-        pred = net(x).argmax(axis=1).asnumpy().astype(np.int64)
-        correct += int((pred == y.asnumpy().astype(np.int64)).sum())
-    return correct / max(len(data.test), 1)
-
-
-def train_scorer(data: Any, ctx: Any, steps: int, seed: int) -> tuple[Any, float]:
-    """The default LeNet trained ``steps`` steps on ``data.train``; (net, test accuracy).
-
-    Every random stream is left as it was, so a GAN run does not depend on whether the
-    scorer was trained or came from the cache."""
-    saved = rng_state()
-    try:
-        return _train_scorer(data, ctx, steps, seed)
-    finally:
-        set_rng_state(saved)
-
-
-def _train_scorer(data: Any, ctx: Any, steps: int, seed: int) -> tuple[Any, float]:
-    from dlrun.nn import init
-    from dlrun.optim import Adam, Trainer
-
-    net = default_scorer(data.num_classes)
-    net.initialize(init.Xavier(magnitude=2.24), ctx=ctx)
-    loader = DataLoader(data.train, SCORER_BATCH, shuffle=True, seed=seed + 7919, ctx=ctx)
-    trainer = Trainer(net.collect_params(), Adam(lr=SCORER_LR))
-    ce = SoftmaxCrossEntropyLoss()
-    done = 0
-    with autograd.pause():
-        net(array(np.zeros((1, *data.train.data.shape[1:]), np.float32), ctx=ctx))
-    while done < steps:
-        for x, y in loader:
-            with autograd.record():
-                loss = ce(net(x), y)
-            loss.backward()
-            trainer.step(x.shape[0])
-            done += 1
-            if done >= steps:
-                break
-    return net, scorer_accuracy(net, data, ctx)
 
 
 # --- the task ---------------------------------------------------------------------------------
@@ -487,5 +323,4 @@ def _note(report: Any, text: str) -> None:
         note(text)
 
 
-__all__ = ["GANTask", "discriminator_step", "generator_step", "image_grid", "png_bytes",
-           "write_png", "class_scores", "load_scorer", "train_scorer"]
+__all__ = ["GANTask", "discriminator_step", "generator_step"]
