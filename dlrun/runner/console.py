@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence
 
 from rich import box
 from rich.console import Console
@@ -39,6 +40,19 @@ RESULT_ROWS: Sequence[Column] = (
     ("epochs", "epoch", "{}"),
     ("steps", "steps", "{}"),
 )
+
+
+class Reporter(Protocol):
+    """Where the training loop, the tasks and the export send progress, metrics and files
+    (the run's is ``dlrun.runner.loop.RunReporter``: the console and the tracker)."""
+
+    def start(self, epochs: int, steps_per_epoch: int, columns: Sequence[Column]) -> None: ...
+    def epoch_start(self, epoch: int) -> None: ...
+    def step(self, epoch: int, step: int, samples: int, loss: float | None = None) -> None: ...
+    def train_losses(self, values: Sequence[tuple[int, float]]) -> None: ...
+    def epoch_end(self, epoch: int, global_step: int, metrics: Mapping[str, float]) -> None: ...
+    def artifact(self, path: Path | str, artifact_path: str | None = None) -> None: ...
+    def note(self, text: str) -> None: ...
 
 
 class SamplesPerSecond(ProgressColumn):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from .console import Reporter
 
 log = logging.getLogger(__name__)
 
@@ -17,20 +19,12 @@ EPOCH = 0
 ARTIFACT_PATH = "model"  # where MLflow keeps the two files
 
 
-class Report(Protocol):
-    """The runner's Reporter, as far as exporting uses it."""
-
-    def artifact(self, path: Path | str, artifact_path: str | None = None) -> None: ...
-
-    def note(self, text: str) -> None: ...
-
-
 def export_files(prefix: Path) -> tuple[Path, Path]:
     """(graph file, parameter file) of the export at ``prefix``."""
     return Path(f"{prefix}-symbol.json"), Path(f"{prefix}-{EPOCH:04d}.params")
 
 
-def export_model(net: Any, run_dir: Path, report: Report, upload: bool = True) -> Path | None:
+def export_model(net: Any, run_dir: Path, report: Reporter, upload: bool = True) -> Path | None:
     """Exports the hybridized ``net`` into ``run_dir`` and, with ``upload``, logs both files
     under ``model/`` with the run's artifacts.
 

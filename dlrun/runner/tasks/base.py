@@ -7,8 +7,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..console import EPOCH_COLUMNS, RESULT_ROWS, Column
-from ..loop import Reporter, StepResult, Totals
+from ..console import EPOCH_COLUMNS, RESULT_ROWS, Column, Reporter
+from ..loop import StepResult, Totals
 
 EVAL_BATCH_SIZE = 256  # evaluation keeps no graph, so larger batches are cheap and faster
 
