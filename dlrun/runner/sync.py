@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .tracking import SPOOL_NAME, MlflowTracker, Spool, TrackingError, _describe
+from .spool import SPOOL_NAME, Spool
+from .tracking import MlflowTracker, TrackingError, describe_error
 
 USAGE = """usage: dlrun sync RUN_FOLDER
 
@@ -37,12 +38,12 @@ def sync(args: list[str]) -> str:
     tracker.run_id = head.get("run_id")  # None: the store never saw the run; create it now
     ends = [payload for kind, payload in records if kind == "end"]
     try:
-        client = tracker._open()
-        tracker._send(client, [r for r in records if r[0] != "end"])
+        client = tracker.open_run()
+        tracker.send(client, [r for r in records if r[0] != "end"])
         if ends:
             client.set_terminated(tracker.run_id, status=ends[-1])
     except Exception as e:  # noqa: BLE001 - the store is still away: the spool stays
-        raise TrackingError(_describe(e, tracker.tracking_uri) + f"\nThe records stay in {spool.path}.") from None
+        raise TrackingError(describe_error(e, tracker.tracking_uri) + f"\nThe records stay in {spool.path}.") from None
     spool.clear()
     done = (f"sent {len(records)} spooled records of {folder} to MLflow run {tracker.run_id} "
             f"at {tracker.tracking_uri}")

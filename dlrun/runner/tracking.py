@@ -19,12 +19,15 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .spool import SPOOL_NAME, Spool  # noqa: F401 - SPOOL_NAME: the spool's name, for callers
+
 log = logging.getLogger(__name__)
 
 MAX_PARAMS_PER_BATCH = 100     # MLflow's limits for one log_batch call
 MAX_METRICS_PER_BATCH = 1000
 MAX_TAGS_PER_BATCH = 100
 MAX_PARAM_VALUE_LENGTH = 6000
+RETRY_SECONDS = 5.0  # while the store is unreachable, how often to try it again
 _INVALID_KEY_CHARS = re.compile(r"[^\w\-. /]")
 
 
@@ -81,9 +84,6 @@ class NullTracker:
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
         pass
 
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        pass
-
     def finish(self, status: str = "FINISHED", timeout: float | None = None) -> None:
         pass
 
@@ -126,7 +126,6 @@ class MlflowTracker:
         self._thread = threading.Thread(target=self._work, name="dlrun-mlflow", daemon=True)
         self._started = False
         self._opened = threading.Event()  # set once the run exists (or could not be created)
-        self.metrics_sent = 0
 
     # --- the main thread's side: enqueue only -------------------------------------------
     def start(self) -> None:
@@ -143,9 +142,6 @@ class MlflowTracker:
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
         self._queue.put(("artifact", (str(path), artifact_path)))
 
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        self._queue.put(("tags", dict(tags)))
-
     def finish(self, status: str = "FINISHED", timeout: float | None = 120.0) -> None:
         """Flushes everything queued, ends the run with ``status``; raises TrackingError on failure."""
         if not self._started:
@@ -157,7 +153,7 @@ class MlflowTracker:
                 f"MLflow ({self.tracking_uri}) did not take the run's data within {timeout:.0f} s; "
                 "is the store reachable?")
         if self.error is not None:
-            raise TrackingError(_describe(self.error, self.tracking_uri)) from self.error
+            raise TrackingError(describe_error(self.error, self.tracking_uri)) from self.error
 
     @property
     def spooled(self) -> Path | None:
@@ -213,7 +209,7 @@ class MlflowTracker:
     def _connect(self) -> Any:
         """The client with the run created (or resumed); None while the store is unreachable."""
         try:
-            return self._open()
+            return self.open_run()
         except BaseException as e:  # noqa: BLE001 - an outage, or kept and reported by finish()
             return self._failed(e)
 
@@ -224,10 +220,10 @@ class MlflowTracker:
         if client is not None:
             try:
                 if self.spool is not None and self.spool.pending:
-                    self._send(client, self.spool.read())
+                    self.send(client, self.spool.read())
                     self.spool.clear()
                     log.warning("MLflow at %s is back; the spooled records were sent", self.tracking_uri)
-                self._send(client, items)
+                self.send(client, items)
                 self.outage = None
                 return client
             except BaseException as e:  # noqa: BLE001
@@ -246,10 +242,18 @@ class MlflowTracker:
             log.warning("MLflow at %s is unreachable: %s", self.tracking_uri, error)
         self.outage = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}"
         self._retry_at = time.monotonic() + RETRY_SECONDS
-        self.spool.describe(self)
-        return None
+        self.spool.describe(self.run_record())
 
-    def _open(self) -> Any:
+    def run_record(self) -> dict[str, Any]:
+        """What creates this run again elsewhere (the spool's header, for ``dlrun sync``)."""
+        return {"tracking_uri": self.tracking_uri, "experiment": self.experiment,
+                "run_id": self.run_id, "run_name": self.run_name,
+                "artifact_location": self.artifact_location,
+                "params": {k: param_value(v) for k, v in self.params.items()},
+                "tags": {k: str(v) for k, v in self.tags.items()}}
+
+    def open_run(self) -> Any:
+        """The MLflow client with this run created (or found, or resumed); raises on failure."""
         os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # logs go to the run's log file
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # we print our own
         # an unreachable server should fail in seconds, not after MLflow's minutes of retries
@@ -277,12 +281,13 @@ class MlflowTracker:
         run = client.create_run(self.experiment_id, run_name=self.run_name,
                                 tags={k: str(v) for k, v in tags.items()})
         self.run_id = run.info.run_id
-        params = [Param(sanitize_key(k), _param_value(v)) for k, v in self.params.items()]
-        for chunk in _chunks(params, MAX_PARAMS_PER_BATCH):
+        params = [Param(sanitize_key(k), param_value(v)) for k, v in self.params.items()]
+        for chunk in chunks(params, MAX_PARAMS_PER_BATCH):
             client.log_batch(self.run_id, params=chunk)
         return client
 
-    def _send(self, client: Any, items: Iterable[tuple[str, Any]]) -> None:
+    def send(self, client: Any, items: Iterable[tuple[str, Any]]) -> None:
+        """Sends (kind, payload) records (metrics, tags, artifacts) to the run, in batches."""
         from mlflow.entities import Metric, RunTag
 
         metrics = []
@@ -292,14 +297,13 @@ class MlflowTracker:
                             if math.isfinite(v)]
             elif kind == "tags":
                 tags = [RunTag(sanitize_key(k), str(v)) for k, v in payload.items()]
-                for chunk in _chunks(tags, MAX_TAGS_PER_BATCH):
+                for chunk in chunks(tags, MAX_TAGS_PER_BATCH):
                     client.log_batch(self.run_id, tags=chunk)
             elif kind == "artifact":
                 path, artifact_path = payload
                 client.log_artifact(self.run_id, path, artifact_path)
-        for chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
+        for chunk in chunks(metrics, MAX_METRICS_PER_BATCH):
             client.log_batch(self.run_id, metrics=chunk)
-            self.metrics_sent += len(chunk)
 
     def _end(self, client: Any, status: str) -> None:
         if client is None or self.run_id is None:
@@ -335,28 +339,17 @@ def open_experiment(client: Any, name: str, artifact_location: str | None) -> st
 
 
 def make_tracker(logger_cfg: Any, experiment: str, **kwargs: Any) -> MlflowTracker | NullTracker:
-    """The tracker ``logger_cfg`` (the ``logger`` group) asks for.
-
-    In a sweep (a Hydra multirun) the run also gets the sweep's tags: its id, the trial
-    number and ``mlflow.parentRunId``, which nests it under the sweep's parent run.
-    """
+    """The tracker ``logger_cfg`` (the ``logger`` group) asks for, with ``kwargs`` (tags...)."""
     store = mlflow_store(logger_cfg)
     if store is None:
         return NullTracker()
     uri, artifact_location = store
-    from .sweep import trial_tags
-
-    sweep_tags = trial_tags(uri, experiment)
-    if sweep_tags:
-        kwargs["tags"] = {**(kwargs.get("tags") or {}), **sweep_tags}
     return MlflowTracker(uri, experiment, artifact_location=artifact_location, **kwargs)
 
 
 def mlflow_store(logger_cfg: Any) -> tuple[str, str | None] | None:
-    """(tracking URI, artifact location) of the ``logger`` group; None for ``logger=none``.
-
-    A local SQLite store's folder is created; a server decides where its artifacts go.
-    """
+    """(tracking URI, artifact location) of the ``logger`` group, None for ``logger=none``; a
+    local SQLite store's folder is created, a server decides where its artifacts go."""
     backend = getattr(logger_cfg.backend, "value", logger_cfg.backend)
     if backend == "none":
         return None
@@ -374,7 +367,8 @@ def mlflow_store(logger_cfg: Any) -> tuple[str, str | None] | None:
     raise TrackingError(f"unknown logger backend {backend!r}: use logger=mlflow or logger=none")
 
 
-def _describe(error: BaseException, uri: str) -> str:
+def describe_error(error: BaseException, uri: str) -> str:
+    """A failure of the store at ``uri`` for the user: what failed and what to check."""
     msg = str(error).strip().splitlines()
     first = msg[0] if msg else type(error).__name__
     if len(first) > 500:
@@ -392,78 +386,14 @@ def _as_uri(location: str | None) -> str | None:
     return path.as_uri()
 
 
-def _param_value(value: Any) -> str:
+def param_value(value: Any) -> str:
+    """A param's value as MLflow takes it: text, at most MAX_PARAM_VALUE_LENGTH characters."""
     text = "None" if value is None else str(value)
     return text[:MAX_PARAM_VALUE_LENGTH]
 
 
-def _chunks(items: list, size: int) -> Iterable[list]:
+def chunks(items: list, size: int) -> Iterable[list]:
+    """``items`` in lists of at most ``size`` (MLflow's limits per log_batch call)."""
     for i in range(0, len(items), size):
         yield items[i:i + size]
 
-
-RETRY_SECONDS = 5.0  # while the store is unreachable, how often to try it again
-SPOOL_NAME = "mlflow-spool.jsonl"  # in the run folder
-
-
-class Spool:
-    """Records MLflow could not take, as JSON lines in the run folder: a header that says
-    which run they belong to, then one line per batch of metrics, tags, artifacts, the end."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    @property
-    def pending(self) -> bool:
-        return self.path.is_file() and self.path.stat().st_size > 0
-
-    def describe(self, tracker: "MlflowTracker") -> None:
-        """Write the header (once): where the records go and how to create the run."""
-        if self.pending:
-            return
-        import json
-        header = {"kind": "run", "payload": {
-            "tracking_uri": tracker.tracking_uri, "experiment": tracker.experiment,
-            "run_id": tracker.run_id, "run_name": tracker.run_name,
-            "artifact_location": tracker.artifact_location,
-            "params": {k: _param_value(v) for k, v in tracker.params.items()},
-            "tags": {k: str(v) for k, v in tracker.tags.items()}}}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "w") as f:
-            f.write(json.dumps(header) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    def append(self, items: list) -> None:
-        import json
-        with open(self.path, "a") as f:
-            for kind, payload in items:
-                f.write(json.dumps({"kind": kind, "payload": payload}) + "\n")
-            f.flush()
-
-    def header(self) -> dict:
-        import json
-        with open(self.path) as f:
-            return json.loads(f.readline())["payload"]
-
-    def read(self) -> list:
-        """The spooled (kind, payload) records after the header (a torn last line is skipped)."""
-        import json
-        out = []
-        with open(self.path) as f:
-            next(f, None)
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                payload = rec["payload"]
-                if rec["kind"] == "metrics":
-                    payload = [tuple(m) for m in payload]
-                elif rec["kind"] == "artifact":
-                    payload = tuple(payload)
-                out.append((rec["kind"], payload))
-        return out
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
