@@ -217,7 +217,7 @@ def test_search_space_from_override_syntax():
     from optuna.distributions import (CategoricalDistribution, FloatDistribution,
                                       IntDistribution)
 
-    from hydra_plugins.dlrun_sweepers._optuna import parse_search_space
+    from dlrun.runner.sweep.space import parse_search_space
 
     params, fixed = parse_search_space([
         "optimizer.lr=tag(log, interval(0.001, 0.1))", "trainer.batch_size=choice(16, 32, 64)",
@@ -248,7 +248,7 @@ def test_search_space_from_override_syntax():
 ])
 def test_search_space_mistakes_are_named(line, message):
     from dlrun.runner.sweep import SweepError
-    from hydra_plugins.dlrun_sweepers._optuna import parse_search_space
+    from dlrun.runner.sweep.space import parse_search_space
 
     with pytest.raises(SweepError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_search_space([line])
@@ -272,8 +272,41 @@ def test_rows_are_ordered_best_first_and_rerun_with_their_threads():
             TrialRow(2, ["a=3"], "FINISHED", 0.9), TrialRow(3, ["a=4"], "KILLED")]
     assert [r.number for r in order_rows(rows, "maximize")] == [2, 0, 1, 3]
     assert [r.number for r in order_rows(rows, "minimize")] == [0, 2, 1, 3]
-    assert direction_for("eval/loss", None) == "minimize"
-    assert direction_for("eval/accuracy", None) == "maximize"
-    assert direction_for("eval/loss", "maximize") == "maximize"
+    # the direction is the task's declaration (results.json) unless the sweep gives one
+    loss = {"primary_metric": "eval/loss", "direction": "min"}
+    assert direction_for("eval/loss", None, loss) == "minimize"
+    assert direction_for("eval/accuracy", None,
+                         {"primary_metric": "eval/accuracy", "direction": "max"}) == "maximize"
+    assert direction_for("eval/loss", "maximize", loss) == "maximize"
     assert command_for(["a=1", "b=x y"], ["--config-name", "c"], threads=1) == \
         "OMP_NUM_THREADS=1 dlrun --config-name c a=1 'b=x y'"
+
+
+def test_the_direction_is_declared_never_guessed_from_the_metric_name():
+    from dlrun.runner.sweep import TrialFailed, direction_for
+
+    results = {"primary_metric": "eval/quality", "direction": "max", "eval/error_rate": 0.1}
+    assert direction_for("eval/quality", None, results) == "maximize"
+    assert direction_for("eval/perplexity", None, {"primary_metric": "eval/perplexity",
+                                                   "direction": "max"}) == "maximize"
+    with pytest.raises(TrialFailed, match=r"not the run's primary.*hydra\.sweeper\.direction") as e:
+        direction_for("eval/error_rate", None, results)  # another metric: the sweep must say
+    assert e.value.kind == "metric"
+    assert direction_for("eval/error_rate", "minimize", results) == "minimize"
+
+
+@pytest.mark.slow
+def test_a_grid_ranks_by_the_direction_the_task_declares(run_dlrun, tmp_path):
+    res = run_dlrun("-m", "model=linear_regression", "dataset=linear_synthetic",
+                    "trainer.epochs=1", "optimizer.lr=0.03,0.003", "logger=none")
+    assert res.returncode == 0, res
+    assert "2 trials, 2 finished; lower eval/mse is better" in res.stdout, res
+    (sweep_dir,) = [p for p in (tmp_path / "outputs" / "multirun").glob("*/*") if p.is_dir()]
+    rows = sweep_table(sweep_dir)
+    assert float(rows[0]["eval/mse"]) <= float(rows[1]["eval/mse"])
+
+    res = run_dlrun("-m", *TINY, "optimizer.lr=0.1", "hydra.sweeper.metric=eval/loss",
+                    "logger=none")
+    assert res.returncode == 1, res
+    assert "'eval/loss' is not the run's primary metric ('eval/accuracy')" in res.stderr, res
+    assert "hydra.sweeper.direction" in res.stderr, res

@@ -3,12 +3,17 @@ the rank's device, scale the learning rate, and check a resumed run's world size
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from omegaconf import DictConfig
 
 from dlrun.parallel import DistributedError, World, current, launched_by
+from dlrun.parallel.launch import job_command, run_job
+
+JOB_TAGS_ENV = "DLRUN_TRIAL_TAGS"  # a run launched as an MPI job: its MLflow tags (a sweep
+                                   # trial's: sweep id, trial number, parent run), for rank 0
 
 
 def job_world(cfg: DictConfig) -> World | None:
@@ -30,22 +35,27 @@ def job_world(cfg: DictConfig) -> World | None:
     return world
 
 
-def launch(cfg: DictConfig, overrides: Sequence[str], hydra_dir: Path, run_dir: Path) -> float:
-    """Run this experiment as an MPI job of ``distributed.workers`` ranks, all in ``hydra_dir``;
-    returns the run's primary metric (from the results rank 0 wrote into ``run_dir``)."""
-    from dlrun.parallel.launch import job_command, run_job
-
-    from .sweep import JOB_TAGS_ENV, trial_tags
-    from .tracking import mlflow_store
-
+def launch(cfg: DictConfig, overrides: Sequence[str], hydra_dir: Path, run_dir: Path,
+           env: Mapping[str, str] | None = None) -> float:
+    """Run this experiment as an MPI job of ``distributed.workers`` ranks, all in ``hydra_dir``,
+    with ``env`` added to their environment (:func:`job_env`); returns the run's primary
+    metric (from the results rank 0 wrote into ``run_dir``)."""
     d = cfg.distributed
     cmd = job_command(int(d.workers), overrides, hydra_dir, hosts=list(d.hosts), hostfile=d.hostfile,
                       mpiexec=d.mpiexec, mpiexec_args=list(d.mpiexec_args))
-    store = mlflow_store(cfg.logger)  # a sweep's trial: its job's MLflow run nests in the sweep's
-    tags = trial_tags(store[0], str(cfg.experiment)) if store is not None else {}
-    run_job(cmd, run_dir, {JOB_TAGS_ENV: json.dumps(tags)} if tags else None)
+    run_job(cmd, run_dir, dict(env) if env else None)
     results = json.loads((run_dir / "results.json").read_text())
     return float(results[results["primary_metric"]])
+
+
+def job_env(tags: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The environment that passes a run's MLflow ``tags`` to the ranks of its MPI job."""
+    return {JOB_TAGS_ENV: json.dumps(dict(tags))} if tags else None
+
+
+def job_tags() -> dict[str, str]:
+    """In a rank of an MPI job: the tags of the run that launched it (:func:`job_env`)."""
+    return json.loads(os.environ.get(JOB_TAGS_ENV, "{}"))
 
 
 def per_worker_batch(cfg: DictConfig, world: World) -> int:

@@ -30,8 +30,8 @@ from .build import (ConfigError, allow_targets, build, check_node, data_model_ar
                     seed_everything, target_of)
 from .checkpoint import Checkpoint, CheckpointStore, RunCheckpoints, write_atomic
 from .console import Column, ConsoleReporter, format_duration
-from .distributed import (bind_device, job_world, launch, per_worker_batch, resume_with_workers,
-                          scale_learning_rate, sync_batchnorm)
+from .distributed import (bind_device, job_env, job_world, launch, per_worker_batch,
+                          resume_with_workers, scale_learning_rate, sync_batchnorm)
 from .export import export_model
 from .interrupt import INTERRUPTS
 from .loop import Loop, RunReporter
@@ -53,8 +53,9 @@ class Place:
     ctx: Any = None
 
 
-def run(cfg: DictConfig) -> float:
-    """Runs the experiment ``cfg`` describes; returns the task's primary metric."""
+def run(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> float:
+    """Runs the experiment ``cfg`` describes, its MLflow run tagged with ``tags`` too (a sweep
+    trial's: they nest it under the sweep's run); returns the task's primary metric."""
     wall_start = time.perf_counter()
     logging.captureWarnings(True)  # e.g. numpy overflow warnings: to the run's log file, not the console
     hydra_cfg = HydraConfig.get()
@@ -69,7 +70,8 @@ def run(cfg: DictConfig) -> float:
         choices = resumed_choices(run_dir) or choices
     world = job_world(cfg)
     if world is None:  # distributed.workers > 1: this process starts the job and waits for it
-        return launch(cfg, list(hydra_cfg.overrides.task), Path(hydra_cfg.runtime.output_dir), run_dir)
+        return launch(cfg, list(hydra_cfg.overrides.task), Path(hydra_cfg.runtime.output_dir), run_dir,
+                      env=job_env(tags))  # the job's rank 0 tags its run with ``tags``
     if world.size > 1:  # the job's folder is rank 0's (ranks started by hand stamp their own)
         run_dir = Path(world.allgather(str(run_dir))[0])
         record_rank(world, run_dir)
@@ -79,7 +81,7 @@ def run(cfg: DictConfig) -> float:
     place.ctx = bind_device(make_context(cfg.device), world)
     # in a data-parallel job rank 0 alone prints, tracks and writes the run's files
     console = ConsoleReporter() if world.is_root else ConsoleReporter(_silent_console())
-    tracker = _start_tracking(place, overrides, _run_name(choices, hydra_cfg))
+    tracker = _start_tracking(place, overrides, _run_name(choices, hydra_cfg), tags)
 
     status, metrics, task, exported = "FAILED", {}, None, None
     try:
@@ -115,7 +117,8 @@ def _run_name(choices: Mapping[str, str], hydra_cfg: Any) -> str:
     return name
 
 
-def _start_tracking(place: Place, overrides: Sequence[str], run_name: str) -> Any:
+def _start_tracking(place: Place, overrides: Sequence[str], run_name: str,
+                    extra_tags: Mapping[str, str] | None = None) -> Any:
     """Writes the resolved config into the run folder and starts the run's tracker (rank 0;
     the other ranks of a job get a NullTracker)."""
     cfg, world, resume_from = place.cfg, place.world, place.resume_from
@@ -134,7 +137,8 @@ def _start_tracking(place: Place, overrides: Sequence[str], run_name: str) -> An
     if world.size > 1:
         tags["dlrun.workers"] = str(world.size)
     tracker = make_tracker(
-        cfg.logger, str(cfg.experiment), run_name=run_name, params=flatten(resolved), tags=tags,
+        cfg.logger, str(cfg.experiment), run_name=run_name, params=flatten(resolved),
+        tags={**tags, **(extra_tags or {})},  # a sweep trial's: nested under the sweep's run
         source_dir=Path(dlrun.__file__).parent,
         resume_run_id=resume_from.state.get("mlflow_run_id") if resume_from else None,
         spool=place.run_dir / SPOOL_NAME)

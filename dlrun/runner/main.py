@@ -76,12 +76,16 @@ def _run(cfg: DictConfig) -> Any:
     """One run; in a sweep, one trial: its outcome goes to ``trial.json`` and a failure is
     raised as TrialFailed, so that Hydra records the job as failed and the sweep goes on."""
     from .build import in_debug_mode
+    from .distributed import job_tags
     from .experiment import run
     from .sweep import TrialFailed, TrialScope, in_multirun
 
     trial = TrialScope() if in_multirun() else None
     try:
-        value = run(cfg)
+        # the MLflow tags the run gets from above: a sweep trial's (which nest it under the
+        # sweep's parent run), or in a rank of an MPI job those of the run that launched it
+        tags = trial.tags(cfg.logger, str(cfg.experiment)) if trial is not None else job_tags()
+        value = run(cfg, tags=tags)
         return trial.finished(value) if trial is not None else value
     except KeyboardInterrupt as stop:
         if trial is not None:

@@ -1,7 +1,9 @@
-"""Config schemas of dlrun's sweepers (registered under ``hydra/sweeper``) and the sweepers.
+"""Config schemas of dlrun's sweepers (registered under ``hydra/sweeper``) and the sweepers,
+thin faces of ``dlrun.runner.sweep`` (the grid's loop in ``grid``, the Optuna sweeper's work
+in ``optuna``).
 
-Hydra imports this module whenever it starts, so it imports nothing heavy: the Optuna
-sweeper's work is in ``_optuna`` and the grid's in ``dlrun.runner.sweep``.
+Hydra imports this module whenever it starts, so it imports nothing heavy: the sweepers'
+work is imported when a sweep starts.
 """
 
 from dataclasses import dataclass, field
@@ -29,7 +31,8 @@ class DlrunBasicSweeperConf:
     params: Optional[Dict[str, str]] = None  # sweep overrides given in config: {key: "a,b,c"}
     # the metric the results table ranks by; null: what the runs return (the task's primary)
     metric: Optional[str] = None
-    direction: Optional[Direction] = None    # null: minimize for losses/errors, else maximize
+    # null: the direction the task declares for its primary metric (any other metric needs one)
+    direction: Optional[Direction] = None
 
 
 @dataclass
@@ -70,16 +73,16 @@ class DlrunBasicSweeper(basic_sweeper.BasicSweeper):
         self.direction = getattr(direction, "value", direction)
 
     def sweep(self, arguments: List[str]) -> Any:
-        from dlrun.runner.sweep import run_grid
+        from dlrun.runner.sweep.grid import run_grid
 
         return run_grid(self, arguments)
 
 
 class DlrunOptunaSweeper(Sweeper):
-    """Hydra's face of the Optuna sweeper; the work is in ``_optuna.OptunaSweeperImpl``."""
+    """Hydra's face of the Optuna sweeper; the work is in ``dlrun.runner.sweep.optuna``."""
 
     def __init__(self, **kwargs: Any) -> None:
-        from ._optuna import OptunaSweeperImpl
+        from dlrun.runner.sweep.optuna import OptunaSweeperImpl  # imports Optuna: not at every start
 
         self.impl = OptunaSweeperImpl(**kwargs)
 
