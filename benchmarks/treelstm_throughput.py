@@ -68,7 +68,8 @@ def load_trees(args: argparse.Namespace):
     """(name, dataset, cell) for the run."""
     from pathlib import Path
 
-    from dlrun.data.trees import listops, sst
+    from dlrun.data.listops import listops
+    from dlrun.data.trees import sst
 
     root = args.data_root or os.environ.get("DLRUN_DATA")
     have_sst = root is not None and all((Path(root) / "sst" / f).exists()

@@ -10,9 +10,10 @@ import pytest
 
 from dlrun.data import (ChecksumError, CorruptFileError, DatasetNotFoundError, RemoteFile)
 from dlrun.data import trees as treemod
+from dlrun.data.glove import load_embeddings, read_glove
+from dlrun.data.listops import format_listops, listops, listops_vocab, parse_listops
 from dlrun.data.text import UNK, Vocab
-from dlrun.data.trees import (SstFiles, Tree, TreeDataset, listops, load_embeddings, load_sst,
-                              parse_listops, parse_tree, read_glove, read_trees, sst)
+from dlrun.data.trees import SstFiles, Tree, TreeDataset, load_sst, parse_tree, read_trees, sst
 
 OFFLINE = "http://127.0.0.1:9/"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -274,12 +275,12 @@ def evaluate(tree: Tree, vocab: Vocab) -> int:
 def test_listops_values_of_handwritten_expressions(expr, value):
     tree = parse_listops(expr)
     assert tree.label == value
-    assert treemod.format_listops(tree) == expr
+    assert format_listops(tree) == expr
 
 
 def test_listops_tree_layout():
     tree = parse_listops("[MAX 2 [MIN 3 4] 9]")
-    vocab = treemod.listops_vocab()
+    vocab = listops_vocab()
     op, two, inner, nine = tree.children
     assert tree.word == -1 and op.word == vocab.stoi["MAX"] and op.label == -1
     assert (two.word, two.label, nine.word, nine.label) == (2, 2, 9, 9)
@@ -306,7 +307,7 @@ def test_listops_generated_labels_are_values():
             else:
                 assert node.label == node.word == int(data.vocab.itos[node.word])
     assert set(heights) == {1, 2, 3, 4}  # depths 1..max_depth all occur
-    strings = [treemod.format_listops(t) for t in data.train + data.dev + data.test]
+    strings = [format_listops(t) for t in data.train + data.dev + data.test]
     assert len(set(strings)) == len(strings)  # no expression repeats across the splits
     assert len(set(t.label for t in data.train)) == 10
 
@@ -315,8 +316,8 @@ def test_listops_is_deterministic_per_seed():
     a, b = listops(50, 20, seed=7), listops(50, 20, seed=7)
     assert a.train == b.train and a.dev == b.dev and a.test == b.test
     c = listops(50, 20, seed=8)
-    assert [treemod.format_listops(t) for t in c.train] != \
-        [treemod.format_listops(t) for t in a.train]
+    assert [format_listops(t) for t in c.train] != \
+        [format_listops(t) for t in a.train]
     flat = listops(20, 5, max_depth=1, max_args=2, seed=0)
     assert all(t.height() == 1 and len(t.children) == 3 for t in flat.train)
 

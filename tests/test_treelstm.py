@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 
 import dlrun as mx
 from dlrun import autograd
-from dlrun.data.trees import Tree, listops
+from dlrun.data.listops import listops
+from dlrun.data.trees import Tree
 from dlrun.engine import array, cpu
 from dlrun.loss import SoftmaxCrossEntropyLoss
 from dlrun.models.treelstm import TreeBatch, TreeLSTM, flatten_tree

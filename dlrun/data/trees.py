@@ -1,28 +1,28 @@
-"""Tree-structured data for Tree-LSTMs: the Stanford Sentiment Treebank and ListOps.
+"""Tree-structured data for Tree-LSTMs: trees, their bracketed format, the Stanford Sentiment
+Treebank and ``TreeDataset``.
 
 A ``Tree`` is a labelled node with children; leaves carry a token id. Every builder returns
 a ``TreeDataset`` of train/dev/test trees, the vocabulary and the number of classes. A node
 whose label is -1 carries no target (neutral nodes of binary SST, operator leaves of ListOps).
+The ListOps generator is ``dlrun.data.listops``; the GloVe reader ``dlrun.data.glove``.
 """
 from __future__ import annotations
 
 import gc
-import logging
 import re
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from .archive import extract_zip_members
 from .download import RemoteFile, default_root, fetch, fetch_all
 from .errors import CorruptFileError, DatasetNotFoundError
-from .text import UNK, Vocab, read_utf8
-
-log = logging.getLogger(__name__)
+from .glove import embedding_matrix, lookup_keys, read_glove, vector_of
+from .text import Vocab, read_utf8
 
 IGNORE = -1  # the label of a node that carries no target
 
@@ -115,7 +115,7 @@ class TreeDataset:
 
 
 @contextmanager
-def _gc_paused():
+def gc_paused():
     """Pauses the cyclic garbage collector while many small nodes are built: its passes over
     the growing heap otherwise cost three times the parsing itself."""
     enabled = gc.isenabled()
@@ -207,7 +207,7 @@ def read_trees(path: str | Path, num_labels: int = 5) -> list[tuple[Tree, list[s
     its leaf words. Errors name the file and the line."""
     path = Path(path)
     out = []
-    with _gc_paused():
+    with gc_paused():
         for lineno, line in enumerate(read_utf8(path).split("\n"), start=1):
             if line.strip():
                 out.append(parse_tree(line, num_labels, where=f"{path}, line {lineno}"))
@@ -275,7 +275,7 @@ def load_sst(folder: str | Path, files: SstFiles, fine_grained: bool = True,
     """
     folder = Path(folder)
     paths = _fetch_sst(folder, files)
-    with _gc_paused():
+    with gc_paused():
         return _build_sst(paths, fine_grained, embeddings, seed)
 
 
@@ -290,8 +290,8 @@ def _build_sst(paths: list[Path], fine_grained: bool, embeddings: str | Path | N
     if embeddings is not None:
         other = dict.fromkeys(w for split in splits[1:] for _, words in split for w in words
                               if w not in vocab)
-        vectors, dim = read_glove(embeddings, _lookup_keys(list(vocab.itos) + list(other)))
-        vocab = Vocab(vocab.itos + [w for w in other if _vector_of(w, vectors) is not None])
+        vectors, dim = read_glove(embeddings, lookup_keys(list(vocab.itos) + list(other)))
+        vocab = Vocab(vocab.itos + [w for w in other if vector_of(w, vectors) is not None])
         matrix = embedding_matrix(vocab, vectors, dim, seed)
     for split in splits:
         for tree, words in split:
@@ -323,246 +323,3 @@ def _binarise(tree: Tree) -> bool:
     for node in tree.nodes():
         node.label = 0 if node.label < 2 else 1 if node.label > 2 else IGNORE
     return tree.label != IGNORE
-
-
-# ---- word vectors ----
-
-_PTB_ESCAPES = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{",
-                "-RCB-": "}"}
-
-
-def _candidates(word: str) -> list[str]:
-    out = [word, word.lower()]
-    if word in _PTB_ESCAPES:
-        out.append(_PTB_ESCAPES[word])
-    return out
-
-
-def _lookup_keys(words) -> set[str]:
-    return {c for w in words for c in _candidates(w)}
-
-
-def _vector_of(word: str, vectors: dict[str, np.ndarray]) -> np.ndarray | None:
-    for c in _candidates(word):
-        if c in vectors:
-            return vectors[c]
-    return None
-
-
-def read_glove(path: str | Path,
-               words: set[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
-    """The vectors of ``words`` (all words when None) in a GloVe-format text file, and their
-    dimension.
-
-    Each line is ``word v1 ... vd`` separated by single spaces; a word may itself contain
-    spaces (as a few in glove.840B do). A leading ``count dim`` header line (word2vec /
-    fastText ``.vec`` files) is skipped. Raises CorruptFileError with the line number for a
-    line with too few values or a value that is not a number.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DatasetNotFoundError(f"{path}: no such word-vector file; point "
-                                   f"dataset.embeddings at a GloVe-format text file")
-    wanted = None if words is None else {w.encode("utf-8"): w for w in words}
-    vectors: dict[str, np.ndarray] = {}
-    dim = None
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            line = raw.rstrip()
-            if not line:
-                continue
-            if dim is None:
-                fields = line.split()
-                if lineno == 1 and len(fields) == 2 and all(x.isdigit() for x in fields):
-                    continue  # "count dim" header
-                dim = len(fields) - 1
-                if dim < 1:
-                    raise CorruptFileError(f"{path}, line {lineno}: a word without a vector")
-            if line.count(b" ") < dim:
-                raise CorruptFileError(f"{path}, line {lineno}: fewer than {dim} values (the "
-                                       f"dimension of the first vector); the file is "
-                                       f"truncated or damaged")
-            head, _, rest = line.partition(b" ")
-            values = rest.split(b" ")
-            if len(values) != dim:  # a word with spaces: the vector is the last dim fields
-                fields = line.split(b" ")
-                head, values = b" ".join(fields[:-dim]), fields[-dim:]
-            if wanted is not None and head not in wanted:
-                continue
-            try:
-                vec = np.array([float(v) for v in values], dtype=np.float32)
-            except ValueError:
-                raise CorruptFileError(f"{path}, line {lineno}: a value that is not a "
-                                       f"number") from None
-            word = wanted[head] if wanted is not None else head.decode("utf-8", "replace")
-            vectors.setdefault(word, vec)
-    if dim is None:
-        raise CorruptFileError(f"{path}: no word vectors; the file is empty")
-    return vectors, dim
-
-
-def embedding_matrix(vocab: Vocab, vectors: dict[str, np.ndarray], dim: int,
-                     seed: int = 0) -> np.ndarray:
-    """A float32 (len(vocab), dim) matrix: each word's vector (exact, lowercase, or the
-    bracket a PTB escape like ``-LRB-`` stands for), else U(-0.05, 0.05) drawn with ``seed``."""
-    matrix = np.random.default_rng(seed).uniform(-0.05, 0.05, (len(vocab), dim))
-    matrix = matrix.astype(np.float32)
-    found = 0
-    for i, word in enumerate(vocab.itos):
-        vec = _vector_of(word, vectors)
-        if vec is not None:
-            matrix[i] = vec
-            found += 1
-    log.info("word vectors: %d of %d vocabulary entries found", found, len(vocab))
-    return matrix
-
-
-def load_embeddings(path: str | Path, vocab: Vocab, seed: int = 0) -> np.ndarray:
-    """The (len(vocab), dim) float32 matrix of a GloVe-format file's vectors for ``vocab``."""
-    vectors, dim = read_glove(path, _lookup_keys(vocab.itos))
-    return embedding_matrix(vocab, vectors, dim, seed)
-
-
-# ---- ListOps ----
-
-LISTOPS_OPS = ("MAX", "MIN", "MED", "SM")
-# digit d has id d, so a digit leaf's word is its value; the operators follow
-LISTOPS_VOCAB_TOKENS = tuple(str(d) for d in range(10)) + LISTOPS_OPS + (UNK,)
-_BRANCH_P = 0.25  # chance that an argument off the deepest path is itself an expression
-
-
-def listops_vocab() -> Vocab:
-    return Vocab(LISTOPS_VOCAB_TOKENS)
-
-
-def listops_apply(op: str, values: list[int]) -> int:
-    """MAX, MIN, MED (the lower median: ``sorted(values)[(n - 1) // 2]``) or SM (sum mod 10)."""
-    if op == "MAX":
-        return max(values)
-    if op == "MIN":
-        return min(values)
-    if op == "MED":
-        return sorted(values)[(len(values) - 1) // 2]
-    if op == "SM":
-        return sum(values) % 10
-    raise ValueError(f"unknown ListOps operator {op!r}")
-
-
-def listops(n_train: int = 2000, n_test: int = 500, max_depth: int = 4, max_args: int = 4,
-            seed: int = 0, root: str | Path | None = None) -> TreeDataset:
-    """ListOps-style nested expressions such as ``[MAX 2 [MIN 3 4] 9]`` (value 9).
-
-    Operators: MAX, MIN, MED (lower median) and SM (sum mod 10), each over 2..``max_args``
-    arguments, nested up to ``max_depth`` operator levels (each expression's depth is drawn
-    uniformly from 1..max_depth). Every node's label is its value (10 classes).
-
-    Tree layout: an expression is an inner node (``word == -1``) whose FIRST child is a
-    leaf holding the operator token, followed by one child per argument; the operator leaf
-    has label -1 (no target). A digit is a leaf whose word is the digit's token id, equal
-    to the digit (``listops_vocab()``), and whose label is the digit. So tokens sit only on
-    leaves, as in SST, and a Tree-LSTM reads both datasets the same way.
-
-    The dev set has ``n_test`` trees. No expression occurs twice across the three splits.
-    The data are fixed by the arguments (each split draws from its own seeded stream).
-    ``root`` is unused; it is accepted so that every builder takes the same arguments.
-    """
-    if max_depth < 1 or max_args < 2:
-        raise ValueError(f"listops: max_depth must be >= 1 and max_args >= 2, got "
-                         f"{max_depth} and {max_args}")
-    with _gc_paused():
-        return _draw_listops(n_train, n_test, max_depth, max_args, seed)
-
-
-def _draw_listops(n_train: int, n_test: int, max_depth: int, max_args: int,
-                  seed: int) -> TreeDataset:
-    vocab = listops_vocab()
-    seen: set[str] = set()
-    streams = np.random.SeedSequence(seed).spawn(3)
-    splits = []
-    for size, stream in zip((n_train, n_test, n_test), streams):
-        rng = np.random.default_rng(stream)
-        trees, attempts = [], 0
-        while len(trees) < size:
-            attempts += 1
-            if attempts > 100 * size + 1000:
-                raise ValueError(f"listops: cannot draw {n_train} + 2 x {n_test} distinct "
-                                 f"expressions with max_depth={max_depth}, "
-                                 f"max_args={max_args}; ask for fewer")
-            expr = _draw(rng, int(rng.integers(1, max_depth + 1)), max_args)
-            key = format_listops(expr)
-            if key not in seen:
-                seen.add(key)
-                trees.append(_listops_tree(expr, vocab))
-        splits.append(trees)
-    return TreeDataset(*splits, vocab=vocab, num_classes=10)
-
-
-def _draw(rng: np.random.Generator, depth: int, max_args: int) -> list:
-    """A nested list [op, arg, ...] with exactly ``depth`` operator levels."""
-    op = LISTOPS_OPS[int(rng.integers(len(LISTOPS_OPS)))]
-    n = int(rng.integers(2, max_args + 1))
-    spine = int(rng.integers(n)) if depth > 1 else -1
-    args: list = []
-    for i in range(n):
-        if i == spine:
-            args.append(_draw(rng, depth - 1, max_args))
-        elif depth > 1 and rng.random() < _BRANCH_P:
-            args.append(_draw(rng, int(rng.integers(1, depth)), max_args))
-        else:
-            args.append(int(rng.integers(10)))
-    return [op, *args]
-
-
-def format_listops(expr) -> str:
-    """``[MAX 2 [MIN 3 4] 9]`` for a nested list, or for a ListOps ``Tree``."""
-    if isinstance(expr, Tree):
-        expr = _tree_to_expr(expr)
-    if isinstance(expr, int):
-        return str(expr)
-    return "[" + " ".join([expr[0]] + [format_listops(a) for a in expr[1:]]) + "]"
-
-
-def _tree_to_expr(tree: Tree):
-    if not tree.children:
-        return int(LISTOPS_VOCAB_TOKENS[tree.word])
-    return [LISTOPS_VOCAB_TOKENS[tree.children[0].word],
-            *(_tree_to_expr(c) for c in tree.children[1:])]
-
-
-def parse_listops(text: str) -> Tree:
-    """The ListOps tree of an expression such as ``[SM 7 [MED 1 9 4] 8]``, labels computed."""
-    tokens = text.replace("[", " [ ").replace("]", " ] ").split()
-    stack: list[list] = [[]]
-    for i, tok in enumerate(tokens):
-        if tok == "[":
-            stack.append([])
-        elif tok == "]":
-            if len(stack) < 2:
-                raise ValueError(f"ListOps: unbalanced ']' at token {i} of {text!r}")
-            expr = stack.pop()
-            if not expr or expr[0] not in LISTOPS_OPS or len(expr) < 2:
-                raise ValueError(f"ListOps: bad expression {expr} in {text!r}")
-            stack[-1].append(expr)
-        elif tok in LISTOPS_OPS:
-            stack[-1].append(tok)
-        elif tok.isdigit() and len(tok) == 1:
-            stack[-1].append(int(tok))
-        else:
-            raise ValueError(f"ListOps: unknown token {tok!r} in {text!r}")
-    if len(stack) != 1 or len(stack[0]) != 1:
-        raise ValueError(f"ListOps: {text!r} is not one balanced expression")
-    return _listops_tree(stack[0][0], listops_vocab())
-
-
-def _listops_tree(expr, vocab: Vocab) -> Tree:
-    if isinstance(expr, int):
-        return Tree(expr, [], word=expr)
-    children = [_listops_tree(a, vocab) for a in expr[1:]]
-    value = listops_apply(expr[0], [c.label for c in children])
-    return Tree(value, [Tree(IGNORE, [], word=vocab.stoi[expr[0]])] + children)
-
-
-def iter_nodes(trees: list[Tree]) -> Iterator[Tree]:
-    """Every node of every tree, each tree in post-order."""
-    for tree in trees:
-        yield from tree.nodes()
