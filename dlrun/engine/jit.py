@@ -572,11 +572,6 @@ class Tracer:
                      output_tree, training)
 
 
-def active_tracer() -> Tracer | None:
-    """The tracer of the trace in progress on this thread (None outside a trace)."""
-    return autograd._state.tracer
-
-
 def trace(fn: Callable[..., Any], inputs: Sequence[NDArray], rebuild: Callable[[list], tuple],
           param_arrays: Callable[[], Mapping[str, NDArray]]) -> tuple[Graph | None, Any, str | None]:
     """Run ``fn(*rebuild(inputs))`` once, imperatively, while tracing it.
