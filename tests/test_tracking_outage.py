@@ -2,6 +2,8 @@
 spool and reach the store when it is back, or with ``dlrun sync RUN``."""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -63,21 +65,43 @@ def server(tmp_path):
         s.stop()
 
 
+def _wait_for(what: str, ready, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Waits until ``ready()`` while the run goes on (fails when it ended first or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 def test_the_store_stops_mid_run_and_comes_back(server, tmp_path):
     server.start()
-    # long enough (about 30 s on two cores) to outlast the outage and the server's restart
-    epochs = 40
+    # The run waits on signals, not on its length: it is frozen (SIGSTOP) while the server
+    # stops and while it starts again, and runs in between until it has spooled a record.
+    epochs = 4
     cmd = [*dlrun_command(), "model=lenet", f"trainer.epochs={epochs}",
            f"logger.tracking_uri={server.url}"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not server.run()[1]:
-        time.sleep(0.2)
-    server.stop()          # the run is training; its records now fail to send
-    time.sleep(4)
-    server.start()
-    assert proc.poll() is None, "the run ended before the store came back: raise `epochs`"
+    try:
+        _wait_for("its MLflow run was created", lambda: server.run()[1], proc)
+        os.kill(proc.pid, signal.SIGSTOP)
+        server.stop()      # the run is training; its records now fail to send
+        os.kill(proc.pid, signal.SIGCONT)
+        spool = tmp_path / "outputs" / "runs"
+        _wait_for("a record went to its spool", lambda: any(spool.glob("*/*/mlflow-spool.jsonl")),
+                  proc)
+        os.kill(proc.pid, signal.SIGSTOP)
+        server.start()
+        assert proc.poll() is None, "the run ended before the store came back"
+        os.kill(proc.pid, signal.SIGCONT)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
     out, err = proc.communicate(timeout=900)  # generous: a loaded machine trains far slower
     assert proc.returncode == 0, err
     (folder,) = [p for p in (tmp_path / "outputs" / "runs").glob("*/*")]
