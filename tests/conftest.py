@@ -1,6 +1,13 @@
-"""Shared fixtures: running the ``dlrun`` command in a subprocess, a real MLflow server."""
+"""Shared fixtures: running the ``dlrun`` command in a subprocess, a real MLflow server.
+
+Tests in lanes: a test that runs the ``dlrun`` command (through the ``run_dlrun`` fixture or
+``dlrun_command()``, in its body, its fixtures or a helper of its module) or a real MLflow
+server is an end-to-end test and gets the ``slow`` mark here; others that start MPI jobs or train for long
+carry ``@pytest.mark.slow`` themselves. ``pytest -m "not slow"`` is the fast lane.
+"""
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import signal
@@ -52,12 +59,59 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("HYDRA_FULL_ERROR", "FORCE_COLOR", "MLFLOW_TRACKING_URI", "DLRUN_DATA")}
     local = "127.0.0.1,localhost"
-    env.update({"NO_COLOR": "1", "COLUMNS": "120", "PYTHONUNBUFFERED": "1",
+    env.update({"NO_COLOR": "1", "PYTHONUNBUFFERED": "1",
                 "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
                 "no_proxy": ",".join(filter(None, [env.get("no_proxy"), local])),
                 "NO_PROXY": ",".join(filter(None, [env.get("NO_PROXY"), local]))})
     env.update(extra)
     return env
+
+
+# --- lanes ---------------------------------------------------------------------------------------
+SLOW_FIXTURES = frozenset({"run_dlrun", "mlflow_server"})  # fixtures that start dlrun or a server
+SLOW_CALLS = frozenset({"dlrun_command"})                   # names whose use starts dlrun
+
+
+def _code_names(code) -> set[str]:
+    """The global names a code object (and the functions, lambdas, comprehensions in it) uses."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _code_names(const)
+    return names
+
+
+def _starts_dlrun(func, seen: set | None = None) -> bool:
+    """Whether ``func`` names ``dlrun_command``, itself or through functions of its module."""
+    seen = set() if seen is None else seen
+    func = inspect.unwrap(func)
+    code = getattr(func, "__code__", None)
+    if code is None or code in seen:
+        return False
+    seen.add(code)
+    names = _code_names(code)
+    if names & SLOW_CALLS:
+        return True
+    module = sys.modules.get(getattr(func, "__module__", ""), None)
+    helpers = (getattr(module, n, None) for n in names)
+    return any(_starts_dlrun(h, seen) for h in helpers
+               if inspect.isfunction(h) and h.__module__ == func.__module__)
+
+
+def _is_end_to_end(item) -> bool:
+    names = set(getattr(item, "fixturenames", ()))
+    if names & SLOW_FIXTURES:
+        return True
+    funcs = [getattr(item, "function", None)]  # the test, and the fixtures it asks for
+    fixtures = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    funcs += [defs[-1].func for name, defs in fixtures.items() if name in names and defs]
+    return any(_starts_dlrun(f) for f in funcs if f is not None)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if _is_end_to_end(item):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

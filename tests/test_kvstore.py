@@ -202,6 +202,7 @@ def _mpiexec() -> str:
     return found
 
 
+@pytest.mark.slow  # an MPI job
 def test_dist_sync_over_two_mpi_ranks(tmp_path):
     mpiexec = _mpiexec()
     script = tmp_path / "kv_dist.py"
