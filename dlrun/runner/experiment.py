@@ -37,7 +37,8 @@ from .interrupt import INTERRUPTS
 from .loop import Loop, RunReporter
 from .resume import identity_hash, resumed_choices, resumed_config
 from .tasks import Setup, TaskBase
-from .tracking import SPOOL_NAME, NullTracker, TrackingError, flatten, make_tracker
+from .spool import SPOOL_NAME
+from .tracking import NullTracker, TrackingError, flatten, make_tracker
 
 
 @dataclass
@@ -191,8 +192,9 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
         raise ConfigError(f"task._target_={cfg.task._target_!r} is not a task class; name a "
                           "subclass of dlrun.runner.tasks.TaskBase")
     if world.size > 1 and not task_class.distributed:
-        raise ConfigError(f"the {task_class.__name__} task trains in one process only; drop "
-                          f"distributed.workers (data-parallel: classification, language models)")
+        raise ConfigError(f"the {place.choices.get('task', task_class.__name__)} task trains in one "
+                          "process only; drop distributed.workers (data-parallel: classification, "
+                          "language models)")
     if place.resume_from is not None:
         resume_with_workers(place.resume_from, world, cfg)
     tracker = report.tracker

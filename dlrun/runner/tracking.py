@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .spool import SPOOL_NAME, Spool  # noqa: F401 - SPOOL_NAME: the spool's name, for callers
+from .spool import Spool
 
 log = logging.getLogger(__name__)
 
