@@ -117,3 +117,19 @@ def test_no_module_imports_a_layer_above_its_own():
               if m.startswith(f"{PACKAGE}.sweep") and t == f"{PACKAGE}.experiment"]
     assert not beside, "the sweep imports the experiment: " + "; ".join(beside)
 
+
+
+def test_runner_modules_and_functions_stay_small():
+    """No file in dlrun/runner over 400 lines, no function over 80: one job each."""
+    long_files, long_functions = [], []
+    for name, path in runner_modules().items():
+        text = path.read_text()
+        if len(text.splitlines()) > 400:
+            long_files.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > 80:
+                    long_functions.append(f"{name}.{node.name}: {length} lines")
+    assert not long_files, long_files
+    assert not long_functions, long_functions
