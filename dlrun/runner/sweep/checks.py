@@ -6,15 +6,19 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig
 
-from ..build import ConfigError, check_node, in_debug_mode
+from ..build import ConfigError, allow_targets, check_node, in_debug_mode, target_of
 from ..console import error as print_error
 from .trial import SweepError
 
 
 def check_config(cfg: DictConfig) -> None:
-    """The arguments of every ``_target_`` node of a composed config, against its class."""
+    """The arguments of every ``_target_`` node of a composed config, against its class
+    (a node may name a class of a package in the config's ``allowed_targets``)."""
+    allow_targets(cfg.get("allowed_targets") or [])
     for key, node in cfg.items():
-        if key != "hydra" and isinstance(node, DictConfig) and "_target_" in node:
+        if key == "task":  # its settings (task.bptt) are the task's to read, not arguments
+            target_of(node, "task")
+        elif key != "hydra" and isinstance(node, DictConfig) and "_target_" in node:
             check_node(node, str(key))
 
 
