@@ -9,16 +9,18 @@ range of the generator's tanh) and noise z ~ N(0, I):
 2. generator step: G minimises the non-saturating loss ``mean log(1 + exp(-D(G(z))))``
    (same z); only G's trainer steps.
 
-Each network has its OWN optimizer and Trainer: the task builds two optimizers (and two
-schedules) from the run's ``optimizer`` and ``schedule`` config nodes with the runner's own
-``build``, so both follow the configured rule and hyperparameters while keeping separate
-state (moments, update counts). The runner's single trainer over all parameters is unused.
-The ``loss`` group is unused too: the GAN loss is the sigmoid binary cross-entropy on
-logits above.
+Each network has its OWN optimizer and Trainer (``trainers["d"]``, ``trainers["g"]``, the
+names the checkpoints keep them under), both built by ``setup.make_trainer`` from the run's
+``optimizer`` and ``schedule`` groups, so both follow the configured rule and
+hyperparameters while keeping separate state (moments, update counts); the runner builds no
+trainer of its own (``own_trainers``). Both updates go through the loop's NaN/Inf guard. The
+``loss`` group is unused: the GAN loss is the sigmoid binary cross-entropy on logits above.
 
-Every epoch: ``train/d_loss``, ``train/g_loss``, ``train/d_real`` (mean D(x) as a
-probability), ``train/d_fake`` (mean D(G(z)) in the discriminator step); a grid of 64
-samples from fixed noise, written to ``<run folder>/samples/epoch_NNN.png`` and logged to
+Every epoch: ``train/loss`` (D's + G's), ``train/d_loss``, ``train/g_loss``,
+``train/d_real`` (mean D(x) as a probability), ``train/d_fake`` (mean D(G(z)) in the
+discriminator step); and, when the epoch is evaluated (every epoch unless
+``trainer.eval_every_epoch=false``; the last always), a grid of 64 samples from fixed noise,
+written to ``<run folder>/samples/epoch_NNN.png`` and logged to
 MLflow under ``samples/``; and a sample-quality score from a digits classifier (the
 *scorer*) on 1000 samples from fixed noise, mapped back to the dataset's standardisation:
 ``eval/confidence`` (the mean top-class probability), ``eval/class_entropy`` (the entropy
@@ -27,43 +29,40 @@ frequent) and the primary metric ``eval/quality = confidence * class_entropy / l
 (1 only for confidently classified samples evenly spread over the classes; mode collapse
 makes it small however confident the samples are).
 
-The scorer: ``model.scorer=PATH`` loads a classifier's parameters -- the ``model.npz`` of a
+The scorer (the ``task`` group's settings): ``task.scorer=PATH`` loads a classifier's parameters -- the ``model.npz`` of a
 classification run (e.g. ``dlrun +recipe=lenet_mnist``; the architecture is read from the
 ``config.yaml`` beside it) or any other ``.npz`` of the default LeNet (such as the
-``scorer.npz`` a GAN run leaves). With ``model.scorer=null`` the task trains that LeNet
+``scorer.npz`` a GAN run leaves). With ``task.scorer=null`` the task trains that LeNet
 (``dlrun.models.lenet.LeNet`` with its defaults, Adam lr 1e-3, batch 64) on the same
-dataset's train split for ``model.scorer_steps`` steps, reports its test accuracy as
+dataset's train split for ``task.scorer_steps`` steps, reports its test accuracy as
 ``eval/scorer_accuracy`` and saves it as ``<run folder>/scorer.npz``; it is also cached
 as ``~/.cache/dlrun/scorers/lenet-<hash>.npz`` (a hash of the training images, the steps and
 the seed), so later runs on the same data skip its training.
-
-The hooks this task uses on the runner's reporter beyond the Reporter protocol,
-``artifact(path, artifact_path)`` (the PNGs, scorer.npz) and ``note(text)`` (the scorer's
-line), are optional (skipped when absent).
 
 The PNG writer is ``dlrun.data.images``; the scorer is ``dlrun.runner.tasks.scorer``.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+from hydra.core.hydra_config import HydraConfig
 
 from dlrun.data import DataLoader
 from dlrun.data.images import image_grid, write_png
 from dlrun.engine import array, autograd, ops
 from dlrun.loss import SigmoidBinaryCrossEntropyLoss
 
-from ..loop import DivergenceError
-from .base import Setup
+from ..loop import StepResult, Totals
+from .base import Setup, TaskBase
 from .scorer import (SCORE_BATCH, SCORE_SAMPLES, class_scores, load_scorer, scorer_accuracy,
                      scorer_cache, softmax_host, train_scorer)
 
 GRID_SAMPLES = 64       # samples in the per-epoch PNG grid (8 x 8)
+Update = Callable[[Any, int], None]  # one update of a trainer for a batch of n (the loop's guard)
 
 
 # --- the two steps ------------------------------------------------------------------------
@@ -71,8 +70,14 @@ def _labels(value: float, n: int, ctx: Any) -> Any:
     return array(np.full((n,), value, dtype=np.float32), ctx=ctx)
 
 
-def discriminator_step(net: Any, real: Any, z: Any, trainer: Any, loss: Any) -> tuple[Any, Any, Any]:
-    """One update of D on ``real`` and G(z) (G not updated, no graph into G).
+def _step(trainer: Any, n: int) -> None:
+    trainer.step(n)
+
+
+def discriminator_step(net: Any, real: Any, z: Any, trainer: Any, loss: Any,
+                       update: Update = _step) -> tuple[Any, Any, Any]:
+    """One update of D on ``real`` and G(z) (G not updated, no graph into G), by
+    ``update(trainer, n)`` (the loop passes its NaN/Inf guard).
 
     Returns device scalars: the summed loss ``sum log(1+exp(-D(x))) + log(1+exp(D(G(z))))``
     (per example), and the summed probabilities D(x) and D(G(z)).
@@ -85,27 +90,28 @@ def discriminator_step(net: Any, real: Any, z: Any, trainer: Any, loss: Any) -> 
         d_fake = net.discriminate(fake)
         d_loss = loss(d_real, _labels(1.0, n, real.ctx)) + loss(d_fake, _labels(0.0, z.shape[0], real.ctx))
     d_loss.backward()
-    trainer.step(n)
+    update(trainer, n)
     return d_loss.sum(), ops.sigmoid(d_real).sum(), ops.sigmoid(d_fake).sum()
 
 
-def generator_step(net: Any, z: Any, trainer: Any, loss: Any) -> Any:
-    """One update of G by the non-saturating loss ``log(1 + exp(-D(G(z))))`` (D not updated);
-    returns its sum over the batch (a device scalar)."""
+def generator_step(net: Any, z: Any, trainer: Any, loss: Any, update: Update = _step) -> Any:
+    """One update of G by the non-saturating loss ``log(1 + exp(-D(G(z))))`` (D not updated),
+    by ``update(trainer, n)``; returns its sum over the batch (a device scalar)."""
     n = z.shape[0]
     with autograd.record():
         d_fake = net.discriminate(net.generate(z))
         g_loss = loss(d_fake, _labels(1.0, n, z.ctx))
     g_loss.backward()
-    trainer.step(n)
+    update(trainer, n)
     return g_loss.sum()
 
 
 # --- the task ---------------------------------------------------------------------------------
-class GANTask:
+class GANTask(TaskBase):
     """Trains ``setup.net`` (a ``dlrun.models.gan.GAN``) on the images of ``setup.data.train``."""
 
-    primary_metric = "eval/quality"
+    primary = ("eval/quality", "max")
+    own_trainers = True  # D's and G's, from setup.make_trainer
     columns = (("epoch", "epoch", "{}"), ("D loss", "train/d_loss", "{:.4f}"),
                ("G loss", "train/g_loss", "{:.4f}"), ("D(x)", "train/d_real", "{:.3f}"),
                ("D(G(z))", "train/d_fake", "{:.3f}"), ("confidence", "eval/confidence", "{:.3f}"),
@@ -121,8 +127,7 @@ class GANTask:
                ("epochs", "epoch", "{}"), ("steps", "steps", "{}"))
 
     def __init__(self, setup: Setup):
-        self.setup = setup
-        self.tcfg = setup.cfg.trainer
+        super().__init__(setup)
         net, data = setup.net, setup.data
         for method in ("generate", "discriminate", "sample_noise"):
             if not callable(getattr(net, method, None)):
@@ -136,135 +141,54 @@ class GANTask:
         self.low, self.high = float(images.min()), float(images.max())
         if not self.high > self.low:
             raise ValueError("the training images are all equal; nothing to learn")
-        batch = int(self.tcfg.batch_size)
+        self.scale = 2.0 / (self.high - self.low)
+        self.shift = -1.0 - self.low * self.scale
+        batch = setup.batch_size
         self.loader = DataLoader(data.train, batch, shuffle=True, seed=setup.seed, ctx=setup.ctx,
                                  drop_last=len(data.train) >= batch)  # no 1-example batch for BatchNorm
+        self.steps = len(self.loader)
         self.loss = SigmoidBinaryCrossEntropyLoss()
         with autograd.pause():  # gives every deferred parameter its shape
             net.discriminate(net.generate(net.sample_noise(2, setup.ctx)))
-        self.d_trainer, self.d_schedule = self._trainer(net.discriminator)
-        self.g_trainer, self.g_schedule = self._trainer(net.generator)
-        setup.use_trainers(d=self.d_trainer, g=self.g_trainer)
+        self.trainers = {"d": setup.make_trainer(net.discriminator.collect_params()),
+                         "g": setup.make_trainer(net.generator.collect_params())}
         self.grid_noise = net.sample_noise(GRID_SAMPLES, setup.ctx)
         self.score_noise = net.sample_noise(SCORE_SAMPLES, setup.ctx)
-        self.run_dir = _run_dir()
-        self.scorer = None
-
-    def _trainer(self, block: Any) -> tuple[Any, Any]:
-        """A Trainer over ``block``'s parameters with a fresh optimizer (and schedule) built
-        from the run's optimizer and schedule config."""
-        from dlrun.optim import Trainer
-        from dlrun.runner.build import build
-
-        cfg = self.setup.cfg
-        schedule = build(cfg.schedule, "schedule")
-        optimizer = build(cfg.optimizer, "optimizer", lr_scheduler=schedule, wd=float(self.tcfg.wd))
-        return Trainer(block.collect_params(), optimizer,
-                       clip_global_norm=self.tcfg.clip_global_norm), schedule
+        self.run_dir = Path(HydraConfig.get().runtime.output_dir)
+        self.scorer_path = setup.task_cfg.get("scorer")  # None: the default LeNet
+        self.scorer_steps = int(setup.task_cfg.get("scorer_steps", 500))
+        self.scorer: Any = None
+        self.scorer_metrics: dict[str, float] = {}
+        self.epoch = 0  # the epoch being trained (its evaluation names the sample grid)
 
     def describe(self) -> Sequence[tuple[str, str]]:
         s, net = self.setup, self.setup.net
         shape = "x".join(str(d) for d in net.image_shape)
-        scorer = (f"parameters from {net.scorer}" if net.scorer else
-                  f"LeNet trained here for {net.scorer_steps} steps on the train split")
+        scorer = (f"parameters from {self.scorer_path}" if self.scorer_path else
+                  f"LeNet trained here for {self.scorer_steps} steps on the train split")
         return [("data", f"{len(s.data.train):,} train images, {shape}, rescaled from "
                          f"[{self.low:.3f}, {self.high:.3f}] to [-1, 1]"),
-                ("schedule", f"{self.tcfg.epochs} epochs x {len(self.loader)} steps, batch "
-                             f"{self.tcfg.batch_size}; per step a D then a G update, each with "
-                             f"its own {type(self.d_trainer.optimizer).__name__}"),
+                ("schedule", f"{self.tcfg.epochs} epochs x {self.steps} steps, batch "
+                             f"{s.batch_text()}; per step a D then a G update, each with "
+                             f"its own {type(self.trainers['d'].optimizer).__name__}"),
                 ("loss", "D: log(1+exp(-D(x))) + log(1+exp(D(G(z)))), G: log(1+exp(-D(G(z)))) "
                          "(not the loss group)"),
                 ("scorer", scorer)]
 
-    # --- the loop -------------------------------------------------------------------------
-    def run(self) -> dict[str, float]:
-        s, tcfg, net = self.setup, self.tcfg, self.setup.net
-        epochs, log_every = int(tcfg.epochs), max(1, int(tcfg.log_every))
-        steps = len(self.loader)
-        for schedule in (self.d_schedule, self.g_schedule):
-            dataclasses.replace(s, schedule=schedule).start_schedule(steps, epochs)
-        metrics: dict[str, float] = self._prepare_scorer()
-        scorer_metrics = dict(metrics)
-        scale = 2.0 / (self.high - self.low)
-        shift = -1.0 - self.low * scale
-        first_epoch, skip, global_step, saved = s.resume_point(epochs)
-        s.report.start(epochs, steps, self.columns)
-        train_time = float(saved.get("train_time", 0.0))
-        for epoch in range(first_epoch, epochs + 1):
-            s.report.epoch_start(epoch)
-            start = time.perf_counter()
-            # d_loss, d_real, d_fake, g_loss (sums over examples)
-            sums = np.array(saved.get("sums", [0.0] * 4), dtype=np.float64)
-            pending: list[tuple[int, list[Any]]] = []
-            samples = int(saved.get("samples", 0))
-            saved = {}
-            self.loader.epoch = epoch - 1  # this epoch's order (a resumed run starts mid-way)
-            for step, (x, _) in enumerate(self.loader.iterate(skip), start=skip + 1):
-                n = x.shape[0]
-                real = x * scale + shift
-                z = net.sample_noise(n, s.ctx)
-                d_loss, d_real, d_fake = discriminator_step(net, real, z, self.d_trainer, self.loss)
-                g_loss = generator_step(net, z, self.g_trainer, self.loss)
-                global_step += 1
-                samples += n
-                pending.append((global_step, [d_loss, d_real, d_fake, g_loss], n))
-                fresh = None
-                due = step < steps and s.checkpoint_due(global_step)
-                if step % log_every == 0 or step == steps or due:
-                    values = self._fetch(pending, epoch)
-                    sums += sum(v for _, v, _ in values)
-                    # the per-step loss of the progress line and train/step_loss: D's + G's
-                    s.report.train_losses([(gs, (v[0] + v[3]) / size) for gs, v, size in values])
-                    last = values[-1]
-                    fresh = float((last[1][0] + last[1][3]) / last[2])
-                    pending = []
-                s.report.step(epoch, step, n, fresh)
-                if due:
-                    s.checkpoint(epoch, step, global_step, {
-                        "sums": sums.tolist(), "samples": samples,
-                        "train_time": train_time + time.perf_counter() - start})
-            skip = 0
-            elapsed = time.perf_counter() - start
-            train_time += elapsed
-            metrics = {"epoch": epoch, "train/d_loss": sums[0] / max(samples, 1),
-                       "train/g_loss": sums[3] / max(samples, 1),
-                       "train/d_real": sums[1] / max(samples, 1),
-                       "train/d_fake": sums[2] / max(samples, 1),
-                       "train/samples_per_sec": samples / max(elapsed, 1e-9),
-                       "learning_rate": float(self.d_trainer.learning_rate)}
-            metrics.update(self.evaluate(epoch))
-            metrics["epoch_time"] = time.perf_counter() - start
-            s.report.epoch_end(epoch, global_step, metrics)
-            s.checkpoint(epoch + 1, 0, global_step, {"train_time": train_time})
-        metrics.update(scorer_metrics)
-        metrics = {k: float(v) for k, v in metrics.items()}
-        metrics.update({"epoch": int(metrics["epoch"]), "steps": global_step, "train_time": train_time})
-        return metrics
-
-    def _fetch(self, pending: list, epoch: int) -> list[tuple[int, np.ndarray, int]]:
-        """The pending per-step sums brought to the host (one sync), checked for divergence."""
-        values = [(gs, np.array([float(a.asscalar()) for a in arrays]), n) for gs, arrays, n in pending]
-        for gs, v, _ in values:
-            if not np.all(np.isfinite(v)):
-                raise DivergenceError(
-                    f"the GAN losses became D {v[0]}, G {v[3]} at step {gs} (epoch {epoch}); the "
-                    f"run diverged. Lower the learning rate (optimizer.lr, now "
-                    f"{self.d_trainer.learning_rate:g}) or set trainer.clip_global_norm")
-        return values
-
-    # --- samples and their score ------------------------------------------------------------
-    def _prepare_scorer(self) -> dict[str, float]:
-        s, net = self.setup, self.setup.net
-        if net.scorer:
-            self.scorer = load_scorer(net.scorer, s.data, s.ctx)
-            return {}
+    def prepare(self) -> None:
+        """The scorer: loaded (``task.scorer``), or the default LeNet from the cache or
+        trained here (its test accuracy joins the final metrics)."""
+        s, steps = self.setup, self.scorer_steps
+        if self.scorer_path:
+            self.scorer = load_scorer(self.scorer_path, s.data, s.ctx)
+            return
         start = time.perf_counter()
-        cached = scorer_cache(s.data, net.scorer_steps, s.seed)
+        cached = scorer_cache(s.data, steps, s.seed)
         if cached.is_file():
             self.scorer = load_scorer(cached, s.data, s.ctx)
             accuracy, how = scorer_accuracy(self.scorer, s.data, s.ctx), f"cached in {cached}"
         else:
-            self.scorer, accuracy = train_scorer(s.data, s.ctx, net.scorer_steps, s.seed)
+            self.scorer, accuracy = train_scorer(s.data, s.ctx, steps, s.seed)
             how = f"trained in {time.perf_counter() - start:.1f} s"
             try:
                 cached.parent.mkdir(parents=True, exist_ok=True)
@@ -274,53 +198,54 @@ class GANTask:
                 pass
         path = self.run_dir / "scorer.npz"
         self.scorer.save_parameters(str(path))
-        _artifact(s.report, path)
-        _note(s.report, f"scorer: LeNet, {net.scorer_steps} steps on the train split, test accuracy "
-                        f"{accuracy:.2%} ({how})")
-        return {"eval/scorer_accuracy": accuracy}
+        s.report.artifact(path)
+        s.report.note(f"scorer: LeNet, {steps} steps on the train split, test accuracy "
+                      f"{accuracy:.2%} ({how})")
+        self.scorer_metrics = {"eval/scorer_accuracy": accuracy}
 
+    # --- training ---------------------------------------------------------------------------
+    def batches(self, epoch: int, skip: int) -> Iterable[Any]:
+        self.epoch = epoch
+        self.loader.epoch = epoch - 1  # this epoch's order (a resumed run starts mid-way)
+        return self.loader.iterate(skip)
+
+    def train_step(self, batch: Any, update: Update) -> StepResult:
+        net, (x, _) = self.setup.net, batch
+        n = x.shape[0]
+        real = x * self.scale + self.shift
+        z = net.sample_noise(n, self.setup.ctx)
+        d_loss, d_real, d_fake = discriminator_step(net, real, z, self.trainers["d"], self.loss,
+                                                    update)
+        g_loss = generator_step(net, z, self.trainers["g"], self.loss, update)
+        sums = {"d_loss": d_loss, "d_real": d_real, "d_fake": d_fake, "g_loss": g_loss}
+        return StepResult(d_loss + g_loss, n, n, sums)
+
+    def train_metrics(self, totals: Totals) -> dict[str, float]:
+        return {f"train/{k}": v / max(totals.count, 1) for k, v in totals.sums.items()}
+
+    # --- samples and their score ------------------------------------------------------------
     def to_data_space(self, images: Any) -> Any:
         """Generated images in [-1, 1] -> the dataset's standardised pixel values."""
         return (images + 1.0) * (0.5 * (self.high - self.low)) + self.low
 
-    def evaluate(self, epoch: int) -> dict[str, float]:
+    def evaluate(self) -> dict[str, float]:
         """The epoch's sample grid (PNG, logged) and the scorer's verdict on 1000 samples."""
-        s, net = self.setup, self.setup.net
+        net = self.setup.net
         with autograd.pause():  # predict mode: BatchNorm uses its running statistics
             grid = net.generate(self.grid_noise).asnumpy()
             probs = []
             for i in range(0, SCORE_SAMPLES, SCORE_BATCH):
                 fake = net.generate(self.score_noise[i:i + SCORE_BATCH])
                 probs.append(softmax_host(self.scorer(self.to_data_space(fake)).asnumpy()))
-        path = write_png(self.run_dir / "samples" / f"epoch_{epoch:03d}.png", image_grid(grid))
-        _artifact(s.report, path, "samples")
+        path = write_png(self.run_dir / "samples" / f"epoch_{self.epoch:03d}.png", image_grid(grid))
+        self.setup.report.artifact(path, "samples")
         probs = np.concatenate(probs)
         confidence, entropy = class_scores(probs)
-        classes = probs.shape[1]
         return {"eval/confidence": confidence, "eval/class_entropy": entropy,
-                "eval/quality": confidence * entropy / math.log(classes)}
+                "eval/quality": confidence * entropy / math.log(probs.shape[1])}
 
-
-def _run_dir() -> Path:
-    """The Hydra run folder (the working directory outside a Hydra run)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir)
-    except (ImportError, ValueError):
-        return Path.cwd()
-
-
-def _artifact(report: Any, path: Path, artifact_path: str | None = None) -> None:
-    log = getattr(report, "artifact", None)
-    if log is not None:
-        log(path, artifact_path)
-
-
-def _note(report: Any, text: str) -> None:
-    note = getattr(report, "note", None)
-    if note is not None:
-        note(text)
+    def finish(self, metrics: dict[str, float]) -> dict[str, float]:
+        return {**metrics, **self.scorer_metrics}
 
 
 __all__ = ["GANTask", "discriminator_step", "generator_step"]

@@ -52,9 +52,9 @@ class PerceptronTask(TaskBase):
                              f"{type(net).__name__} gives {outputs}; use "
                              f"model=perceptron or model=logistic_regression")
         self.rule = callable(getattr(net, "fit_epoch", None))
-        self.test_loader = DataLoader(data.test, setup.eval_batch_size, shuffle=False, ctx=setup.ctx)
-        self.train_eval_loader = DataLoader(data.train, setup.eval_batch_size, shuffle=False,
-                                            ctx=setup.ctx)
+        batch = setup.eval_batch_size
+        self.test_loader = DataLoader(data.test, batch, shuffle=False, ctx=setup.ctx)
+        self.train_eval_loader = DataLoader(data.train, batch, shuffle=False, ctx=setup.ctx)
         if self.rule:
             self.trainers, self.steps = {}, 1  # the rule has no optimizer
             return
@@ -84,7 +84,8 @@ class PerceptronTask(TaskBase):
 
     def batches(self, epoch: int, skip: int) -> Iterable[Any]:
         if self.rule:  # one pass of the rule, in this epoch's order
-            return [np.random.default_rng(self.setup.seed + epoch).permutation(len(self.setup.data.train))]
+            rng = np.random.default_rng(self.setup.seed + epoch)
+            return [rng.permutation(len(self.setup.data.train))]
         self.train_loader.epoch = epoch - 1  # this epoch's order, also in a resumed run
         return self.train_loader.iterate(skip)
 
