@@ -91,7 +91,7 @@ class Perceptron(nn.HybridBlock):
     :meth:`fit_epoch` (the mistake-driven rule), which is why the model names its own task.
     """
 
-    task = "perceptron"  # the runner's loop for this model (dlrun.runner.tasks.perceptron)
+    task = "perceptron"  # the loop it trains with (conf/model/perceptron.yaml picks it)
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)

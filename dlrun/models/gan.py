@@ -9,8 +9,8 @@ its own optimizer. Two families:
 * :class:`DCGAN` -- Radford et al. 2016: strided Conv2DTranspose + BatchNorm + ReLU up to
   a tanh image, strided Conv2D + BatchNorm + LeakyReLU(0.2) down to one logit.
 
-``scorer`` and ``scorer_steps`` are not part of the networks: they tell the ``gan`` task
-which digits classifier scores the generated samples (see the task's docstring).
+The classifier that scores the generated samples is the ``gan`` task's setting
+(``task.scorer``, ``task.scorer_steps``), not part of the networks.
 """
 from __future__ import annotations
 
@@ -36,21 +36,17 @@ class GAN(nn.Block):
     ``forward(z)`` generates (what ``model.npz`` users call to draw samples).
     """
 
-    task = "gan"  # the runner's task=auto picks the GAN loop for this model
+    task = "gan"  # the loop it trains with (its config files pick the gan task)
 
     def __init__(self, generator: nn.Block, discriminator: nn.Block, latent: int,
-                 image_shape: tuple[int, ...], scorer: str | None = None, scorer_steps: int = 500):
+                 image_shape: tuple[int, ...]):
         super().__init__()
         if latent <= 0:
             raise ValueError(f"latent (the noise dimension) must be positive, got {latent}")
-        if scorer_steps < 0:
-            raise ValueError(f"scorer_steps must be >= 0, got {scorer_steps}")
         self.generator = generator
         self.discriminator = discriminator
         self.latent = int(latent)
         self.image_shape = tuple(image_shape)
-        self.scorer = scorer
-        self.scorer_steps = int(scorer_steps)
 
     def noise_shape(self, n: int) -> tuple[int, ...]:
         return (n, self.latent)
@@ -80,8 +76,7 @@ class GANMLP(GAN):
     """
 
     def __init__(self, latent: int = 100, hidden: Sequence[int] = (256, 256),
-                 image_shape: Sequence[int] | None = None, out_activation: str | None = "tanh",
-                 scorer: str | None = None, scorer_steps: int = 500):
+                 image_shape: Sequence[int] | None = None, out_activation: str | None = "tanh"):
         shape = _image_shape(image_shape)
         hidden = [int(h) for h in hidden]
         if any(h <= 0 for h in hidden):
@@ -95,7 +90,7 @@ class GANMLP(GAN):
         for h in reversed(hidden):
             discriminator.add(nn.Dense(h), nn.LeakyReLU(0.2))
         discriminator.add(nn.Dense(1))
-        super().__init__(generator, discriminator, latent, shape, scorer, scorer_steps)
+        super().__init__(generator, discriminator, latent, shape)
 
 
 def _dcgan_plan(size: int) -> tuple[int, int]:
@@ -121,8 +116,7 @@ class DCGAN(GAN):
     """
 
     def __init__(self, latent: int = 100, base_channels: int = 64,
-                 image_shape: Sequence[int] | None = None, scorer: str | None = None,
-                 scorer_steps: int = 500):
+                 image_shape: Sequence[int] | None = None):
         shape = _image_shape(image_shape)
         if len(shape) != 3 or shape[1] != shape[2]:
             raise ValueError(f"DCGAN needs square images (channels, side, side), got {list(shape)}")
@@ -144,7 +138,7 @@ class DCGAN(GAN):
                 discriminator.add(nn.BatchNorm())
             discriminator.add(nn.LeakyReLU(0.2))
         discriminator.add(nn.Conv2D(1, kernel_size=start))
-        super().__init__(generator, discriminator, latent, shape, scorer, scorer_steps)
+        super().__init__(generator, discriminator, latent, shape)
         self.base_channels = base_channels
 
     def noise_shape(self, n: int) -> tuple[int, ...]:

@@ -205,8 +205,8 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
     INTERRUPTS.polling = True  # a first Ctrl-C/SIGTERM stops between steps, at a checkpoint
     setup = Setup(cfg=cfg, ctx=ctx, data=data, net=net, loss=loss,
                   trainer=None if task_class.own_trainers else make_trainer(net.collect_params()),
-                  seed=int(cfg.seed), report=report, checkpoints=checkpoints,
-                  resume_from=place.resume_from, world=world,
+                  seed=int(cfg.seed), report=report, run_dir=place.run_dir,
+                  checkpoints=checkpoints, resume_from=place.resume_from, world=world,
                   worker_batch=per_worker_batch(cfg, world), make_trainer=make_trainer)
     return task_class(setup), setup
 

@@ -3,6 +3,7 @@ questions to a task (``TaskBase``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -25,6 +26,7 @@ class Setup:
     trainer: Any          # dlrun.optim.Trainer over the model's parameters (None: the task builds its own)
     seed: int             # the run's seed (data shuffling follows it)
     report: Reporter
+    run_dir: Path = Path(".")  # the run folder (a task's own files go there)
     checkpoints: Any = None   # RunCheckpoints (runner/checkpoint.py); None: the run writes none
     resume_from: Any = None   # the Checkpoint this run continues; None: a fresh start
     world: Any = None         # dlrun.parallel.World: this rank's place in a data-parallel job

@@ -45,11 +45,9 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from hydra.core.hydra_config import HydraConfig
 
 from dlrun.data import DataLoader
 from dlrun.data.images import image_grid, write_png
@@ -154,9 +152,11 @@ class GANTask(TaskBase):
                          "g": setup.make_trainer(net.generator.collect_params())}
         self.grid_noise = net.sample_noise(GRID_SAMPLES, setup.ctx)
         self.score_noise = net.sample_noise(SCORE_SAMPLES, setup.ctx)
-        self.run_dir = Path(HydraConfig.get().runtime.output_dir)
+        self.run_dir = setup.run_dir
         self.scorer_path = setup.task_cfg.get("scorer")  # None: the default LeNet
         self.scorer_steps = int(setup.task_cfg.get("scorer_steps", 500))
+        if self.scorer_steps < 0:
+            raise ValueError(f"task.scorer_steps must be >= 0, got {self.scorer_steps}")
         self.scorer: Any = None
         self.scorer_metrics: dict[str, float] = {}
         self.epoch = 0  # the epoch being trained (its evaluation names the sample grid)
