@@ -1,6 +1,7 @@
-"""Extending dlrun from outside it (README, "Extending dlrun"): a package of the user's own,
-written here into a temporary folder, brings a model, a loss, an optimizer, a schedule, a
-dataset and a task, and a config directory of its own names them; the real ``dlrun`` command
+"""Extending dlrun from outside it (README, "Extending dlrun", whose files are those here,
+with a loss, an optimizer and a schedule besides): a package of the user's own, written
+into a temporary folder, brings a model, a loss, an optimizer, a schedule, a dataset and a
+task, and a config directory of its own names them; the real ``dlrun`` command
 trains them with checkpoints and a real MLflow store, resumes the run exactly, and refuses
 the package's targets unless ``allowed_targets`` names it."""
 from __future__ import annotations
@@ -21,7 +22,6 @@ PACKAGE = {
     "mypkg/__init__.py": "",
     "mypkg/models.py": '''
         from dlrun import nn
-        from dlrun.engine import ops
 
 
         class Wave(nn.HybridBlock):
@@ -34,6 +34,10 @@ PACKAGE = {
 
             def forward(self, x):
                 return self.out(self.hidden(x))
+        ''',
+    "mypkg/losses.py": '''
+        from dlrun import nn
+        from dlrun.engine import ops
 
 
         class PseudoHuber(nn.HybridBlock):
@@ -169,7 +173,7 @@ CONFIGS = {
     "model/wave.yaml": """
         defaults:                       # what this model trains on (dataset=, loss= still win)
           - override /dataset@_global_.dataset: sine
-          - override /loss@_global_.loss: pseudo_huber
+          - override /loss@_global_.loss: l2
           - _self_
 
         _target_: mypkg.models.Wave
@@ -178,7 +182,7 @@ CONFIGS = {
         hybridize: true
         """,
     "loss/pseudo_huber.yaml": """
-        _target_: mypkg.models.PseudoHuber
+        _target_: mypkg.losses.PseudoHuber
         delta: 1.0
         """,
     "optimizer/heavy_ball.yaml": """
@@ -206,11 +210,11 @@ CONFIGS = {
         """,
 }
 
-# model=wave brings its dataset and loss, the dataset its task; 384 training examples in
-# batches of 16: 24 steps an epoch, 192 in all (about a second)
-TRAIN = ["model=wave", "optimizer=heavy_ball", "schedule=half_cosine", "task.tolerance=0.2",
-         "trainer.epochs=8", "trainer.batch_size=16", "trainer.checkpoint_every=10",
-         "trainer.keep_checkpoints=50"]
+# model=wave brings its dataset (and loss, here replaced), the dataset its task; 384
+# training examples in batches of 16: 24 steps an epoch, 192 in all (about a second)
+TRAIN = ["model=wave", "loss=pseudo_huber", "optimizer=heavy_ball", "schedule=half_cosine",
+         "task.tolerance=0.2", "trainer.epochs=8", "trainer.batch_size=16",
+         "trainer.checkpoint_every=10", "trainer.keep_checkpoints=50"]
 ALLOW = "allowed_targets=[mypkg.]"
 RESUME_STEP = 50  # epoch 3, batch 2: mid-epoch, after two evaluations set the best so far
 
@@ -288,7 +292,7 @@ def test_a_users_package_trains_resumes_and_is_tracked(tmp_path, user):
     assert record.data.metrics["final/eval_best_mae"] == pytest.approx(results["eval/best_mae"])
     assert "eval/within_tol" in record.data.metrics
     assert len(client.get_metric_history(run_id, "eval/mae")) == 8
-    for key, target in (("model", "mypkg.models.Wave"), ("loss", "mypkg.models.PseudoHuber"),
+    for key, target in (("model", "mypkg.models.Wave"), ("loss", "mypkg.losses.PseudoHuber"),
                         ("optimizer", "mypkg.optim.HeavyBall"), ("schedule", "mypkg.optim.HalfCosine"),
                         ("dataset", "mypkg.data.sine"), ("task", "mypkg.tasks.FitTask")):
         assert record.data.params[f"{key}._target_"] == target
