@@ -186,8 +186,9 @@ def predict(argv: Sequence[str]) -> dict[str, float]:
 
     from dlrun.nn import SymbolBlock
 
-    from .build import build, make_context
+    from .build import allow_targets, build, make_context
 
+    allow_targets(cfg.get("allowed_targets") or [])  # the run's own packages (its dataset, loss)
     ctx = make_context(cfg.device)
     block = SymbolBlock.imports(symbol, None, params, ctx=ctx)  # a corrupt graph fails here
     data = build(cfg.dataset, "dataset")
