@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
-from .console import Column, ConsoleReporter, Reporter
+from .console import Column, ConsoleReporter
 from .interrupt import INTERRUPTS, StopRequested
 from .resume import ResumeError
 from .tracking import TrackingError

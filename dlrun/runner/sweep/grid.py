@@ -9,9 +9,9 @@ from typing import Any, Sequence
 from omegaconf import OmegaConf
 
 from ..console import error as print_error
-from .checks import check_job, clean_hydra_error, report_sweep_error
+from .checks import check_job, clean_hydra_error
 from .session import SweepSession, active_session
-from .trial import FAILED, FINISHED, KILLED, MAX_ERROR, TRIAL_FILE, SweepError, read_record, write_json
+from .trial import FAILED, FINISHED, MAX_ERROR, TRIAL_FILE, read_record, write_json
 
 
 def launch(launcher: Any, jobs: Sequence[Sequence[str]], numbers: Sequence[int],
@@ -61,8 +61,8 @@ def run_grid(sweeper: Any, arguments: list[str]) -> Any:
     session = active_session() or SweepSession.start(sweeper.config)
     session.metric = sweeper.metric or session.metric
     session.direction = sweeper.direction or session.direction
-    started = False
-    try:
+    returns = []
+    with session.running(sweeper.config):
         lines = sweeper._parse_config() + list(arguments)
         parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
         sweeper.overrides = sweeper.split_arguments(parser.parse_overrides(lines),
@@ -70,28 +70,14 @@ def run_grid(sweeper: Any, arguments: list[str]) -> Any:
         sweep_dir = Path(str(sweeper.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(sweeper.config, sweep_dir / "multirun.yaml")
-        returns = []
         index = 0
         while not sweeper.is_done():
             batch = sweeper.get_job_batch()
             for overrides in batch:  # composes and checks every job: mistakes show up now
                 check_job(sweeper.hydra_context.config_loader, sweeper.config, overrides)
-            started = True
+            session.started = True
             results = launch(sweeper.launcher, batch, range(index, index + len(batch)),
                              sweep_dir)
             index += len(batch)
             returns.append(results)
-    except SweepError as e:
-        if started:
-            session.finish(KILLED)
-        else:
-            session.abort()
-        report_sweep_error(e, sweeper.config)
-    except BaseException:
-        if started:
-            session.finish(KILLED)
-        else:
-            session.abort()
-        raise
-    session.finish(FINISHED)
     return returns

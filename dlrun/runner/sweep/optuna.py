@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import distribution_to_json
 from optuna.trial import TrialState
 
-from .checks import check_job, report_sweep_error
+from .checks import check_job
 from .grid import launch
 from .resolvers import TRIAL_ENV
 from .session import SweepSession, active_session, default_storage, hide_password
@@ -102,8 +102,7 @@ class OptunaSweeperImpl:
         session = active_session() or SweepSession.start(self.config)
         session.metric, session.direction = self.metric, self.direction
         self.sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
-        started = False
-        try:
+        with session.running(self.config):
             if self.direction not in ("maximize", "minimize"):
                 raise SweepError(f"hydra.sweeper.direction={self.direction}: use maximize or minimize")
             lines = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
@@ -113,21 +112,8 @@ class OptunaSweeperImpl:
             session.rows = functools.partial(self._rows, study)
             self.sweep_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
-            started = True
+            session.started = True
             self._loop(study, params, fixed)
-        except SweepError as e:
-            if started:
-                session.finish(FAILED)
-            else:
-                session.abort()
-            report_sweep_error(e, self.config)
-        except BaseException:
-            if started:
-                session.finish(KILLED)
-            else:
-                session.abort()
-            raise
-        session.finish(FINISHED)
         return None
 
     def _check_space(self, params: Sequence[Param], fixed: Sequence[str]) -> None:

@@ -17,7 +17,8 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
@@ -29,10 +30,11 @@ from ..build import in_debug_mode
 from ..console import error as print_error
 from ..tracking import (MAX_PARAMS_PER_BATCH, TrackingError, chunks, describe_error, flatten,
                         git_commit, mlflow_store, open_experiment, param_value, sanitize_key)
+from .checks import report_sweep_error
 from .resolvers import config_args, configured_direction, search_space
 from .table import (TABLE_FILE, TrialRow, command_for, format_value, order_rows, print_table,
                     rows_from_dir, varying_keys, write_csv)
-from .trial import FAILED, FINISHED, KILLED, MAX_ERROR, RUNNING, SWEEP_FILE, iso, write_json
+from .trial import FAILED, FINISHED, KILLED, MAX_ERROR, RUNNING, SWEEP_FILE, SweepError, iso, write_json
 
 _ACTIVE: Any = None  # the running SweepSession
 
@@ -193,6 +195,23 @@ class SweepSession:
             return OmegaConf.to_container(OmegaConf.create(cfg), resolve=False, enum_to_str=True)
 
     # --- end -----------------------------------------------------------------------------------
+    @contextmanager
+    def running(self, config: DictConfig) -> Iterator["SweepSession"]:
+        """The sweep's body, which sets ``started`` when its first trial is launched. A failure
+        before that removes the parent run again (``abort``); after it, the table is printed
+        and the parent run ends FAILED (a SweepError, reported in one message) or KILLED
+        (anything else, Ctrl-C included). A body that ends well ends it FINISHED."""
+        self.started = False
+        try:
+            yield self
+        except SweepError as e:
+            self.finish(FAILED) if self.started else self.abort()
+            report_sweep_error(e, config)
+        except BaseException:
+            self.finish(KILLED) if self.started else self.abort()
+            raise
+        self.finish(FINISHED)
+
     def abort(self) -> None:
         """The sweep stopped before its first trial (a mistake in it): no table, and the
         parent run this session created, which has no children, is removed again."""
