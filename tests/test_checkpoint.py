@@ -121,3 +121,75 @@ def test_random_states_round_trip():
     assert expected[0] == again[0]
     np.testing.assert_array_equal(expected[1], again[1])
     np.testing.assert_array_equal(expected[2], again[2])
+
+
+# --- the manifest is signed, and its name, step and npz agree (issue 17, item 4) ---------------
+def _edit(manifest, **changes):
+    spec = json.loads(manifest.read_text())
+    spec.update(changes)
+    manifest.write_text(json.dumps(spec, indent=1))
+    return spec
+
+
+@pytest.mark.parametrize("field, value", [
+    ("step", 46), ("epoch", 9), ("batch", 0), ("config_hash", "another"),
+    ("state", {"schedule": {"lr": 0.5}, "best": [1, 2], "mlflow_run_id": "0123456789abcdef"}),
+], ids=["step", "epoch", "batch", "config_hash", "mlflow_run_id"])
+def test_an_edited_manifest_is_refused_by_name(tmp_path, field, value):
+    manifest = CheckpointStore(tmp_path).save(make(42))
+    _edit(manifest, **{field: value})
+    with pytest.raises(CheckpointError, match=r"ckpt-00000042\.json was changed after it was written"):
+        load_checkpoint(manifest)
+
+
+def test_a_manifest_pointed_at_another_checkpoints_arrays_is_refused(tmp_path):
+    import hashlib
+    from dlrun.runner.checkpoint import manifest_signature
+
+    store = CheckpointStore(tmp_path, keep=5)
+    store.save(make(42, value=42.0))
+    manifest = store.save(make(46, value=46.0))
+    older = tmp_path / "ckpt-00000042.npz"
+    sha = hashlib.sha256(older.read_bytes()).hexdigest()
+    # arrays and their hash edited together: step 42's weights labelled step 46
+    _edit(manifest, arrays=older.name, sha256=sha)
+    with pytest.raises(CheckpointError, match=r"ckpt-00000046\.json was changed after it was written"):
+        load_checkpoint(manifest)
+    # the same edit signed again (a careful forger): the name and the step still disagree
+    spec = _edit(manifest)
+    spec["signature"] = manifest_signature(spec)
+    manifest.write_text(json.dumps(spec))
+    with pytest.raises(CheckpointError, match=r"ckpt-00000046\.json \(step 46\) names the array "
+                                              r"file ckpt-00000042\.npz, not its own ckpt-00000046\.npz"):
+        load_checkpoint(manifest)
+
+
+def test_a_manifest_renamed_to_another_step_is_refused(tmp_path):
+    store = CheckpointStore(tmp_path, keep=5)
+    store.save(make(42))
+    store.save(make(46))
+    (tmp_path / "ckpt-00000042.json").replace(tmp_path / "ckpt-00000046.json")
+    with pytest.raises(CheckpointError, match=r"ckpt-00000046\.json holds the checkpoint of step 42"):
+        load_checkpoint(tmp_path)  # the newest by name
+
+
+def test_an_unsigned_manifest_is_refused(tmp_path):
+    manifest = CheckpointStore(tmp_path).save(make(5))
+    spec = json.loads(manifest.read_text())
+    del spec["signature"]
+    manifest.write_text(json.dumps(spec))
+    with pytest.raises(CheckpointError, match=r"ckpt-00000005\.json was changed after it was written"):
+        load_checkpoint(manifest)
+    spec["version"] = 1  # what dlrun wrote before manifests were signed
+    manifest.write_text(json.dumps(spec))
+    with pytest.raises(CheckpointError, match=r"earlier dlrun \(checkpoint version 1, unsigned\)"):
+        load_checkpoint(manifest)
+
+
+def test_the_signature_survives_what_json_round_trips(tmp_path):
+    ckpt = make(7)
+    ckpt.state = {"nan": float("nan"), "big": 2**62, "tiny": 1e-300, "text": "naïve ✓",
+                  "nested": {"b": [1.5, None, True], "a": -0.0}}
+    manifest = CheckpointStore(tmp_path).save(ckpt)
+    again = load_checkpoint(manifest)
+    assert again.state["big"] == 2**62 and again.state["text"] == "naïve ✓"

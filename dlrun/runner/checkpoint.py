@@ -7,12 +7,15 @@ A checkpoint is two files in the run's ``checkpoints/`` folder:
   ``optim/<key>``, and whatever else the task saves), NumPy's npz without pickles;
 * ``ckpt-<step>.json``: the manifest: format, step, epoch, batch within the epoch, the config
   hash, the dlrun version, the SHA-256 of the npz, and the JSON state (RNG states, schedule,
-  task counters).
+  task counters, the MLflow run id), signed: ``signature`` is the SHA-256 of the rest of the
+  manifest as canonical JSON.
 
 Each file is written to a temporary name in the same folder, fsynced and renamed; the
 manifest is renamed last, so a checkpoint exists exactly when its manifest does, and loading
-checks the npz against the manifest's SHA-256 before reading a single array. Older
-checkpoints beyond ``keep`` are removed only after the new one is complete.
+checks the npz against the manifest's SHA-256 before reading a single array, then the
+manifest against its signature (an edited step, epoch, run id or array file is refused) and
+that its name, its step and its npz agree. Older checkpoints beyond ``keep`` are removed only
+after the new one is complete.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 FORMAT = "dlrun-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the manifest is signed (version 1 manifests carry no signature)
 _NAME = re.compile(r"ckpt-(\d{8,})\.json$")
 
 
@@ -123,6 +126,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def manifest_signature(spec: Mapping[str, Any]) -> str:
+    """The SHA-256 of a manifest without its ``signature``, as canonical JSON (sorted keys,
+    no spaces): any edit of a field after the checkpoint was written changes it."""
+    body = {k: v for k, v in spec.items() if k != "signature"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -155,6 +166,7 @@ class CheckpointStore:
                 "dlrun_version": dlrun.__version__, "arrays": arrays_path.name,
                 "sha256": _sha256(arrays_path), "state": ckpt.state,
             }
+            manifest["signature"] = manifest_signature(manifest)
             text = json.dumps(manifest, indent=1).encode()
             write_atomic(manifest_path, lambda f: f.write(text))
             _fsync_dir(self.folder)
@@ -192,7 +204,8 @@ class CheckpointStore:
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """The checkpoint of a manifest (``ckpt-*.json``), a checkpoints folder or a run folder
-    (its newest checkpoint), verified against the manifest's SHA-256 before anything is read."""
+    (its newest checkpoint): the npz verified against the manifest's SHA-256 before anything
+    is read, the manifest against its signature, its name and its npz against its step."""
     path = Path(path).expanduser()
     if path.is_dir():
         folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
@@ -205,6 +218,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         spec = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise CheckpointError(f"cannot read checkpoint manifest {path}: {e}") from None
+    if isinstance(spec, dict) and spec.get("format") == FORMAT and spec.get("version") == 1:
+        raise CheckpointError(f"{path} was written by an earlier dlrun (checkpoint version 1, "
+                              "unsigned): it cannot be verified; start the run again")
     if not isinstance(spec, dict) or spec.get("format") != FORMAT or spec.get("version") != VERSION:
         raise CheckpointError(f"{path} is not a dlrun checkpoint manifest (format {FORMAT} "
                               f"version {VERSION})")
@@ -217,10 +233,35 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         with np.load(arrays_path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-        return Checkpoint(int(spec["step"]), int(spec["epoch"]), int(spec["batch"]), arrays,
-                          dict(spec.get("state", {})), str(spec.get("config_hash", "")), path)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"cannot read checkpoint {arrays_path}: {e}") from None
+    _check_manifest(path, spec)
+    return Checkpoint(int(spec["step"]), int(spec["epoch"]), int(spec["batch"]), arrays,
+                      dict(spec.get("state", {})), str(spec.get("config_hash", "")), path)
+
+
+def _check_manifest(path: Path, spec: Mapping[str, Any]) -> None:
+    """The manifest at ``path`` is as it was written (its signature), and its file name, its
+    step and the npz it names agree (``ckpt-<step>.json`` with ``ckpt-<step>.npz``)."""
+    if spec.get("signature") != manifest_signature(spec):
+        raise CheckpointError(
+            f"{path} was changed after it was written (its signature does not match its "
+            "contents: an edited step, epoch, MLflow run id or array file?); resume from "
+            "another checkpoint of the run, or start the run again")
+    try:
+        step, epoch, batch = int(spec["step"]), int(spec["epoch"]), int(spec["batch"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{path} has no valid step, epoch and batch") from None
+    named = _NAME.match(path.name)
+    if named is None or int(named.group(1)) != step:
+        raise CheckpointError(f"{path} holds the checkpoint of step {step}, which is "
+                              f"ckpt-{step:08d}.json: the file was renamed or copied over another")
+    if spec.get("arrays") != f"ckpt-{step:08d}.npz":
+        raise CheckpointError(f"{path} (step {step}) names the array file {spec.get('arrays')}, "
+                              f"not its own ckpt-{step:08d}.npz")
+    if step < 0 or epoch < 1 or batch < 0:
+        raise CheckpointError(f"{path}: step {step}, epoch {epoch}, batch {batch} is no position "
+                              "in a run")
 
 
 def _optim_prefix(name: str) -> str:
