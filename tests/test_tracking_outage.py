@@ -81,7 +81,7 @@ def test_the_store_stops_mid_run_and_comes_back(server, tmp_path):
     server.start()
     # The run waits on signals, not on its length: it is frozen (SIGSTOP) while the server
     # stops and while it starts again, and runs in between until it has spooled a record.
-    epochs = 4
+    epochs = 3
     cmd = [*dlrun_command(), "model=lenet", f"trainer.epochs={epochs}",
            f"logger.tracking_uri={server.url}"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE,
