@@ -21,7 +21,7 @@ import collections.abc
 import inspect
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Any, Callable, List, Optional, Union
 
@@ -133,6 +133,39 @@ def moved_key(key: str) -> str | None:
     new = MOVED_KEYS.get(key)
     return None if new is None else (f"{key} is now {new} (settings of one kind of training live "
                                      f"in the task group); set {new} instead")
+
+
+# nodes open by design, whose keys no schema lists: Hydra's own settings (hydra.*, which Hydra
+# checks itself). The settings of a task of the user's own are open too: its file has no
+# schema (the class reads them, as FitTask reads task.tolerance).
+OPEN_KEYS = ("hydra",)
+
+
+def unknown_key(cfg: Any, prefix: str = "") -> str | None:
+    """What to say about the first key of the composed config ``cfg`` that its schema does not
+    know (Hydra's own words, as composition says them for ``trainer.epocs=3``); else None.
+
+    Composition refuses a key a schema lacks, but one added with ``+`` (``+trainer.epocs=3``,
+    ``+foo=bar``) it takes, so the composed config is checked again here. Nodes with no
+    schema are the class's to check (``check_arguments``: ``+model.foo=1``), or open
+    (:data:`OPEN_KEYS`, a task of the user's own).
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    schema = OmegaConf.get_type(cfg)
+    known = {f.name for f in fields(schema)} if is_dataclass(schema) else None
+    for key, node in cfg.items_ex(resolve=False):
+        full = f"{prefix}{key}"
+        if full in OPEN_KEYS:
+            continue
+        if known is not None and key not in known:
+            return moved_key(full) or (f"Key '{key}' not in '{schema.__name__}'\n    full_key: "
+                                       f"{full}\n    object_type={schema.__name__}")
+        if isinstance(node, DictConfig) and not OmegaConf.is_missing(cfg, key) and node:
+            found = unknown_key(node, f"{full}.")
+            if found:
+                return found
+    return None
 
 
 # --- the whole config ---------------------------------------------------------------------

@@ -26,8 +26,8 @@ from dlrun.optim import Trainer
 from dlrun.parallel import World
 from dlrun.parallel.launch import record_rank
 
-from .build import (ConfigError, allow_targets, build, check_node, data_model_args, make_context,
-                    seed_everything, target_of)
+from .build import (ConfigError, allow_targets, build, check_config, check_node, data_model_args,
+                    make_context, seed_everything, target_of)
 from .checkpoint import Checkpoint, CheckpointStore, RunCheckpoints, write_atomic
 from .console import Column, ConsoleReporter, format_duration
 from .distributed import (bind_device, job_env, job_world, launch, per_worker_batch,
@@ -59,6 +59,7 @@ def run(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> float:
     trial's: they nest it under the sweep's run); returns the task's primary metric."""
     wall_start = time.perf_counter()
     logging.captureWarnings(True)  # e.g. numpy overflow warnings: to the run's log file, not the console
+    check_config(cfg)  # a key no schema knows (+trainer.epocs=3), a bad _target_: before anything starts
     hydra_cfg = HydraConfig.get()
     overrides = list(hydra_cfg.overrides.task)
     run_dir = Path(hydra_cfg.runtime.output_dir)

@@ -1,25 +1,17 @@
-"""Checks before any trial of a sweep runs: every job's config composes and its ``_target_``
-nodes take their arguments; a mistake ends the sweep with one message (exit 1)."""
+"""Checks before any trial of a sweep runs: every job's config composes, has no key its
+schemas do not know, and its ``_target_`` nodes take their arguments; a mistake ends the
+sweep with one message (exit 1)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 from omegaconf import DictConfig
 
-from ..build import ConfigError, allow_targets, check_node, in_debug_mode, target_of
+from ..build import ConfigError, check_config, in_debug_mode  # check_config: what a run checks first
 from ..console import error as print_error
 from .trial import SweepError
 
-
-def check_config(cfg: DictConfig) -> None:
-    """The arguments of every ``_target_`` node of a composed config, against its class
-    (a node may name a class of a package in the config's ``allowed_targets``)."""
-    allow_targets(cfg.get("allowed_targets") or [])
-    for key, node in cfg.items():
-        if key == "task":  # its settings (task.bptt) are the task's to read, not arguments
-            target_of(node, "task")
-        elif key != "hydra" and isinstance(node, DictConfig) and "_target_" in node:
-            check_node(node, str(key))
+__all__ = ["check_config", "check_job", "clean_hydra_error", "report_sweep_error"]
 
 
 def check_job(config_loader: Any, config: DictConfig, overrides: Sequence[str],
