@@ -12,11 +12,10 @@ from typing import Any, Mapping, Sequence
 
 from omegaconf import OmegaConf
 from rich import box
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..console import format_duration
+from ..console import format_duration, make_console
 from .trial import FAILED, FINISHED, KILLED, RUNNING, TRIAL_FILE, read_json
 
 TABLE_FILE = "sweep_results.csv"   # in the sweep folder: the final table
@@ -115,9 +114,7 @@ def _format_time(seconds: float | None) -> str:
 
 def print_table(rows: Sequence[TrialRow], metric: str, keys: Sequence[str], title: str,
                 best: TrialRow | None) -> None:
-    console = Console(highlight=False, soft_wrap=False)
-    if not console.is_terminal:  # a log file or a pipe: no reason to wrap
-        console = Console(highlight=False, soft_wrap=False, width=max(console.width, 160))
+    console = make_console()  # off a terminal: no line broken, no column squeezed
     table = Table(box=box.SIMPLE_HEAD if console.is_terminal else box.ASCII2)
     table.add_column("trial", justify="right", no_wrap=True, min_width=5)
     for key in keys:
