@@ -35,10 +35,11 @@ from .distributed import (bind_device, job_env, job_world, launch, per_worker_ba
 from .export import export_model
 from .interrupt import INTERRUPTS
 from .loop import Loop, RunReporter
-from .resume import identity_hash, resumed_choices, resumed_config
+from .resume import check_epochs, check_tracked, identity_hash, resumed_choices, resumed_config
+from .runstore import lookup_run
 from .tasks import Setup, TaskBase
-from .spool import SPOOL_NAME
-from .tracking import NullTracker, TrackingError, flatten, make_tracker
+from .spool import SPOOL_NAME, Spool
+from .tracking import NullTracker, TrackingError, flatten, make_tracker, mlflow_store
 
 
 @dataclass
@@ -70,6 +71,7 @@ def run(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> float:
         cfg, resume_from = resumed_config(cfg, overrides)
         run_dir = resume_from.run_dir
         choices = resumed_choices(run_dir) or choices
+        check_epochs(resume_from, int(cfg.trainer.epochs), run_dir)
     world = job_world(cfg)
     if world is None:  # distributed.workers > 1: this process starts the job and waits for it
         return launch(cfg, list(hydra_cfg.overrides.task), Path(hydra_cfg.runtime.output_dir), run_dir,
@@ -78,6 +80,8 @@ def run(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> float:
         run_dir = Path(world.allgather(str(run_dir))[0])
         record_rank(world, run_dir)
     place = Place(cfg, run_dir, choices, resume_from, world)
+    if resume_from is not None:  # every check before the MLflow run is touched
+        _check_resume(place)
     allow_targets(cfg.get("allowed_targets") or [])
     seed_everything(int(cfg.seed))
     place.ctx = bind_device(make_context(cfg.device), world)
@@ -144,8 +148,21 @@ def _start_tracking(place: Place, overrides: Sequence[str], run_name: str,
         source_dir=Path(dlrun.__file__).parent,
         resume_run_id=resume_from.state.get("mlflow_run_id") if resume_from else None,
         spool=place.run_dir / SPOOL_NAME)
-    tracker.start()  # mlflow's import and the run's creation overlap with the setup that follows
+    if resume_from is None:  # a resumed run's starts once its checkpoint is restored
+        tracker.start()  # mlflow's import and the run's creation overlap with the setup that follows
     return tracker
+
+
+def _check_resume(place: Place) -> None:
+    """What a resume checks before it touches the MLflow run: the job's workers, and (rank 0)
+    that the MLflow run the checkpoint names is this folder's and holds its steps."""
+    ckpt, cfg = place.resume_from, place.cfg
+    resume_with_workers(ckpt, place.world, cfg)
+    store = mlflow_store(cfg.logger) if place.world.is_root else None
+    run_id = ckpt.state.get("mlflow_run_id")
+    if store is not None and run_id:
+        check_tracked(ckpt, place.run_dir, lookup_run(store[0], str(run_id)),
+                      Spool(place.run_dir / SPOOL_NAME).pending)
 
 
 class TrainerFactory:
@@ -196,8 +213,6 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
         raise ConfigError(f"the {place.choices.get('task', task_class.__name__)} task trains in one "
                           "process only; drop distributed.workers (data-parallel: classification, "
                           "language models)")
-    if place.resume_from is not None:
-        resume_with_workers(place.resume_from, world, cfg)
     tracker = report.tracker
     checkpoints = RunCheckpoints(
         CheckpointStore(place.run_dir / "checkpoints", int(cfg.trainer.keep_checkpoints)),

@@ -89,6 +89,7 @@ class RunReporter:
         self._warned = False  # about an unreachable MLflow store
 
     def start(self, epochs: int, steps_per_epoch: int, columns: Sequence[Column]) -> None:
+        self.tracker.start()  # a resumed run's: only now that its checkpoint is restored
         self.console.start(epochs, steps_per_epoch, columns)
 
     def epoch_start(self, epoch: int) -> None:

@@ -64,3 +64,54 @@ def resumed_choices(run_dir: Path) -> dict[str, str]:
         return {}
     choices = OmegaConf.load(record).hydra.runtime.choices
     return {k: str(v) for k, v in choices.items() if not k.startswith("hydra") and v is not None}
+
+
+def check_epochs(ckpt: Checkpoint, epochs: int, run_dir: Path) -> bool:
+    """Whether ``ckpt`` can continue a run of ``epochs`` epochs (raises ResumeError if not);
+    True when its epochs are all done but the run did not end (no results.json: it was
+    stopped after its last checkpoint, say at model.npz by a full disk), so that resuming
+    only finishes it: the final evaluation, the outputs and the MLflow run's end."""
+    done = ckpt.epoch - 1  # the epochs the checkpoint completed
+    if ckpt.epoch <= epochs:
+        return False
+    if (run_dir / "results.json").is_file():
+        raise ResumeError(f"the run already finished its {done} epochs; to train on, resume "
+                          f"with trainer.epochs={ckpt.epoch} or more")
+    if ckpt.epoch > epochs + 1 or ckpt.batch > 0:
+        needed = ckpt.epoch if ckpt.batch > 0 else done
+        raise ResumeError(f"{ckpt.source} is {ckpt.batch} batches into epoch {ckpt.epoch}, beyond "
+                          f"trainer.epochs={epochs}; resume with trainer.epochs={needed} or more")
+    return True
+
+
+def check_tracked(ckpt: Checkpoint, run_dir: Path, lookup: Any, spooled: bool) -> None:
+    """The MLflow run the checkpoint names (``lookup``: a runstore.RunLookup, or None without
+    a store) is this run folder's, and has the steps up to the checkpoint's (unless records
+    still wait in the folder's spool, ``spooled``); raises ResumeError otherwise. A store that
+    cannot be reached is not asked: the resumed run spools for it."""
+    run_id = ckpt.state.get("mlflow_run_id")
+    if lookup is None or run_id is None or lookup.unreachable is not None:
+        return
+    where = f"{ckpt.source} names MLflow run {run_id}"
+    if lookup.run is None:
+        raise ResumeError(f"{where}, which the store {lookup.uri} does not hold: resume with the "
+                          "store the run was tracked in (logger.tracking_uri=...), or logger=none")
+    tagged = lookup.run.tags.get("dlrun.run_dir")
+    if tagged and _same_folder(Path(tagged), run_dir) is False:
+        raise ResumeError(f"{where}, which belongs to the run folder {tagged}, not {run_dir}: a "
+                          "copied run folder would write into another run's MLflow run. Resume "
+                          f"{tagged} itself, or this copy with logger=none")
+    last = lookup.run.steps.get("train/step_loss", 0)
+    behind = int(ckpt.state.get("loop", {}).get("nan_skips", 0))  # steps skipped log nothing
+    if not spooled and last + behind < ckpt.step:
+        raise ResumeError(f"{where}, whose training losses end at step {last}, but the checkpoint "
+                          f"says step {ckpt.step} (a checkpoint comes after its steps are logged): "
+                          "it was edited or belongs to another run; resume from another checkpoint")
+
+
+def _same_folder(tagged: Path, run_dir: Path) -> bool | None:
+    """Whether the folder an MLflow run was tagged with is ``run_dir``; None when it no longer
+    exists (the run folder was moved: it goes on where it is now)."""
+    if not tagged.is_dir():
+        return None
+    return tagged.resolve() == run_dir.resolve()

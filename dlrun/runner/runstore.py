@@ -1,0 +1,82 @@
+"""An MLflow run as its store holds it, read without changing anything: what a resume checks
+before it continues the run (which run folder it belongs to, the steps it has)."""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def mlflow_env() -> None:
+    """MLflow's settings for a dlrun process (unless the user set them)."""
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # logs go to the run's log file
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # we print our own
+    # an unreachable server should fail in seconds, not after MLflow's minutes of retries
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+def last_steps(client: Any, run: Any) -> dict[str, int]:
+    """{metric: the highest step the MLflow ``run`` holds of it}. A run's latest metrics are
+    those of their highest step; an MLflow that does not expose them has their histories."""
+    latest = getattr(run.data, "_metric_objs", None)
+    if latest is not None:
+        return {m.key: int(m.step) for m in latest}
+    return {k: max((int(m.step) for m in client.get_metric_history(run.info.run_id, k)), default=-1)
+            for k in run.data.metrics}
+
+
+@dataclass
+class TrackedRun:
+    """What the store holds of an MLflow run: its status, tags and each metric's last step."""
+
+    run_id: str
+    status: str
+    end_time: int | None
+    tags: dict[str, str] = field(default_factory=dict)
+    steps: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class RunLookup:
+    """The answer of :func:`lookup_run`: the run (None: the store has no such run), or why
+    the store could not be asked (``unreachable``)."""
+
+    uri: str
+    run: TrackedRun | None = None
+    unreachable: str | None = None
+
+
+def lookup_run(uri: str, run_id: str, timeout: float = 20.0) -> RunLookup:
+    """The MLflow run ``run_id`` as the store at ``uri`` holds it; a store that fails or does
+    not answer within ``timeout`` seconds is ``unreachable`` (the tracker spools for it)."""
+    found = RunLookup(uri)
+    if uri.startswith("sqlite:///") and not os.path.isfile(uri[len("sqlite:///"):]):
+        return found  # no such store yet: it holds no run (and asking would create it)
+
+    def ask() -> None:
+        mlflow_env()
+        try:
+            from mlflow.exceptions import MlflowException
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(tracking_uri=uri)
+            try:
+                run = client.get_run(run_id)
+            except MlflowException as e:
+                if getattr(e, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+                    return
+                raise
+            found.run = TrackedRun(run_id, str(run.info.status), run.info.end_time,
+                                   dict(run.data.tags), last_steps(client, run))
+        except Exception as e:  # noqa: BLE001 - the store is away
+            text = str(e).strip().splitlines()
+            found.unreachable = f"{type(e).__name__}: {text[0][:200] if text else ''}"
+
+    thread = threading.Thread(target=ask, name="dlrun-mlflow-lookup", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        found.unreachable = f"no answer within {timeout:.0f} s"
+    return found

@@ -1,0 +1,195 @@
+"""Resume checks what it trusts and copes with where a run stopped (issue 17, items 4 and 5).
+Everything through the real ``dlrun`` command and a real SQLite MLflow store.
+
+* item 4: a manifest edited by hand, a copied run folder, a checkpoint whose MLflow run is in
+  another folder or in no store, a step beyond what MLflow logged: refused, naming the file,
+  and no MLflow run is touched;
+* item 5: a run stopped after its last checkpoint (at model.npz) is finished by resume, for
+  every task; a refused resume leaves the MLflow run as it was; resume makes no new
+  outputs/runs/<time>/ folder; a run killed between a metrics flush and its next checkpoint
+  logs each step once after resuming.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import clean_env, dlrun_command
+
+pytestmark = pytest.mark.slow
+
+TRAIN = ["model=mlp", "trainer.epochs=3", "trainer.checkpoint_every=5", "trainer.keep_checkpoints=3",
+         "trainer.log_every=4", "seed=3"]
+
+
+def dlrun(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*dlrun_command(), *args], cwd=cwd, env=clean_env(), capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def folders(cwd: Path) -> list[Path]:
+    """Every folder Hydra made under outputs/runs/<date>/."""
+    return sorted((cwd / "outputs" / "runs").glob("*/*"))
+
+
+def params(folder: Path) -> dict[str, np.ndarray]:
+    with np.load(folder / "model.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+def client(cwd: Path):
+    from mlflow.tracking import MlflowClient
+    return MlflowClient(f"sqlite:///{cwd / 'outputs' / 'mlflow.db'}")
+
+
+def runs(cwd: Path) -> dict[str, object]:
+    """{run id: run} of the experiment 'dlrun'."""
+    c = client(cwd)
+    exp = c.get_experiment_by_name("dlrun")
+    return {r.info.run_id: r for r in c.search_runs([exp.experiment_id])}
+
+
+def untouched(before, after) -> None:
+    """The MLflow runs are as they were: status, end time, tags, metrics."""
+    assert sorted(before) == sorted(after)
+    for run_id, was in before.items():
+        now = after[run_id]
+        assert (now.info.status, now.info.end_time) == (was.info.status, was.info.end_time), run_id
+        assert now.data.tags == was.data.tags and now.data.metrics == was.data.metrics, run_id
+
+
+def sign(spec: dict) -> dict:
+    """A forger's manifest signature: the SHA-256 of the canonical JSON of the rest."""
+    body = {k: v for k, v in spec.items() if k != "signature"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return {**spec, "signature": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def latest_manifest(folder: Path) -> Path:
+    return sorted((folder / "checkpoints").glob("ckpt-*.json"))[-1]
+
+
+def edit(manifest: Path, resign: bool, **changes) -> None:
+    spec = {**json.loads(manifest.read_text()), **changes}
+    manifest.write_text(json.dumps(sign(spec) if resign else spec, indent=1))
+
+
+def step_history(cwd: Path, run_id: str) -> Counter:
+    return Counter(m.step for m in client(cwd).get_metric_history(run_id, "train/step_loss"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("whole")
+    done = dlrun(cwd, *TRAIN)
+    assert done.returncode == 0, done.stderr
+    (folder,) = folders(cwd)
+    return folder
+
+
+@pytest.fixture
+def two_finished(tmp_path) -> tuple[Path, Path]:
+    """Two finished runs (3 epochs, 69 steps) in one MLflow store, under tmp_path."""
+    made = []
+    for seed in ("3", "4"):
+        done = dlrun(tmp_path, *TRAIN[:-1], f"seed={seed}", f"hydra.run.dir=outputs/runs/day/{seed}")
+        assert done.returncode == 0, done.stderr
+        made.append(tmp_path / "outputs" / "runs" / "day" / seed)
+    return made[0], made[1]
+
+
+def run_id_of(folder: Path) -> str:
+    return json.loads(latest_manifest(folder).read_text())["state"]["mlflow_run_id"]
+
+
+# --- item 4: what a resume trusts -----------------------------------------------------------------
+def test_an_edited_run_id_is_refused_and_no_run_is_touched(tmp_path, two_finished):
+    a, b = two_finished
+    manifest = latest_manifest(a)
+    edit(manifest, resign=False, state={**json.loads(manifest.read_text())["state"],
+                                        "mlflow_run_id": run_id_of(b)})
+    before = runs(tmp_path)
+    refused = dlrun(tmp_path, f"resume={a}", "trainer.epochs=4")
+    assert refused.returncode == 1, refused.stdout
+    assert f"{manifest} was changed after it was written" in refused.stderr
+    untouched(before, runs(tmp_path))
+
+
+def test_a_run_id_of_another_run_folder_is_refused_even_when_signed_again(tmp_path, two_finished):
+    a, b = two_finished
+    manifest = latest_manifest(a)
+    edit(manifest, resign=True, state={**json.loads(manifest.read_text())["state"],
+                                       "mlflow_run_id": run_id_of(b)})
+    before = runs(tmp_path)
+    refused = dlrun(tmp_path, f"resume={a}", "trainer.epochs=4")
+    assert refused.returncode == 1, refused.stdout
+    assert f"names MLflow run {run_id_of(b)}, which belongs to the run folder {b}" in refused.stderr
+    untouched(before, runs(tmp_path))
+
+
+def test_a_copied_run_folder_does_not_write_into_the_originals_run(tmp_path, two_finished):
+    a, _ = two_finished
+    copy = tmp_path / "copy"
+    shutil.copytree(a, copy)
+    before = runs(tmp_path)
+    refused = dlrun(tmp_path, f"resume={copy}", "trainer.epochs=4")
+    assert refused.returncode == 1, refused.stdout
+    assert f"which belongs to the run folder {a}, not {copy}" in refused.stderr
+    assert "logger=none" in refused.stderr  # how to go on with the copy
+    untouched(before, runs(tmp_path))
+    # the copy goes on untracked; the original goes on in its own MLflow run
+    assert dlrun(tmp_path, f"resume={copy}", "trainer.epochs=4", "logger=none").returncode == 0
+    resumed = dlrun(tmp_path, f"resume={a}", "trainer.epochs=4")
+    assert resumed.returncode == 0, resumed.stderr
+    assert runs(tmp_path)[run_id_of(a)].data.metrics["epoch"] == 4
+
+
+def test_a_step_beyond_what_mlflow_logged_is_refused_even_when_signed_again(tmp_path, two_finished):
+    a, _ = two_finished
+    manifest = latest_manifest(a)  # step 69, the end of epoch 3
+    spec = json.loads(manifest.read_text())
+    assert spec["step"] == 69
+    forged = manifest.with_name("ckpt-00000080.json")
+    (a / "checkpoints" / spec["arrays"]).rename(a / "checkpoints" / "ckpt-00000080.npz")
+    manifest.rename(forged)
+    edit(forged, resign=True, step=80, arrays="ckpt-00000080.npz")
+    before = runs(tmp_path)
+    refused = dlrun(tmp_path, f"resume={a}", "trainer.epochs=4")
+    assert refused.returncode == 1, refused.stdout
+    assert "whose training losses end at step 69, but the checkpoint says step 80" in refused.stderr
+    assert str(forged) in refused.stderr
+    untouched(before, runs(tmp_path))
+
+
+def test_a_run_the_store_does_not_hold_is_refused(tmp_path, two_finished):
+    a, _ = two_finished
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    refused = dlrun(tmp_path, f"resume={a}", "trainer.epochs=4", f"logger.tracking_uri={other}")
+    assert refused.returncode == 1, refused.stdout
+    assert f"names MLflow run {run_id_of(a)}, which the store {other} does not hold" in refused.stderr
+    assert not (tmp_path / "other.db").exists()  # asking it created no store
+
+
+def test_a_refused_resume_leaves_the_mlflow_run_as_it_was(tmp_path):
+    first = dlrun(tmp_path, *TRAIN, "trainer.epochs=1")
+    assert first.returncode == 0, first.stderr
+    (run,) = folders(tmp_path)
+    before = runs(tmp_path)
+    assert [r.info.status for r in before.values()] == ["FINISHED"]
+    for args, why in ((["trainer.epochs=1"], "already finished its 1 epochs"),
+                      (["seed=4"], "cannot change seed=4")):
+        refused = dlrun(tmp_path, f"resume={run}", *args)
+        assert refused.returncode == 1 and why in refused.stderr, refused.stderr
+        untouched(before, runs(tmp_path))  # not FAILED, the same end time
+
+
