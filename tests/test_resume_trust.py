@@ -180,6 +180,76 @@ def test_a_run_the_store_does_not_hold_is_refused(tmp_path, two_finished):
     assert not (tmp_path / "other.db").exists()  # asking it created no store
 
 
+# --- item 5: where a run stopped ----------------------------------------------------------------
+def test_a_run_stopped_at_model_npz_is_finished_by_resume(tmp_path, uninterrupted):
+    run = tmp_path / "outputs" / "runs" / "day" / "time"
+    (run / "model.npz").mkdir(parents=True)  # as a full disk: the run fails writing model.npz
+    stopped = dlrun(tmp_path, *TRAIN, f"hydra.run.dir={run.relative_to(tmp_path)}")
+    assert stopped.returncode == 1 and "model.npz" in stopped.stderr, stopped.stderr
+    (run / "model.npz").rmdir()
+    assert not (run / "results.json").exists()
+    (record,) = runs(tmp_path).values()
+    assert record.info.status == "FAILED"
+
+    finished = dlrun(tmp_path, f"resume={run}")
+    assert finished.returncode == 0, finished.stderr
+    assert "already finished" not in finished.stderr
+    assert "all 3 epochs were done when the run stopped; finishing it" in finished.stdout
+    expected, again = params(uninterrupted), params(run)
+    for name in expected:
+        np.testing.assert_array_equal(again[name], expected[name], err_msg=name)
+    want = json.loads((uninterrupted / "results.json").read_text())
+    got = json.loads((run / "results.json").read_text())
+    for key in ("eval/accuracy", "eval/loss", "train/loss", "epoch", "steps", "primary_metric"):
+        assert got[key] == want[key], key
+    assert (run / "model-symbol.json").is_file()  # the exported model
+    (record,) = runs(tmp_path).values()
+    assert record.info.status == "FINISHED"
+    assert record.data.metrics["final/eval_accuracy"] == want["eval/accuracy"]
+    artifacts = [f.path for f in client(tmp_path).list_artifacts(record.info.run_id)]
+    assert "config.yaml" in artifacts
+    assert set(step_history(tmp_path, record.info.run_id).values()) == {1}
+
+    # now it is finished: resuming says how to train on, and the MLflow run stays as it is
+    before = runs(tmp_path)
+    again = dlrun(tmp_path, f"resume={run}")
+    assert again.returncode == 1
+    assert "already finished its 3 epochs; to train on, resume with trainer.epochs=4" in again.stderr
+    untouched(before, runs(tmp_path))
+
+
+TASKS = {  # the tasks' own ends: test perplexity, the best epoch's test scores, the scorer
+    "lstm_lm": (["model=lstm_lm", "model.embed_size=32", "model.hidden_size=32", "trainer.epochs=1"],
+                ["test/perplexity"]),
+    "treelstm": (["model=treelstm", "model.hidden_size=16", "model.embed_size=16", "trainer.epochs=2"],
+                 ["test/root_accuracy", "best_epoch"]),
+    "gan": (["model=gan_mlp", "trainer.epochs=2"], ["eval/scorer_accuracy"]),
+    "perceptron": (["model=perceptron", "trainer.epochs=1"], []),  # 2 would converge: no last checkpoint
+    "regression": (["model=linear_regression", "trainer.epochs=2"], []),
+}
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_finishes_a_run_stopped_after_its_last_checkpoint(tmp_path, task):
+    args, own = TASKS[task]
+    args = [*args, "logger=none"]
+    whole = dlrun(tmp_path, *args, "hydra.run.dir=whole")
+    assert whole.returncode == 0, whole.stderr
+    (tmp_path / "stopped" / "model.npz").mkdir(parents=True)
+    stopped = dlrun(tmp_path, *args, "hydra.run.dir=stopped")
+    assert stopped.returncode == 1 and "model.npz" in stopped.stderr, stopped.stderr
+    (tmp_path / "stopped" / "model.npz").rmdir()
+    finished = dlrun(tmp_path, f"resume={tmp_path / 'stopped'}")
+    assert finished.returncode == 0, finished.stderr
+    want, got = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("whole", "stopped"))
+    primary = want["primary_metric"]
+    for key in [primary, "steps", "epoch", *own]:
+        assert got[key] == want[key], key
+    expected, again = params(tmp_path / "whole"), params(tmp_path / "stopped")
+    for name in expected:
+        np.testing.assert_array_equal(again[name], expected[name], err_msg=name)
+
+
 def test_a_refused_resume_leaves_the_mlflow_run_as_it_was(tmp_path):
     first = dlrun(tmp_path, *TRAIN, "trainer.epochs=1")
     assert first.returncode == 0, first.stderr

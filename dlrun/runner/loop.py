@@ -199,7 +199,8 @@ class Loop:
         first_epoch, skip, global_step, saved = self._resume_point()
         self.train_time = float(saved.get("train_time", 0.0))
         s.report.start(self.epochs, task.steps, task.columns)
-        metrics: dict[str, float] = {}
+        # every epoch done (a run stopped after its last checkpoint): the last one's metrics
+        metrics: dict[str, float] = dict(saved.get("metrics", {})) if first_epoch > self.epochs else {}
         for epoch in range(first_epoch, self.epochs + 1):
             start = time.perf_counter()
             totals, global_step = self._train_epoch(epoch, skip, global_step, saved, start)
@@ -215,7 +216,7 @@ class Loop:
             s.report.epoch_end(epoch, global_step, metrics)
             if stop:
                 break
-            self._checkpoint(epoch + 1, 0, global_step, None)
+            self._checkpoint(epoch + 1, 0, global_step, {"metrics": _plain(metrics)})
         metrics.update({"steps": global_step, "train_time": self.train_time})
         return task.finish(metrics)
 
@@ -316,9 +317,12 @@ class Loop:
             for trainer in self.task.trainers.values():
                 trainer.broadcast_params()
             return 1, 0, 0, {}
-        if c.epoch > self.epochs:
-            raise ResumeError(f"the run already finished its {c.epoch - 1} epochs; to train "
-                              f"on, resume with trainer.epochs={c.epoch} or more")
+        if c.epoch > self.epochs:  # resume.check_epochs allowed it: only the end is left
+            if "metrics" not in c.state.get("loop", {}):
+                raise ResumeError(f"{c.source} holds no metrics of the run's last epoch; resume "
+                                  "from an earlier checkpoint")
+            s.report.note(f"all {self.epochs} epochs were done when the run stopped; finishing "
+                          f"it from {c.source}")
         s.checkpoints.restore(c)
         for trainer in self.task.trainers.values():
             trainer.broadcast_params()
@@ -350,6 +354,11 @@ class Loop:
         if stop:
             raise StopRequested(INTERRUPTS.requested or "a signal to another worker", step,
                                 checkpoints.last if checkpoints is not None else None)
+
+
+def _plain(metrics: Mapping[str, Any]) -> dict[str, int | float]:
+    """Metrics as JSON numbers (a checkpoint's)."""
+    return {k: v if isinstance(v, (int, float)) else float(v) for k, v in metrics.items()}
 
 
 def _host(value: Any) -> float:
