@@ -263,3 +263,15 @@ def test_a_refused_resume_leaves_the_mlflow_run_as_it_was(tmp_path):
         untouched(before, runs(tmp_path))  # not FAILED, the same end time
 
 
+def test_resume_makes_no_new_run_folder_and_keeps_the_runs_record(tmp_path):
+    first = dlrun(tmp_path, *TRAIN, "trainer.epochs=1")
+    assert first.returncode == 0, first.stderr
+    (run,) = folders(tmp_path)
+    record = (run / ".hydra" / "overrides.yaml").read_text()
+    for args in (["trainer.epochs=2"], [], ["model=lenet"]):  # trains on, refused, refused
+        dlrun(tmp_path, f"resume={run}", *args)
+        dlrun(tmp_path, f"resume={latest_manifest(run)}", *args)
+    assert folders(tmp_path) == [run]
+    assert (run / ".hydra" / "overrides.yaml").read_text() == record  # the run's own choices
+    assert json.loads((run / "results.json").read_text())["epoch"] == 2
+    assert (run / "dlrun.log").read_text().count("Context impl SQLiteImpl") >= 2  # appended

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -27,6 +28,7 @@ from .sweep import register_resolvers
 register_resolvers()  # also where a joblib worker unpickles the task function
 
 _DEBUG_ARG = re.compile(r"\+*debug=(true|True|TRUE|yes|1)")
+_RESUME_ARG = re.compile(r"\+*resume=(.+)")
 
 
 def _message(error: BaseException) -> tuple[str, str | None]:
@@ -153,6 +155,29 @@ def _predict(args: list[str]) -> int:
     return 0
 
 
+def _resume_in_place(args: list[str]) -> list[str]:
+    """``args`` with, for ``resume=RUN``, Hydra's working folder set to the run's own (its log
+    goes on in its dlrun.log) and no new ``.hydra`` record there (the run's stays its own),
+    instead of a new, stray outputs/runs/<time>/ folder on every resume."""
+    found = [m.group(1) for a in args if (m := _RESUME_ARG.fullmatch(a))]
+    if not found or any(a in ("-m", "--multirun") or a.startswith("hydra.mode=") for a in args):
+        return args
+    given = Path(found[-1].strip("'\"")).expanduser()
+    if given.is_dir():  # a run folder, or its checkpoints folder (as load_checkpoint reads it)
+        folder = given if (given / "checkpoints").is_dir() else given.parent
+    else:  # a checkpoint manifest in <run>/checkpoints/
+        folder = given.parent.parent
+    if not (folder / "config.yaml").is_file():
+        return args  # no run folder: the run refuses it and says why
+    extra = []
+    if not any(a.lstrip("+").startswith("hydra.run.dir=") for a in args):  # a job's ranks get one
+        quoted = str(folder.absolute()).replace("\\", "\\\\").replace('"', '\\"')
+        extra.append(f'hydra.run.dir="{quoted}"')
+    if not any(a.lstrip("+").startswith("hydra.output_subdir=") for a in args):
+        extra.append("hydra.output_subdir=null")
+    return [*args, *extra]
+
+
 def main() -> None:
     """Console-script entry point (``dlrun``)."""
     if any(_DEBUG_ARG.fullmatch(arg) for arg in sys.argv[1:]):
@@ -176,6 +201,7 @@ def main() -> None:
             raise SystemExit(_predict(sys.argv[2:]))
         if sys.argv[1:2] == ["sync"]:
             raise SystemExit(_sync(sys.argv[2:]))
+        sys.argv[1:] = _resume_in_place(sys.argv[1:])
         _run()
     except KeyboardInterrupt:  # outside a run (between the trials of a sweep, say)
         from .console import error as print_error
