@@ -275,3 +275,53 @@ def test_resume_makes_no_new_run_folder_and_keeps_the_runs_record(tmp_path):
     assert (run / ".hydra" / "overrides.yaml").read_text() == record  # the run's own choices
     assert json.loads((run / "results.json").read_text())["epoch"] == 2
     assert (run / "dlrun.log").read_text().count("Context impl SQLiteImpl") >= 2  # appended
+
+
+def _max_logged_step(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.05) as con:
+            row = con.execute("SELECT max(step) FROM metrics WHERE key='train/step_loss'").fetchone()
+        return int(row[0]) if row and row[0] is not None else -1
+    except sqlite3.Error:
+        return -1
+
+
+def _latest_step(run: Path) -> int:
+    found = sorted((run / "checkpoints").glob("ckpt-*.json")) if run.is_dir() else []
+    return int(found[-1].stem.split("-")[1]) if found else -1
+
+
+def test_a_run_killed_between_a_flush_and_its_checkpoint_logs_each_step_once(tmp_path):
+    args = ["model=mlp", "trainer.epochs=12", "trainer.checkpoint_every=0", "trainer.log_every=1",
+            "seed=5"]
+    db, run = tmp_path / "outputs" / "mlflow.db", tmp_path / "run"
+    for attempt in range(5):  # the kill must land after a flush, before the next checkpoint
+        shutil.rmtree(tmp_path / "outputs", ignore_errors=True)
+        shutil.rmtree(run, ignore_errors=True)
+        proc = subprocess.Popen([*dlrun_command(), *args, "hydra.run.dir=run"], cwd=tmp_path,
+                                env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            checkpoint = _latest_step(run)
+            if checkpoint > 0 and _max_logged_step(db) > checkpoint + 2:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        proc.wait(timeout=60)
+        if proc.returncode == -signal.SIGKILL and _max_logged_step(db) > _latest_step(run):
+            break
+    else:
+        pytest.fail("no kill landed between a flush and the next checkpoint in 5 tries")
+    checkpoint, logged = _latest_step(run), _max_logged_step(db)
+    (record,) = runs(tmp_path).values()
+    assert set(step_history(tmp_path, record.info.run_id).values()) == {1}  # so far, once each
+
+    resumed = dlrun(tmp_path, f"resume={run}")
+    assert resumed.returncode == 0, resumed.stderr
+    total = json.loads((run / "results.json").read_text())["steps"]
+    history = step_history(tmp_path, record.info.run_id)
+    twice = sorted(s for s, n in history.items() if n > 1)
+    assert not twice, f"steps logged twice (checkpoint {checkpoint}, logged {logged}): {twice}"
+    assert sorted(history) == list(range(1, total + 1))
+    (record,) = runs(tmp_path).values()
+    assert record.info.status == "FINISHED"

@@ -1,11 +1,12 @@
 """An MLflow run as its store holds it, read without changing anything: what a resume checks
-before it continues the run (which run folder it belongs to, the steps it has)."""
+before it continues the run (which run folder it belongs to, the steps it has), and the
+rule that a resumed run logs each step of a metric once."""
 from __future__ import annotations
 
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 
 def mlflow_env() -> None:
@@ -25,6 +26,20 @@ def last_steps(client: Any, run: Any) -> dict[str, int]:
         return {m.key: int(m.step) for m in latest}
     return {k: max((int(m.step) for m in client.get_metric_history(run.info.run_id, k)), default=-1)
             for k in run.data.metrics}
+
+
+def once(records: Iterable[tuple], logged: dict[str, int] | None) -> Iterable[tuple]:
+    """The metric records ``(key, value, timestamp, step)`` of a step above the last one
+    ``logged`` holds of their key, noting each in ``logged`` (None: every record). A run
+    stopped between a metrics flush and its next checkpoint stored steps the resumed run
+    takes again: they stay as they were, once."""
+    for record in records:
+        key, step = record[0], record[3]
+        if logged is not None:
+            if step <= logged.get(key, -1):
+                continue
+            logged[key] = step
+        yield record
 
 
 @dataclass

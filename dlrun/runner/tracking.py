@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
 import re
 import subprocess
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .runstore import last_steps, mlflow_env, once
 from .spool import Spool
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ class MlflowTracker:
         self._thread = threading.Thread(target=self._work, name="dlrun-mlflow", daemon=True)
         self._started = False
         self._opened = threading.Event()  # set once the run exists (or could not be created)
+        self._logged: dict[str, int] | None = None  # a resumed run's stored steps (runstore.once)
 
     # --- the main thread's side: enqueue only -------------------------------------------
     def start(self) -> None:
@@ -254,11 +255,7 @@ class MlflowTracker:
 
     def open_run(self) -> Any:
         """The MLflow client with this run created (or found, or resumed); raises on failure."""
-        os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # logs go to the run's log file
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # we print our own
-        # an unreachable server should fail in seconds, not after MLflow's minutes of retries
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        mlflow_env()
         from mlflow.entities import Param, RunTag
         from mlflow.tracking import MlflowClient
 
@@ -274,6 +271,7 @@ class MlflowTracker:
                 tags["dlrun.git_commit"] = commit
                 tags["mlflow.source.git.commit"] = commit
         if self.resume_run_id is not None:  # the same run goes on: its params stay as logged
+            self._logged = last_steps(client, client.get_run(self.resume_run_id))
             client.update_run(self.resume_run_id, status="RUNNING")
             self.run_id = self.resume_run_id
             client.log_batch(self.run_id, tags=[RunTag(sanitize_key(k), str(v)) for k, v in tags.items()])
@@ -290,10 +288,10 @@ class MlflowTracker:
         """Sends (kind, payload) records (metrics, tags, artifacts) to the run, in batches."""
         from mlflow.entities import Metric, RunTag
 
-        metrics = []
+        metrics, logged = [], None if self._logged is None else dict(self._logged)
         for kind, payload in items:
             if kind == "metrics":
-                metrics += [Metric(k, v, ts, step) for k, v, ts, step in payload
+                metrics += [Metric(k, v, ts, step) for k, v, ts, step in once(payload, logged)
                             if math.isfinite(v)]
             elif kind == "tags":
                 tags = [RunTag(sanitize_key(k), str(v)) for k, v in payload.items()]
@@ -304,6 +302,7 @@ class MlflowTracker:
                 client.log_artifact(self.run_id, path, artifact_path)
         for chunk in chunks(metrics, MAX_METRICS_PER_BATCH):
             client.log_batch(self.run_id, metrics=chunk)
+        self._logged = logged  # all of it arrived (a failed send is spooled and sent again)
 
     def _end(self, client: Any, status: str) -> None:
         if client is None or self.run_id is None:
