@@ -76,6 +76,9 @@ def lookup_run(uri: str, run_id: str, timeout: float = 20.0) -> RunLookup:
             from mlflow.exceptions import MlflowException
             from mlflow.tracking import MlflowClient
 
+            from .sqlstore import prepare_store
+
+            prepare_store(uri)  # a half-migrated SQLite store: repaired before it is read
             client = MlflowClient(tracking_uri=uri)
             try:
                 run = client.get_run(run_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .spool import SPOOL_NAME, Spool
+from .sqlstore import prepare_store
 from .tracking import MlflowTracker, TrackingError, describe_error
 
 USAGE = """usage: dlrun sync RUN_FOLDER
@@ -38,6 +39,7 @@ def sync(args: list[str]) -> str:
     tracker.run_id = head.get("run_id")  # None: the store never saw the run; create it now
     ends = [payload for kind, payload in records if kind == "end"]
     try:
+        prepare_store(tracker.tracking_uri)  # a new or half-migrated SQLite store: one process at a time
         client = tracker.open_run()
         tracker.send(client, [r for r in records if r[0] != "end"])
         if ends:

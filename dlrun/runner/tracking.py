@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 
 from .runstore import last_steps, mlflow_env, once
 from .spool import Spool
+from .sqlstore import prepare_store
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,8 @@ class MlflowTracker:
     def _connect(self) -> Any:
         """The client with the run created (or resumed); None while the store is unreachable."""
         try:
+            # a new (or half-migrated) SQLite store: created (or repaired) by one process at a time
+            prepare_store(self.tracking_uri)
             return self.open_run()
         except BaseException as e:  # noqa: BLE001 - an outage, or kept and reported by finish()
             return self._failed(e)

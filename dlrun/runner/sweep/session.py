@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 import dlrun
 
 from ..build import in_debug_mode
+from ..sqlstore import prepare_store
 from ..console import error as print_error
 from ..tracking import (MAX_PARAMS_PER_BATCH, TrackingError, chunks, describe_error, flatten,
                         git_commit, mlflow_store, open_experiment, param_value, sanitize_key)
@@ -133,6 +134,7 @@ class SweepSession:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         from mlflow.tracking import MlflowClient
 
+        prepare_store(self.tracking_uri)  # a new or half-migrated SQLite store: one process at a time
         self.client = client = MlflowClient(tracking_uri=self.tracking_uri)
         self.experiment_id = open_experiment(client, self.experiment, artifact_location)
         found = client.search_runs([self.experiment_id], filter_string=(
