@@ -218,6 +218,41 @@ def test_a_run_stopped_at_model_npz_is_finished_by_resume(tmp_path, uninterrupte
     untouched(before, runs(tmp_path))
 
 
+def test_a_run_killed_after_its_last_checkpoint_is_finished_by_resume(tmp_path, uninterrupted):
+    run = tmp_path / "run"
+    final = run / "checkpoints" / "ckpt-00000069.json"  # the end of epoch 3
+    for attempt in range(6):  # the kill must land between the last checkpoint and results.json
+        shutil.rmtree(tmp_path / "outputs", ignore_errors=True)
+        shutil.rmtree(run, ignore_errors=True)
+        proc = subprocess.Popen([*dlrun_command(), *TRAIN, "hydra.run.dir=run"], cwd=tmp_path,
+                                env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None:
+            if final.exists():
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.001)
+        proc.wait(timeout=60)
+        if proc.returncode == -signal.SIGKILL and not (run / "results.json").exists():
+            break
+    else:
+        pytest.fail("no kill landed between the last checkpoint and results.json in 6 tries")
+    (record,) = runs(tmp_path).values()
+    assert record.info.status == "RUNNING"  # nobody ended it
+
+    finished = dlrun(tmp_path, f"resume={run}")
+    assert finished.returncode == 0, finished.stderr
+    want = json.loads((uninterrupted / "results.json").read_text())
+    got = json.loads((run / "results.json").read_text())
+    for key in ("eval/accuracy", "eval/loss", "epoch", "steps"):
+        assert got[key] == want[key], key
+    expected, again = params(uninterrupted), params(run)
+    for name in expected:
+        np.testing.assert_array_equal(again[name], expected[name], err_msg=name)
+    (record,) = runs(tmp_path).values()
+    assert record.info.status == "FINISHED"
+    assert record.data.metrics["final/eval_accuracy"] == want["eval/accuracy"]
+
+
 TASKS = {  # the tasks' own ends: test perplexity, the best epoch's test scores, the scorer
     "lstm_lm": (["model=lstm_lm", "model.embed_size=32", "model.hidden_size=32", "trainer.epochs=1"],
                 ["test/perplexity"]),
