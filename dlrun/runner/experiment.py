@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -37,6 +39,7 @@ from .interrupt import INTERRUPTS
 from .loop import Loop, RunReporter
 from .resume import check_epochs, check_tracked, identity_hash, resumed_choices, resumed_config
 from .runstore import lookup_run
+from .sweep.trial import MAX_ERROR
 from .tasks import Setup, TaskBase
 from .spool import SPOOL_NAME, Spool
 from .tracking import NullTracker, TrackingError, flatten, make_tracker, mlflow_store
@@ -105,6 +108,8 @@ def run(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> float:
     finally:
         INTERRUPTS.polling = False
         console.close()
+        if status != "FINISHED":  # failed or stopped (sys.exc_info: the error on its way out)
+            _record_failure(place, tracker, sys.exc_info()[1], status)
         try:
             tracker.finish(status)
         except TrackingError as e:
@@ -272,6 +277,39 @@ def _save_results(place: Place, setup: Setup, task: TaskBase, metrics: Mapping[s
     if cfg.logger.log_model:
         tracker.log_artifact(params_file)
     return exported
+
+
+def _record_failure(place: Place, tracker: Any, error: BaseException | None, status: str) -> None:
+    """A run that failed, diverged or was stopped leaves what there is to debug it in its
+    MLflow run: the error as the tag ``dlrun.error`` and as ``error.txt`` (with its traceback),
+    ``config.yaml``, the run's ``dlrun.log`` and its last checkpoint's manifest."""
+    if error is None or tracker.tracking_uri is None:  # a rank > 0 returning; logger=none
+        return
+    run_dir = place.run_dir
+    text = _error_text(error, status)
+    tracker.log_tags({"dlrun.error": text[:MAX_ERROR]})  # truncated as a sweep's trial errors
+    report = text if status == "KILLED" else "".join(traceback.format_exception(error))
+    try:
+        (run_dir / "error.txt").write_text(report if report.endswith("\n") else report + "\n")
+        tracker.log_artifact(run_dir / "error.txt")
+    except OSError:  # a full disk, say: the tag says it
+        pass
+    for name in ("config.yaml", "dlrun.log"):
+        if (run_dir / name).is_file():
+            tracker.log_artifact(run_dir / name)
+    manifest = CheckpointStore(run_dir / "checkpoints").latest()
+    if manifest is not None:
+        tracker.log_artifact(manifest, "checkpoints")
+
+
+def _error_text(error: BaseException, status: str) -> str:
+    """One line or so for the tag: the signal that stopped the run and where, or the error."""
+    if status == "KILLED" or isinstance(error, KeyboardInterrupt):
+        name, step = getattr(error, "signal_name", None), getattr(error, "step", None)
+        return (f"stopped by {name}" if name else "interrupted") + (
+            f" after step {step}" if step is not None else "")
+    message = str(error).strip()
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _silent_console() -> Any:

@@ -34,10 +34,12 @@ class Spool:
             os.fsync(f.fileno())
 
     def append(self, items: list) -> None:
+        """Records after the header, on disk when this returns (a crash right after keeps them)."""
         with open(self.path, "a") as f:
             for kind, payload in items:
                 f.write(json.dumps({"kind": kind, "payload": payload}) + "\n")
             f.flush()
+            os.fsync(f.fileno())
 
     def header(self) -> dict:
         with open(self.path) as f:

@@ -85,6 +85,9 @@ class NullTracker:
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
         pass
 
+    def log_tags(self, tags: Mapping[str, Any]) -> None:
+        pass
+
     def finish(self, status: str = "FINISHED", timeout: float | None = None) -> None:
         pass
 
@@ -143,6 +146,9 @@ class MlflowTracker:
 
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
         self._queue.put(("artifact", (str(path), artifact_path)))
+
+    def log_tags(self, tags: Mapping[str, Any]) -> None:
+        self._queue.put(("tags", {k: str(v) for k, v in tags.items()}))
 
     def finish(self, status: str = "FINISHED", timeout: float | None = 120.0) -> None:
         """Flushes everything queued, ends the run with ``status``; raises TrackingError on failure."""
