@@ -20,8 +20,6 @@ import pytest
 
 from .conftest import clean_env, dlrun_command
 
-pytestmark = pytest.mark.slow
-
 # Opens the store as a run does (an MlflowTracker, which raises when it cannot) and logs RUNS
 # runs into it, from the time START on; KILL_AT: kill -9 itself before that SQL statement
 # (counted from 1); TRACE: write every statement to that file.
@@ -103,6 +101,7 @@ def check_store(db: Path, experiment: str) -> list:
     return runs
 
 
+@pytest.mark.slow
 def test_processes_racing_a_new_store_leave_it_working_with_every_run(tmp_path):
     for attempt in range(2):  # each a new store, opened by 4 processes at the same moment
         db = tmp_path / f"new{attempt}" / "mlflow.db"
@@ -138,6 +137,7 @@ def creation_points(tmp_path: Path) -> list[int]:
     return sorted(points)
 
 
+@pytest.mark.slow
 def test_a_process_killed_at_any_point_of_the_creation_leaves_a_store_the_next_run_uses(tmp_path):
     for point in creation_points(tmp_path):
         db = tmp_path / f"killed-at-{point}" / "mlflow.db"
@@ -193,6 +193,7 @@ def dlrun_into(cwd: Path, db: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_a_half_migrated_store_is_repaired_by_the_next_run(tmp_path):
     db = tmp_path / "store" / "mlflow.db"
     half_migrated_store(db)
@@ -208,6 +209,7 @@ def test_a_half_migrated_store_is_repaired_by_the_next_run(tmp_path):
     assert not list(tmp_path.glob("outputs/runs/*/*/mlflow-spool.jsonl"))
 
 
+@pytest.mark.slow
 def test_a_store_that_cannot_be_repaired_is_moved_aside_and_replaced(tmp_path):
     db = tmp_path / "store" / "mlflow.db"
     half_migrated_store(db, column_added=True)  # its migration cannot run again
@@ -221,6 +223,7 @@ def test_a_store_that_cannot_be_repaired_is_moved_aside_and_replaced(tmp_path):
     assert len(check_store(db, "dlrun")) == 2
 
 
+@pytest.mark.slow
 def test_a_file_that_is_no_store_is_moved_aside(tmp_path):
     db = tmp_path / "store" / "mlflow.db"
     db.parent.mkdir()
@@ -232,6 +235,7 @@ def test_a_file_that_is_no_store_is_moved_aside(tmp_path):
     assert len(check_store(db, "race")) == 1
 
 
+@pytest.mark.slow
 def test_dlrun_runs_started_together_in_a_new_folder_share_one_working_store(tmp_path):
     db = tmp_path / "new" / "mlflow.db"
     cmd = [*dlrun_command(), "model=mlp", "trainer.epochs=1", f"logger.tracking_uri=sqlite:///{db}"]
@@ -244,3 +248,17 @@ def test_dlrun_runs_started_together_in_a_new_folder_share_one_working_store(tmp
     assert not list(tmp_path.glob("outputs/runs/*/*/mlflow-spool.jsonl"))  # nothing waits
     runs = check_store(db, "dlrun")
     assert len(runs) == 4 and all("eval/accuracy" in r.data.metrics for r in runs)
+
+
+def test_a_process_waits_for_the_lock_a_bounded_time_and_says_who_holds_it(tmp_path):
+    from dlrun.runner.sqlstore import StoreLocked, prepare_store, store_lock
+
+    db = tmp_path / "mlflow.db"
+    with store_lock(db) as lock:  # another process creating the store, as far as flock knows
+        start = time.monotonic()
+        with pytest.raises(StoreLocked) as refused:
+            prepare_store(f"sqlite:///{db}", timeout=0.5)
+        assert 0.5 <= time.monotonic() - start < 10
+    text = str(refused.value)
+    assert str(lock) in text and f"pid {os.getpid()}" in text and "DLRUN_STORE_LOCK_TIMEOUT" in text
+    assert not db.exists()  # nothing was created without the lock
