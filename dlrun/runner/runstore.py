@@ -1,11 +1,13 @@
-"""An MLflow run as its store holds it, read without changing anything: what a resume checks
-before it continues the run (which run folder it belongs to, the steps it has), and the
-rule that a resumed run logs each step of a metric once."""
+"""An MLflow store and a run as it holds it: the experiment a run goes to (created when
+needed), what a resume checks before it continues a run, read without changing anything
+(which run folder it belongs to, the steps it has), and the rule that a resumed run logs
+each step of a metric once."""
 from __future__ import annotations
 
 import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 
@@ -98,3 +100,27 @@ def lookup_run(uri: str, run_id: str, timeout: float = 20.0) -> RunLookup:
     if thread.is_alive():
         found.unreachable = f"no answer within {timeout:.0f} s"
     return found
+
+
+def open_experiment(client: Any, name: str, artifact_location: str | None) -> str:
+    """The id of the MLflow experiment ``name``, created (or restored) when needed."""
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return client.create_experiment(name, artifact_location=_as_uri(artifact_location))
+        except Exception:  # another process created it meanwhile
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+    if exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+    return exp.experiment_id
+
+
+def _as_uri(location: str | None) -> str | None:
+    if not location or "://" in location or location.startswith("file:"):
+        return location
+    path = Path(location).expanduser().absolute()
+    path.mkdir(parents=True, exist_ok=True)
+    return path.as_uri()

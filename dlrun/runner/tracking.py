@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .runstore import last_steps, mlflow_env, once
+from .runstore import last_steps, mlflow_env, once, open_experiment
 from .spool import Spool
 from .sqlstore import prepare_store
 
@@ -330,22 +330,6 @@ class MlflowTracker:
             log.exception("could not end the MLflow run")
 
 
-def open_experiment(client: Any, name: str, artifact_location: str | None) -> str:
-    """The id of the MLflow experiment ``name``, created (or restored) when needed."""
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        try:
-            return client.create_experiment(name, artifact_location=_as_uri(artifact_location))
-        except Exception:  # another process created it meanwhile
-            exp = client.get_experiment_by_name(name)
-            if exp is None:
-                raise
-            return exp.experiment_id
-    if exp.lifecycle_stage == "deleted":
-        client.restore_experiment(exp.experiment_id)
-    return exp.experiment_id
-
-
 def make_tracker(logger_cfg: Any, experiment: str, **kwargs: Any) -> MlflowTracker | NullTracker:
     """The tracker ``logger_cfg`` (the ``logger`` group) asks for, with ``kwargs`` (tags...)."""
     store = mlflow_store(logger_cfg)
@@ -384,14 +368,6 @@ def describe_error(error: BaseException, uri: str) -> str:
     return (f"MLflow tracking at {uri} failed: {type(error).__name__}: {first}\n"
             "Check logger.tracking_uri (a server must be running and reachable), or run "
             "with logger=none to train without tracking.")
-
-
-def _as_uri(location: str | None) -> str | None:
-    if not location or "://" in location or location.startswith("file:"):
-        return location
-    path = Path(location).expanduser().absolute()
-    path.mkdir(parents=True, exist_ok=True)
-    return path.as_uri()
 
 
 def param_value(value: Any) -> str:

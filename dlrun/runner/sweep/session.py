@@ -29,8 +29,9 @@ import dlrun
 from ..build import in_debug_mode
 from ..sqlstore import prepare_store
 from ..console import error as print_error
+from ..runstore import open_experiment
 from ..tracking import (MAX_PARAMS_PER_BATCH, TrackingError, chunks, describe_error, flatten,
-                        git_commit, mlflow_store, open_experiment, param_value, sanitize_key)
+                        git_commit, mlflow_store, param_value, sanitize_key)
 from .checks import report_sweep_error
 from .resolvers import config_args, configured_direction, search_space
 from .table import (TABLE_FILE, TrialRow, command_for, format_value, order_rows, print_table,
