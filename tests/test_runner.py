@@ -198,6 +198,43 @@ def test_wrong_type_on_the_command_line(run_dlrun):
     assert_clean_failure(res, "trainer.epocs", "not in 'TrainerConfig'")
 
 
+BAD_VALUES = [("trainer.epochs", "0", "at least 1"), ("trainer.batch_size", "0", "at least 1"),
+              ("trainer.batch_size", "-1", "at least 1"),
+              ("trainer.keep_checkpoints", "0", "at least 1"),
+              ("trainer.checkpoint_every", "-1", "0 or more"),
+              ("trainer.log_every", "-5", "at least 1"), ("trainer.max_nan_skips", "-1", "0 or more"),
+              ("trainer.eval_batch_size", "0", "at least 1"),
+              ("distributed.workers", "0", "at least 1")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key,value,allowed", BAD_VALUES)
+def test_a_value_out_of_range_is_refused_before_anything_starts(run_dlrun, tmp_path, key, value,
+                                                                  allowed):
+    """Issue 17, item 7: trainer.epochs=0 wrote outputs then failed with KeyError under a FINISHED
+    MLflow run; batch_size=0 and the like failed late with a raw ValueError and a FAILED run.
+    Now: one message naming the key, its value and its range, exit 1, nothing written."""
+    run_dir = tmp_path / "run"
+    res = run_dlrun("model=mlp", f"{key}={value}", f"hydra.run.dir={run_dir}")
+    assert res.returncode == 1, res
+    assert_clean_failure(res, f"{key}={value}", allowed)
+    assert "ValueError" not in res.stderr and "KeyError" not in res.stderr, res
+    assert not (run_dir / "config.yaml").exists() and not (run_dir / "results.json").exists()
+    assert not (tmp_path / "outputs").exists(), "no MLflow store or run folder is made"
+
+
+def test_the_range_table_refuses_only_what_is_out_of_range():
+    from dlrun.runner.config import RANGES, out_of_range
+
+    cfg = OmegaConf.create({"trainer": {"epochs": 1, "batch_size": 64, "checkpoint_every": 0,
+                                        "eval_batch_size": None, "clip_global_norm": None},
+                            "distributed": {"workers": 1, "bucket_mb": 25.0}})
+    assert out_of_range(cfg) is None
+    cfg.distributed.bucket_mb = 0.0
+    assert "distributed.bucket_mb=0.0" in out_of_range(cfg) and "above 0" in out_of_range(cfg)
+    assert all(k.split(".")[0] in ("trainer", "device", "distributed") for k in RANGES)
+
+
 def test_gpu_without_a_gpu_suggests_device_cpu(run_dlrun):
     from dlrun.engine import num_gpus
 

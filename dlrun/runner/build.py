@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlrun.data.errors import DataError
 
-from .config import ArgumentError, check_arguments, class_arguments, unknown_key
+from .config import ArgumentError, check_arguments, class_arguments, out_of_range, unknown_key
 
 
 class ConfigError(ValueError):
@@ -52,11 +52,15 @@ def check_config(cfg: DictConfig) -> None:
     """The whole composed config, before anything starts: no key its schemas do not know (one
     added with ``+``, say ``+trainer.epocs=3``), and every ``_target_`` node, nested ones too,
     names a class or function of dlrun or of the config's ``allowed_targets`` that takes its
-    arguments. The task node's other keys are its settings, the task's to read."""
+    arguments. The task node's other keys are its settings, the task's to read. The numbers
+    the runner reads itself are in their ranges (``config.RANGES``: ``trainer.epochs=0``)."""
     allow_targets(cfg.get("allowed_targets") or [])
     unknown = unknown_key(cfg)
     if unknown:
         raise ConfigError(unknown)
+    bad = out_of_range(cfg)  # numbers the runner reads itself (trainer.epochs=0, ...)
+    if bad:
+        raise ConfigError(bad)
     first = [k for k in ("model", "loss", "optimizer", "schedule", "dataset", "init") if k in cfg]
     for key in first + [k for k in cfg if k not in first]:  # the run's order of building
         node = cfg[key]

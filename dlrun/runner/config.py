@@ -135,6 +135,51 @@ def moved_key(key: str) -> str | None:
                                      f"in the task group); set {new} instead")
 
 
+# the allowed range of each number the runner reads itself: key -> (lowest, highest, what it
+# means); None: no bound. Checked with the rest of the config, before anything starts, so a
+# bad value is one message naming the key rather than a late ValueError and a FAILED run.
+# A null value (an Optional key) means the default and is not checked.
+RANGES: dict[str, tuple[float | None, float | None, str]] = {
+    "trainer.epochs": (1, None, "the number of passes over the training data"),
+    "trainer.batch_size": (1, None, "examples per training step"),
+    "trainer.eval_batch_size": (1, None, "examples per evaluation batch (null: batch_size)"),
+    "trainer.log_every": (1, None, "steps between training-loss reports"),
+    "trainer.checkpoint_every": (0, None, "steps between checkpoints (0: at each epoch's end)"),
+    "trainer.keep_checkpoints": (1, None, "how many of the newest checkpoints are kept"),
+    "trainer.max_nan_skips": (0, None, "skipped NaN steps before the run stops"),
+    "trainer.wd": (0, None, "the weight-decay factor"),
+    "trainer.clip_global_norm": (0, None, "the largest global gradient norm (null: no clipping)"),
+    "device.id": (0, None, "the GPU's index"),
+    "distributed.workers": (1, None, "data-parallel processes"),
+    "distributed.warmup_steps": (0, None, "steps of the learning-rate ramp"),
+    "distributed.bucket_mb": (0, None, "the size of an all-reduce buffer in MB"),
+}
+
+
+def out_of_range(cfg: Any) -> str | None:
+    """What to say about the first value of :data:`RANGES` that ``cfg`` sets out of its range;
+    else None. ``clip_global_norm`` and ``bucket_mb`` must be above 0, the others at least
+    their lowest value."""
+    from omegaconf import OmegaConf
+
+    for key, (low, high, what) in RANGES.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        strict = key in ("trainer.clip_global_norm", "distributed.bucket_mb")
+        below = low is not None and (value <= low if strict else value < low)
+        above = high is not None and value > high
+        if below or above:
+            if strict:
+                allowed = f"above {low}"
+            elif high is None:
+                allowed = f"at least {low}" if low else f"{low} or more"
+            else:
+                allowed = f"from {low} to {high}"
+            return f"{key}={value} is out of range: {key} ({what}) must be {allowed}"
+    return None
+
+
 # nodes open by design, whose keys no schema lists: Hydra's own settings (hydra.*, which Hydra
 # checks itself). The settings of a task of the user's own are open too: its file has no
 # schema (the class reads them, as FitTask reads task.tolerance).
