@@ -29,6 +29,7 @@ import numpy as np
 
 from . import autograd
 from .backend import Context, device_scope, generator
+from .files import write_atomic
 from .ndarray import NDArray
 from .registry import OPS, Op
 
@@ -347,11 +348,7 @@ def _shape(v: Any) -> tuple:
 
 
 def _atomic_write(path: str, write: Callable[[Any], Any]) -> None:
-    import os
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
+    write_atomic(path, write)  # no temporary file left by a failed write, which it names
 
 
 def _check_call(op: Op, n_inputs: int, attrs: dict) -> None:

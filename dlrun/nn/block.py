@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import re
 from collections import OrderedDict
 from typing import Any, Callable
@@ -12,6 +11,7 @@ import numpy as np
 
 from ..engine import autograd
 from ..engine.backend import Context
+from ..engine.files import write_atomic
 from .parameter import Parameter, ParameterDict
 
 
@@ -154,12 +154,10 @@ class Block:
 
     # ---- persistence: .npz of structural names, never pickle ----
     def save_parameters(self, filename: str) -> None:
-        """Write every parameter to ``filename`` (.npz), atomically."""
+        """Write every parameter to ``filename`` (.npz), atomically: a failed write (a full
+        disk) leaves no temporary file, and its ``OSError`` names ``filename``."""
         arrays = {name: p.data().asnumpy() for name, p in self.collect_params().items()}
-        tmp = f"{filename}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, filename)
+        write_atomic(filename, lambda f: np.savez(f, **arrays))
 
     def load_parameters(self, filename: str, ctx: Context | None = None,
                         allow_missing: bool = False, ignore_extra: bool = False) -> None:

@@ -24,12 +24,13 @@ import json
 import os
 import random
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
+
+from dlrun.engine.files import write_atomic as _write_atomic
 
 FORMAT = "dlrun-checkpoint"
 VERSION = 2  # 2: the manifest is signed (version 1 manifests carry no signature)
@@ -100,17 +101,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 # --- files -------------------------------------------------------------------------------
 def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
-    """``write(file)`` into a temporary file beside ``path``, fsync, then rename over it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``write(file)`` into a temporary file beside ``path``, fsync, then rename over it; the
+    file gets the user's umask (not mkstemp's 0600), a failed write leaves no temporary file
+    and names ``path`` (``dlrun.engine.files.write_atomic``)."""
+    _write_atomic(path, write)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -137,8 +138,18 @@ def _interrupted(stop: KeyboardInterrupt) -> tuple[str, str | None]:
     if isinstance(stop, StopRequested) and stop.checkpoint is not None:
         run_dir = stop.checkpoint.parent.parent
         return (f"stopped by {stop.signal_name} after step {stop.step}; checkpoint "
-                f"{stop.checkpoint}", f"continue it with: dlrun resume={run_dir}")
+                f"{stop.checkpoint}", f"continue it with: {resume_command(run_dir)}")
     return "interrupted", None
+
+
+def resume_command(run_dir: Path | str) -> str:
+    """The command that resumes ``run_dir``, to paste into a shell: the path is quoted for
+    Hydra (a space, a comma or a non-ASCII letter in an unquoted value is a parse error or a
+    sweep) and the whole argument for the shell."""
+    path = str(run_dir)
+    if not re.fullmatch(r"[A-Za-z0-9_/.:-]+", path):
+        path = '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"dlrun {shlex.quote('resume=' + path)}"
 
 
 def _predict(args: list[str]) -> int:
