@@ -358,6 +358,76 @@ def test_the_job_command_keeps_the_overrides_and_names_one_run_folder(tmp_path):
                    f'hydra.run.dir="{tmp_path / "run"}"']
 
 
+def fake_launcher(folder, name: str, version: str):
+    script = folder / name
+    script.write_text(f"#!/bin/sh\ncat <<'EOF'\n{version}\nEOF\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+MPICH = "HYDRA build details:\n    Version:                                 4.1.2"
+OPEN_MPI = "mpirun (Open MPI) 4.1.2\n\nReport bugs to http://www.open-mpi.org/community/help/"
+SLURM = "slurm 23.02.7"
+
+
+@pytest.mark.parametrize("name,version,expected", [
+    ("mpiexec", MPICH, ["-hosts", "n1:2,n2:2", "-f", "hosts.txt"]),
+    ("mpirun", OPEN_MPI, ["--host", "n1:2,n2:2", "--hostfile", "hosts.txt"]),
+    ("srun", SLURM, ["--nodelist=n1,n2", "--ntasks-per-node=2", "--nodelist=./hosts.txt"]),
+    ("launcher", SLURM, ["--nodelist=n1,n2", "--ntasks-per-node=2", "--nodelist=./hosts.txt"]),
+    ("mpiexec", "", ["-hosts", "n1:2,n2:2", "-f", "hosts.txt"]),  # cannot tell: MPICH's
+])
+def test_the_hosts_go_in_the_launchers_own_options(tmp_path, name, version, expected):
+    """Issue 17, item 10: distributed.hosts/hostfile always passed MPICH's -hosts/-f, which
+    Open MPI's mpirun and srun do not take."""
+    from dlrun.parallel.launch import job_command
+
+    launcher = fake_launcher(tmp_path, name, version)
+    cmd = job_command(4, ["model=lenet"], tmp_path / "run", hosts=["n1:2", "n2:2"],
+                      hostfile="hosts.txt", mpiexec=launcher)
+    assert cmd[:3 + len(expected)] == [launcher, "-n", "4", *expected]
+    assert cmd[3 + len(expected):5 + len(expected)] == [sys.executable, "-m"]
+
+
+def test_the_launcher_is_not_asked_without_hosts(tmp_path):
+    from dlrun.parallel.launch import job_command
+
+    launcher = tmp_path / "mpirun"
+    launcher.write_text(f"#!/bin/sh\ntouch {tmp_path / 'asked'}\n")
+    launcher.chmod(0o755)
+    cmd = job_command(2, [], tmp_path / "run", mpiexec=str(launcher))
+    assert cmd[:4] == [str(launcher), "-n", "2", sys.executable]
+    assert not (tmp_path / "asked").exists()
+
+
+def test_srun_and_hosts_of_different_slots(tmp_path):
+    from dlrun.parallel import DistributedError
+    from dlrun.parallel.launch import host_flags
+
+    assert host_flags("srun", ["n1", "n2"]) == ["--nodelist=n1,n2"]
+    assert host_flags("srun", hostfile="/etc/nodes") == ["--nodelist=/etc/nodes"]
+    with pytest.raises(DistributedError, match="same slots"):
+        host_flags("srun", ["n1:4", "n2:2"])
+
+
+def test_a_launcher_named_without_a_path_is_looked_up_on_path(tmp_path, monkeypatch):
+    from dlrun.parallel.launch import find_mpiexec
+
+    launcher = fake_launcher(tmp_path, "srun", SLURM)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert find_mpiexec("srun") == launcher
+
+
+def test_the_real_mpiexec_is_told_apart():
+    from dlrun.parallel.launch import find_mpiexec, launcher_kind
+
+    try:
+        launcher = find_mpiexec()
+    except Exception:
+        pytest.skip("no mpiexec")
+    assert launcher_kind(launcher) in ("mpich", "openmpi")
+
+
 def test_a_missing_mpiexec_says_what_to_install(tmp_path):
     from dlrun.parallel import DistributedError
     from dlrun.parallel.launch import find_mpiexec

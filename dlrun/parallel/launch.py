@@ -35,9 +35,11 @@ class JobStopped(KeyboardInterrupt):
 
 
 def find_mpiexec(configured: str | None = None) -> str:
-    """The mpiexec to launch with: ``configured``, else the virtualenv's, else PATH's."""
-    candidates = [configured] if configured else [str(Path(sys.executable).parent / "mpiexec"),
-                                                  shutil.which("mpiexec")]
+    """The mpiexec to launch with: ``configured`` (a path, or a name on PATH: ``mpirun``,
+    ``srun``), else the virtualenv's, else PATH's."""
+    candidates = ([configured if "/" in configured else shutil.which(configured) or configured]
+                  if configured else [str(Path(sys.executable).parent / "mpiexec"),
+                                      shutil.which("mpiexec")])  # a bare name: PATH's (srun)
     for c in candidates:
         if c and os.access(c, os.X_OK):
             return c
@@ -48,16 +50,70 @@ def find_mpiexec(configured: str | None = None) -> str:
         "or set distributed.mpiexec=/path/to/mpiexec")
 
 
+def launcher_kind(launcher: str) -> str:
+    """Which launcher ``launcher`` is: ``"openmpi"`` (Open MPI's mpirun/mpiexec), ``"srun"``
+    (Slurm) or ``"mpich"`` (MPICH's Hydra mpiexec, Intel MPI's, and anything it cannot tell:
+    the ``dlrun[dist]`` extra installs MPICH). Read from ``LAUNCHER --version``."""
+    if Path(launcher).name == "srun":
+        return "srun"
+    try:
+        out = subprocess.run([launcher, "--version"], capture_output=True, text=True,
+                             timeout=15, check=False, stdin=subprocess.DEVNULL)
+        text = out.stdout + out.stderr
+    except (OSError, subprocess.SubprocessError):
+        return "mpich"
+    if "Open MPI" in text or "OpenRTE" in text or "Open RTE" in text:
+        return "openmpi"
+    if re.search(r"^slurm \S+", text, re.M):
+        return "srun"
+    return "mpich"  # "HYDRA build details" (MPICH, Intel MPI, MVAPICH)
+
+
+def host_flags(kind: str, hosts: Sequence[str] = (), hostfile: str | None = None) -> list[str]:
+    """The launcher's options for ``distributed.hosts`` ([node1:4, node2:4]) and
+    ``distributed.hostfile``: MPICH ``-hosts``/``-f``, Open MPI ``--host``/``--hostfile``,
+    srun ``--nodelist`` (a list of nodes, or a file of them: a path with a ``/``) with
+    ``--ntasks-per-node`` from the slots, which must then be the same on every node."""
+    flags: list[str] = []
+    if kind == "srun":
+        if hosts:
+            names = [h.partition(":")[0] for h in hosts]
+            slots = {h.partition(":")[2] for h in hosts}
+            flags += [f"--nodelist={','.join(names)}"]
+            if slots - {""}:
+                if len(slots) > 1:
+                    raise DistributedError(
+                        f"distributed.hosts={list(hosts)}: srun starts the same number of tasks "
+                        "on each node; give each node the same slots (node1:4,node2:4), or set "
+                        "distributed.hostfile (one node a line) and distributed.mpiexec_args")
+                flags += [f"--ntasks-per-node={slots.pop()}"]
+        if hostfile:
+            path = str(hostfile) if "/" in str(hostfile) else f"./{hostfile}"  # srun: a file
+            flags += [f"--nodelist={path}"]
+        return flags
+    if kind == "openmpi":
+        if hosts:
+            flags += ["--host", ",".join(hosts)]
+        if hostfile:
+            flags += ["--hostfile", str(hostfile)]
+        return flags
+    if hosts:
+        flags += ["-hosts", ",".join(hosts)]
+    if hostfile:
+        flags += ["-f", str(hostfile)]
+    return flags
+
+
 def job_command(workers: int, overrides: Sequence[str], run_dir: Path, *, hosts: Sequence[str] = (),
                 hostfile: str | None = None, mpiexec: str | None = None,
                 mpiexec_args: Sequence[str] = ()) -> list[str]:
     """``mpiexec -n workers [hosts] python -m dlrun.runner.main OVERRIDES hydra.run.dir=RUN``:
-    every rank composes the same config and works in the same run folder."""
-    cmd = [find_mpiexec(mpiexec), "-n", str(workers)]
-    if hosts:
-        cmd += ["-hosts", ",".join(hosts)]
-    if hostfile:
-        cmd += ["-f", str(hostfile)]
+    every rank composes the same config and works in the same run folder. The hosts go in the
+    options of the launcher found (:func:`launcher_kind`, asked only when there are hosts)."""
+    launcher = find_mpiexec(mpiexec)
+    cmd = [launcher, "-n", str(workers)]
+    if hosts or hostfile:
+        cmd += host_flags(launcher_kind(launcher), hosts, hostfile)
     cmd += list(mpiexec_args)
     keep = [o for o in overrides if not o.lstrip("+~").startswith("hydra.run.dir=")]
     quoted = str(run_dir).replace("\\", "\\\\").replace('"', '\\"')  # a sweep's trial folder has '='

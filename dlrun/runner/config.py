@@ -90,9 +90,11 @@ class DistributedConfig:
     # data-parallel workers (processes; one GPU each with device=gpu): > 1 relaunches dlrun
     # under mpiexec; under a launcher already (mpiexec, srun) its process count is used
     workers: int = 1
-    hosts: List[str] = field(default_factory=list)  # e.g. [node1:4, node2:4] (mpiexec -hosts)
-    hostfile: Optional[str] = None  # an MPI host file (mpiexec -f)
-    mpiexec: Optional[str] = None   # null: the virtualenv's mpiexec, else the one on PATH
+    # the hosts go in the launcher's own options: MPICH -hosts/-f, Open MPI --host/--hostfile,
+    # srun --nodelist (with --ntasks-per-node from the slots)
+    hosts: List[str] = field(default_factory=list)  # e.g. [node1:4, node2:4]
+    hostfile: Optional[str] = None  # a host file, in the launcher's format
+    mpiexec: Optional[str] = None   # null: the virtualenv's mpiexec, else PATH's; or mpirun, srun
     mpiexec_args: List[str] = field(default_factory=list)  # passed to mpiexec as they are
     scale_batch: bool = True        # true: trainer.batch_size per worker; false: for the whole job
     lr_scaling: LrScaling = LrScaling.none  # linear: lr x workers (Goyal et al. 2017)
