@@ -47,7 +47,7 @@ def test_model_npz_where_a_folder_stands_names_the_file_and_leaves_no_temporary_
     target.mkdir()
     with pytest.raises(OSError) as e:
         small_net().save_parameters(str(target))
-    assert str(target) in str(e.value)
+    assert str(e.value).endswith(f"cannot write {target}: Is a directory"), e.value
     assert leftovers(tmp_path) == []
 
 
@@ -104,3 +104,15 @@ def test_the_resume_hint_pastes_into_a_shell_and_parses_in_hydra(run_dir):
     assert override.key_or_group == "resume" and override.value() == run_dir
     if " " not in run_dir and "'" not in run_dir and "," not in run_dir and run_dir.isascii():
         assert command == f"dlrun resume={run_dir}"  # a plain path stays plain
+
+
+@pytest.mark.slow
+def test_a_run_that_cannot_write_model_npz_names_it_and_leaves_no_temporary_file(run_dlrun,
+                                                                                  tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "model.npz").mkdir(parents=True)  # what a full disk does, without filling one
+    res = run_dlrun("model=mlp", "trainer.epochs=1", "logger=none", f"hydra.run.dir={run_dir}")
+    assert res.returncode == 1, res
+    assert f"cannot write {run_dir / 'model.npz'}" in res.stderr, res
+    assert not [p for p in run_dir.rglob("*") if ".tmp" in p.name]
+    assert stat.S_IMODE((run_dir / "config.yaml").stat().st_mode) == 0o666 & ~files.umask()

@@ -45,7 +45,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Any], Any]) -> None:
     except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and str(path) not in str(e):
+        if isinstance(e, OSError):  # the target's name, not the temporary file's
             if e.errno is None:
                 raise OSError(f"cannot write {path}: {e}") from e
             raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}") from e
