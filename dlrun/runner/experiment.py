@@ -35,7 +35,7 @@ from .console import Column, ConsoleReporter, format_duration
 from .distributed import (bind_device, job_env, job_world, launch, per_worker_batch,
                           resume_with_workers, scale_learning_rate, sync_batchnorm)
 from .export import export_model
-from .interrupt import INTERRUPTS
+from .interrupt import is_interrupt
 from .loop import Loop, RunReporter
 from .resume import check_epochs, check_tracked, identity_hash, resumed_choices, resumed_config
 from .runstore import lookup_run
@@ -102,11 +102,11 @@ def run(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> float:
         metrics["wall_time"] = time.perf_counter() - wall_start
         exported = _save_results(place, setup, task, metrics, tracker)
         status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
+    except BaseException as e:
+        if is_interrupt(e):  # a signal, or a library's error made of one: KILLED, not FAILED
+            status = "KILLED"
         raise
     finally:
-        INTERRUPTS.polling = False
         console.close()
         if status != "FINISHED":  # failed or stopped (sys.exc_info: the error on its way out)
             _record_failure(place, tracker, sys.exc_info()[1], status)
@@ -223,7 +223,6 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
         CheckpointStore(place.run_dir / "checkpoints", int(cfg.trainer.keep_checkpoints)),
         int(cfg.trainer.checkpoint_every), net, identity_hash(cfg),
         tracker.wait_for_run, tracker.flush, world=world)  # a resume continues that MLflow run
-    INTERRUPTS.polling = True  # a first Ctrl-C/SIGTERM stops between steps, at a checkpoint
     setup = Setup(cfg=cfg, ctx=ctx, data=data, net=net, loss=loss,
                   trainer=None if task_class.own_trainers else make_trainer(net.collect_params()),
                   seed=int(cfg.seed), report=report, run_dir=place.run_dir,

@@ -199,6 +199,9 @@ class Loop:
         first_epoch, skip, global_step, saved = self._resume_point()
         self.train_time = float(saved.get("train_time", 0.0))
         s.report.start(self.epochs, task.steps, task.columns)
+        if self._stop_agreed():  # a signal during the setup: stop before the first step
+            raise StopRequested(INTERRUPTS.requested or "a signal to another worker", global_step,
+                                None)
         # every epoch done (a run stopped after its last checkpoint): the last one's metrics
         metrics: dict[str, float] = dict(saved.get("metrics", {})) if first_epoch > self.epochs else {}
         for epoch in range(first_epoch, self.epochs + 1):

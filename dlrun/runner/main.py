@@ -23,10 +23,11 @@ import hydra
 from omegaconf import DictConfig
 
 from .config import moved_key, register_configs
-from .interrupt import INTERRUPTS, StopRequested
+from .interrupt import INTERRUPTS, Interrupted, StopRequested
 from .sweep import register_resolvers
 
 register_resolvers()  # also where a joblib worker unpickles the task function
+INTERRUPTS.install_in_worker()  # there too: a worker records Ctrl-C as the launching process does
 
 _DEBUG_ARG = re.compile(r"\+*debug=(true|True|TRUE|yes|1)")
 _RESUME_ARG = re.compile(r"\+*resume=(.+)")
@@ -81,45 +82,82 @@ def _run(cfg: DictConfig) -> Any:
     from .build import in_debug_mode
     from .distributed import job_tags
     from .experiment import run
-    from .sweep import TrialFailed, TrialScope, in_multirun
+    from .sweep import TrialScope, in_multirun
+
+    # not the module's globals: a joblib worker gets this function by value, and a copy of
+    # INTERRUPTS would not be the one its signal handler and the training loop share
+    from .interrupt import INTERRUPTS, Interrupted, TrialInterrupted, is_interrupt, signal_name
 
     trial = TrialScope() if in_multirun() else None
     try:
+        if INTERRUPTS.requested is not None:  # a signal while its config was composed (a
+            # sweep's trial started after a Ctrl-C, a job joblib had handed out): not started
+            raise Interrupted(INTERRUPTS.requested, "before it started")
         # the MLflow tags the run gets from above: a sweep trial's (which nest it under the
         # sweep's parent run), or in a rank of an MPI job those of the run that launched it
         tags = trial.tags(cfg.logger, str(cfg.experiment)) if trial is not None else job_tags()
         value = run(cfg, tags=tags)
-        return trial.finished(value) if trial is not None else value
-    except KeyboardInterrupt as stop:
-        if trial is not None:
-            trial.killed()
-        if in_debug_mode(cfg):
-            raise
-        from dlrun.parallel import current
-        from dlrun.parallel.launch import JobStopped
-
-        from .console import error as print_error
-
-        if not isinstance(stop, JobStopped) and current().rank == 0:  # rank 0 speaks for a job
-            print_error(*_interrupted(stop))
-        raise SystemExit(130) from None
+        value = trial.finished(value) if trial is not None else value
     except Exception as e:
-        if trial is None:
-            if in_debug_mode(cfg):
-                raise
-            raise SystemExit(_report(e)) from None
-        text, hint = _message(e)
-        kind = e.kind if isinstance(e, TrialFailed) else "error"
-        trial.failed(text, kind)
-        if in_debug_mode(cfg):
-            import traceback
-
-            traceback.print_exc()  # Hydra keeps a failed job's exception, not its traceback
-            raise
+        if not is_interrupt(e):  # an interrupt turned into another error is an interrupt
+            _failed(e, cfg, trial)
+        stop: BaseException = e
+    except KeyboardInterrupt as e:
+        stop = e
+    else:
+        if INTERRUPTS.requested is None:
+            return value
+        # a signal after the training loop's last check: the run finished, the sweep stops
+        # before its next trial (the trial's own record stays FINISHED)
+        if trial is not None:
+            return value
         from .console import error as print_error
 
-        print_error(f"trial {trial.number}: {text}", hint)
-        raise TrialFailed(text, kind=kind) from None
+        print_error(f"{INTERRUPTS.requested} arrived as the run was ending; it finished")
+        raise SystemExit(130)
+    from dlrun.parallel import current
+    from dlrun.parallel.launch import JobStopped
+
+    if isinstance(stop, JobStopped):  # its signal went to the job, not to this handler
+        INTERRUPTS.note("a signal")
+    text, hint = _interrupted(stop)
+    if trial is not None:
+        trial.killed(text)
+    elif in_debug_mode(cfg):
+        raise stop
+    from .console import error as print_error
+
+    if not isinstance(stop, JobStopped) and current().rank == 0:  # rank 0 speaks for a job
+        print_error(f"trial {trial.number}: {text}" if trial is not None else text, hint)
+    if trial is not None:
+        # an Exception, which Hydra returns as the job's result: the sweep stops at its next
+        # safe point (a KeyboardInterrupt would make joblib kill the other running trials)
+        raise TrialInterrupted(signal_name(stop)) from stop
+    raise SystemExit(130) from None
+
+
+def _failed(e: Exception, cfg: DictConfig, trial: Any) -> None:
+    """A run that failed: its message and exit 1; a sweep's trial: ``trial.json`` says FAILED
+    and TrialFailed tells Hydra, and the sweep goes on."""
+    from .build import in_debug_mode
+    from .sweep import TrialFailed
+
+    if trial is None:
+        if in_debug_mode(cfg):
+            raise e
+        raise SystemExit(_report(e)) from None
+    text, hint = _message(e)
+    kind = e.kind if isinstance(e, TrialFailed) else "error"
+    trial.failed(text, kind)
+    if in_debug_mode(cfg):
+        import traceback
+
+        traceback.print_exc()  # Hydra keeps a failed job's exception, not its traceback
+        raise e
+    from .console import error as print_error
+
+    print_error(f"trial {trial.number}: {text}", hint)
+    raise TrialFailed(text, kind=kind) from None
 
 
 def _sync(args: list[str]) -> int:
@@ -133,12 +171,16 @@ def _sync(args: list[str]) -> int:
     return 0
 
 
-def _interrupted(stop: KeyboardInterrupt) -> tuple[str, str | None]:
+def _interrupted(stop: BaseException) -> tuple[str, str | None]:
     """What to say when a run was interrupted: where it stopped and how to go on."""
     if isinstance(stop, StopRequested) and stop.checkpoint is not None:
         run_dir = stop.checkpoint.parent.parent
         return (f"stopped by {stop.signal_name} after step {stop.step}; checkpoint "
                 f"{stop.checkpoint}", f"continue it with: {resume_command(run_dir)}")
+    if isinstance(stop, StopRequested):
+        return f"interrupted by {stop.signal_name}", None
+    if isinstance(stop, Interrupted):
+        return f"interrupted by {stop}", None
     return "interrupted", None
 
 
@@ -206,7 +248,8 @@ def main() -> None:
     # `kill` (SIGTERM) ends a run like Ctrl-C: a training loop stops after its step and writes
     # a checkpoint, the MLflow run ends KILLED rather than left RUNNING, a sweep's table is
     # printed and its study is ready to resume; a second signal stops at once
-    INTERRUPTS.install()
+    # (dlrun.runner.interrupt): the first is recorded and acted on at the next safe point
+    INTERRUPTS.install(deferred=sys.argv[1:2] not in (["predict"], ["sync"]))
     try:
         if sys.argv[1:2] == ["predict"]:
             raise SystemExit(_predict(sys.argv[2:]))
@@ -214,10 +257,11 @@ def main() -> None:
             raise SystemExit(_sync(sys.argv[2:]))
         sys.argv[1:] = _resume_in_place(sys.argv[1:])
         _run()
-    except KeyboardInterrupt:  # outside a run (between the trials of a sweep, say)
+        INTERRUPTS.check()  # a signal no safe point saw (while Hydra printed --help, say)
+    except KeyboardInterrupt as stop:  # outside a run (a sweep stopped between its trials, say)
         from .console import error as print_error
 
-        print_error("interrupted")
+        print_error(*_interrupted(stop))
         raise SystemExit(130) from None
 
 

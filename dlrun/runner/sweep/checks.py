@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from ..build import ConfigError, check_config, in_debug_mode  # check_config: what a run checks first
 from ..console import error as print_error
+from ..interrupt import INTERRUPTS, Interrupted, is_interrupt, signal_name
 from .trial import SweepError
 
 __all__ = ["check_config", "check_job", "clean_hydra_error", "report_sweep_error"]
@@ -22,7 +23,10 @@ def check_job(config_loader: Any, config: DictConfig, overrides: Sequence[str],
         cfg = config_loader.load_sweep_config(master_config=config,
                                               sweep_overrides=list(overrides))
     except Exception as e:  # noqa: BLE001 - Hydra's composition errors name the key
+        if is_interrupt(e):  # a second Ctrl-C, which Hydra's loading turns into its own error
+            raise Interrupted(signal_name(e)) from e
         raise SweepError(f"{what}: {clean_hydra_error(e)}") from None
+    INTERRUPTS.check()  # a Ctrl-C during the composition: the sweep stops before its trials
     try:
         check_config(cfg)
     except ConfigError as e:

@@ -9,24 +9,58 @@ from typing import Any, Sequence
 from omegaconf import OmegaConf
 
 from ..console import error as print_error
+from ..interrupt import INTERRUPTS, Interrupted, is_interrupt, signal_name
 from .checks import check_job, clean_hydra_error
 from .session import SweepSession, active_session
 from .trial import FAILED, FINISHED, MAX_ERROR, TRIAL_FILE, read_record, write_json
 
 
+class _Jobs(list):
+    """A batch of jobs that stops yielding them once a signal is recorded: a launcher that
+    goes through its jobs one by one (Hydra's basic launcher, joblib's dispatch of the next
+    job) starts no trial after a Ctrl-C, and returns what the started ones gave."""
+
+    def __iter__(self) -> Any:
+        for job in super().__iter__():
+            if INTERRUPTS.requested is not None:
+                return
+            yield job
+
+
+def _stop_if_interrupted(results: Sequence[Any]) -> None:
+    """After a batch: a recorded signal, or a trial stopped by one (in a worker, which got
+    its own Ctrl-C or SIGTERM), stops the sweep before it launches anything else."""
+    for r in results:
+        error = getattr(r, "_return_value", None)
+        if isinstance(error, BaseException) and is_interrupt(error):
+            INTERRUPTS.note(signal_name(error))
+    INTERRUPTS.check()
+
+
 def launch(launcher: Any, jobs: Sequence[Sequence[str]], numbers: Sequence[int],
-           sweep_dir: Path) -> list[Any]:
+           sweep_dir: Path, one_by_one: bool = True) -> list[Any]:
     """``launcher.launch`` for a batch of trials, surviving a trial whose process dies.
 
     When a trial's process dies (killed, out of memory, a crash), joblib ends the whole
     batch. The trials of the batch that left no result then run again, one at a time: a
     trial that dies again alone is recorded as FAILED in its folder, the others finish.
     Returns the JobReturn of each job (None where its process died).
+
+    A Ctrl-C or SIGTERM (recorded by ``dlrun.runner.interrupt``) stops the batch between its
+    trials (``one_by_one``: no trial starts after it; else every job of the batch is started,
+    and one started after the signal stops at once) and raises Interrupted once the started
+    trials have stopped; an error that comes from a signal is that signal, not a dead trial.
     """
+    batch = _Jobs(list(j) for j in jobs) if one_by_one else [list(j) for j in jobs]
     try:
-        return list(launcher.launch([list(j) for j in jobs], initial_job_idx=numbers[0]))
+        results = list(launcher.launch(batch, initial_job_idx=numbers[0]))
     except Exception as e:  # noqa: BLE001 - KeyboardInterrupt and SystemExit go through
+        if INTERRUPTS.requested is not None or is_interrupt(e):
+            raise Interrupted(signal_name(e)) from e
         first = e
+    else:
+        _stop_if_interrupted(results)
+        return results
     results: list[Any] = [None] * len(jobs)
     if len(jobs) > 1:
         print_error(f"a trial's process died ({type(first).__name__}), which ended its batch; "
@@ -36,10 +70,14 @@ def launch(launcher: Any, jobs: Sequence[Sequence[str]], numbers: Sequence[int],
             continue
         death: BaseException | None = first if len(jobs) == 1 else None
         if death is None:
+            INTERRUPTS.check()
             try:
                 results[i] = launcher.launch([list(job)], initial_job_idx=number)[0]
+                _stop_if_interrupted(results[i:i + 1])
                 continue
             except Exception as e:  # noqa: BLE001
+                if INTERRUPTS.requested is not None or is_interrupt(e):
+                    raise Interrupted(signal_name(e)) from e
                 death = e
         folder, record = read_record(sweep_dir, number)
         text = (f"the trial's process died: {type(death).__name__}: "
@@ -72,6 +110,7 @@ def run_grid(sweeper: Any, arguments: list[str]) -> Any:
         OmegaConf.save(sweeper.config, sweep_dir / "multirun.yaml")
         index = 0
         while not sweeper.is_done():
+            INTERRUPTS.check()  # Ctrl-C: no more batches (session.running prints the table)
             batch = sweeper.get_job_batch()
             for overrides in batch:  # composes and checks every job: mistakes show up now
                 check_job(sweeper.hydra_context.config_loader, sweeper.config, overrides)

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import distribution_to_json
 from optuna.trial import TrialState
 
+from ..interrupt import INTERRUPTS
 from .checks import check_job
 from .grid import launch
 from .resolvers import TRIAL_ENV
@@ -218,6 +219,7 @@ class OptunaSweeperImpl:
             todo = self.n_trials - self._counted(study)
             if todo <= 0:
                 return
+            INTERRUPTS.check()  # Ctrl-C: no more trials asked (the study stays resumable)
             trials: list = []
             try:
                 for _ in range(min(self.n_jobs, todo)):
@@ -229,8 +231,10 @@ class OptunaSweeperImpl:
                     jobs.append(overrides + [f"++hydra.job.env_set.{TRIAL_ENV}={trial.number}"])
                 with _Heartbeat(self.storage, [t._trial_id for t in trials],
                                 self.heartbeat_interval):
+                    # every asked trial starts (one asked after a Ctrl-C stops at once):
+                    # each has its folder, which the study's trials and the table agree on
                     returns = launch(self.launcher, jobs, [t.number for t in trials],
-                                       self.sweep_dir)
+                                     self.sweep_dir, one_by_one=False)
             except (KeyboardInterrupt, SystemExit):  # Ctrl-C: the study stays resumable
                 self._settle(study, trials, None, interrupted=True)
                 raise

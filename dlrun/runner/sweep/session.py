@@ -29,6 +29,7 @@ import dlrun
 from ..build import in_debug_mode
 from ..sqlstore import prepare_store
 from ..console import error as print_error
+from ..interrupt import INTERRUPTS, Interrupted, is_interrupt, signal_name
 from ..runstore import open_experiment
 from ..tracking import (MAX_PARAMS_PER_BATCH, TrackingError, chunks, describe_error, flatten,
                         git_commit, mlflow_store, param_value, sanitize_key)
@@ -54,7 +55,8 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         session = active_session()
         if session is not None and not session.finished:
-            session.finish(FINISHED)  # a sweeper other than dlrun's: the table from the folders
+            # a sweeper other than dlrun's: the table from the folders
+            session.finish(KILLED if INTERRUPTS.requested is not None else FINISHED)
 
 
 def default_storage(sweep_dir: Path) -> str:
@@ -208,11 +210,17 @@ class SweepSession:
         try:
             yield self
         except SweepError as e:
-            self.finish(FAILED) if self.started else self.abort()
-            report_sweep_error(e, config)
+            if INTERRUPTS.requested is None and not is_interrupt(e):
+                self.finish(FAILED) if self.started else self.abort()
+                report_sweep_error(e, config)
+            self.finish(KILLED) if self.started else self.abort()  # made of a Ctrl-C
+            raise Interrupted(signal_name(e)) from e
         except BaseException:
             self.finish(KILLED) if self.started else self.abort()
             raise
+        if INTERRUPTS.requested is not None:  # a Ctrl-C after the last trial's last check
+            self.finish(KILLED)
+            raise Interrupted(INTERRUPTS.requested)
         self.finish(FINISHED)
 
     def abort(self) -> None:
@@ -369,6 +377,8 @@ class SweepSession:
         if multirun.exists():
             client.log_artifact(self.parent_run_id, str(multirun))
         parent_status = status if status != FINISHED or n_done else FAILED
+        if parent_status == FINISHED and INTERRUPTS.requested is not None:
+            parent_status = KILLED  # a Ctrl-C while the table was made
         client.set_terminated(self.parent_run_id, status=parent_status)
 
 
