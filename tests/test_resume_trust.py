@@ -25,16 +25,13 @@ import numpy as np
 import pytest
 
 from .conftest import clean_env, dlrun_command
+from .test_resume import TRAIN, run
 
 pytestmark = pytest.mark.slow
 
-TRAIN = ["model=mlp", "trainer.epochs=3", "trainer.checkpoint_every=5", "trainer.keep_checkpoints=3",
-         "trainer.log_every=4", "seed=3"]
-
-
 def dlrun(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*dlrun_command(), *args], cwd=cwd, env=clean_env(), capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    """test_resume's runner of the dlrun command, with room for a resume's MLflow checks."""
+    return run(cwd, *args, timeout=timeout)
 
 
 def folders(cwd: Path) -> list[Path]:
