@@ -66,14 +66,23 @@ def cpu(device_id: int = 0) -> Context:
 
 
 def gpu(device_id: int = 0) -> Context:
-    """The context of CUDA device ``device_id``; fails loudly when it is not there."""
-    count = num_gpus()
-    if device_id >= count:
-        raise ContextError(
-            f"gpu({device_id}) was requested but this machine has {count} usable GPU(s)"
-            f"{'' if count else ' (CuPy is not installed or finds no CUDA device)'}; "
-            "use cpu() (device=cpu on the command line), or install dlrun[gpu] on a machine with a GPU")
+    """The context of CUDA device ``device_id``. As in MXNet, making it never fails: the
+    first array allocated on it does, when the device is not there (:func:`require`)."""
     return Context("gpu", device_id)
+
+
+def require(ctx: Context) -> Context:
+    """``ctx`` itself when its device exists; a ContextError that says what to use instead
+    when it is a GPU this machine does not have."""
+    if ctx.device_type == "gpu":
+        count = num_gpus()
+        if ctx.device_id >= count:
+            raise ContextError(
+                f"gpu({ctx.device_id}) was requested but this machine has {count} usable GPU(s)"
+                f"{'' if count else ' (CuPy is not installed or finds no CUDA device)'}; "
+                "use cpu() (device=cpu on the command line), or install dlrun[gpu] on a machine "
+                "with a GPU")
+    return ctx
 
 
 def current_context() -> Context:
@@ -133,6 +142,7 @@ def array_module(ctx: Context) -> Any:
     """numpy for a CPU context, cupy (imported now, not before) for a GPU one."""
     if ctx.device_type == "cpu":
         return np
+    require(ctx)
     return _import_cupy()
 
 
@@ -140,6 +150,7 @@ def device_scope(ctx: Context) -> Any:
     """A context manager that makes ``ctx``'s device current for raw xp calls."""
     if ctx.device_type == "cpu":
         return _NULL_SCOPE
+    require(ctx)
     return _import_cupy().cuda.Device(ctx.device_id)
 
 

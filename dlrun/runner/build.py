@@ -259,9 +259,10 @@ def seed_everything(seed: int) -> None:
 def make_context(device: Any) -> Any:
     """The engine context of the ``device`` group (``gpu`` fails loudly when there is none)."""
     from dlrun.engine import cpu, gpu
+    from dlrun.engine.backend import require
 
     kind = getattr(device.type, "value", device.type)
-    return gpu(int(device.id)) if kind == "gpu" else cpu(int(device.id))
+    return require(gpu(int(device.id))) if kind == "gpu" else cpu(int(device.id))
 
 
 def in_debug_mode(cfg: DictConfig | None = None) -> bool:
