@@ -10,16 +10,14 @@ from __future__ import annotations
 import inspect
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from .mlflow_server import MlflowServer
 
 
 @dataclass
@@ -132,68 +130,13 @@ def run_dlrun(tmp_path: Path):
     return run
 
 
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class MlflowServer:
-    url: str
-    backend_uri: str
-    artifacts: Path
-    log: Path
-
-
 @pytest.fixture
 def mlflow_server(tmp_path: Path):
     """A real ``mlflow server`` on 127.0.0.1 (free port, SQLite store in tmp), stopped after."""
-    port = free_port()
-    root = tmp_path / "mlflow-server"
-    root.mkdir()
-    backend = f"sqlite:///{root / 'mlflow.db'}"
-    log = root / "server.log"
-    mlflow_cli = Path(sys.executable).parent / "mlflow"
-    cmd = [str(mlflow_cli) if mlflow_cli.exists() else "mlflow", "server",
-           "--backend-store-uri", backend, "--artifacts-destination", str(root / "artifacts"),
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=root, stdout=out, stderr=subprocess.STDOUT,
-                                env=clean_env(), start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server = MlflowServer(tmp_path / "mlflow-server", clean_env())
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                with _DIRECT.open(url + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not ready within 90 s:\n{log.read_text()}")
-            time.sleep(0.5)
-        yield MlflowServer(url, backend, root / "artifacts", log)
-    finally:
-        _stop(proc)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stops the server and its workers (its whole process group)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
+        server.start()
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    yield server
+    server.stop()

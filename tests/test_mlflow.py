@@ -76,7 +76,7 @@ def test_failed_run_is_marked_failed(tmp_path):
 
 
 def test_unreachable_server_is_reported_as_a_tracking_error(monkeypatch):
-    from .conftest import free_port
+    from .mlflow_server import free_port
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("no_proxy", "127.0.0.1")

@@ -5,64 +5,22 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from .conftest import _DIRECT, _stop, clean_env, dlrun_command, free_port
+from .conftest import clean_env, dlrun_command
+from .mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow
 
 
-class Server:
-    """A real ``mlflow server`` on 127.0.0.1 that a test can stop and start again (same port,
-    same SQLite store)."""
-
-    def __init__(self, root: Path):
-        self.root, self.port = root, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        mlflow_cli = Path(sys.executable).parent / "mlflow"
-        cmd = [str(mlflow_cli) if mlflow_cli.exists() else "mlflow", "server", "--backend-store-uri",
-               f"sqlite:///{self.root / 'mlflow.db'}", "--artifacts-destination",
-               str(self.root / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port),
-               "--workers", "1"]
-        with open(self.root / "server.log", "ab") as out:
-            self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=out, stderr=subprocess.STDOUT,
-                                         env=clean_env(), start_new_session=True)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with _DIRECT.open(self.url + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        pytest.fail("mlflow server not ready within 90 s:\n" + (self.root / "server.log").read_text())
-
-    def stop(self) -> None:
-        _stop(self.proc)
-
-    def run(self):
-        from mlflow.tracking import MlflowClient
-        client = MlflowClient(self.url)
-        exp = client.get_experiment_by_name("dlrun")
-        runs = client.search_runs([exp.experiment_id]) if exp else []
-        return client, runs
-
-
 @pytest.fixture
 def server(tmp_path):
-    root = tmp_path / "server"
-    root.mkdir()
-    s = Server(root)
+    """A real MLflow server, not started yet, that the test stops and starts again."""
+    s = MlflowServer(tmp_path / "server", clean_env())
     yield s
-    if s.proc is not None:
-        s.stop()
+    s.stop()
 
 
 def _wait_for(what: str, ready, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -87,7 +45,7 @@ def test_the_store_stops_mid_run_and_comes_back(server, tmp_path):
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for("its MLflow run was created", lambda: server.run()[1], proc)
+        _wait_for("its MLflow run was created", lambda: server.runs()[1], proc)
         os.kill(proc.pid, signal.SIGSTOP)
         server.stop()      # the run is training; its records now fail to send
         os.kill(proc.pid, signal.SIGCONT)
@@ -106,7 +64,7 @@ def test_the_store_stops_mid_run_and_comes_back(server, tmp_path):
     assert proc.returncode == 0, err
     (folder,) = [p for p in (tmp_path / "outputs" / "runs").glob("*/*")]
     assert not (folder / "mlflow-spool.jsonl").exists()  # everything arrived
-    client, (record,) = server.run()
+    client, (record,) = server.runs()
     assert record.info.status == "FINISHED"
     steps = {m.step for m in client.get_metric_history(record.info.run_id, "train/step_loss")}
     total = int(out.split("| steps")[1].split("|")[1])
@@ -131,7 +89,7 @@ def test_an_unreachable_store_spools_and_dlrun_sync_sends_it(server, tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert synced.returncode == 0, synced.stderr
     assert not spool.exists()
-    client, (record,) = server.run()
+    client, (record,) = server.runs()
     assert record.info.status == "FINISHED" and record.data.params["model.hybridize"] == "True"
     assert len(client.get_metric_history(record.info.run_id, "train/step_loss")) == 46
     assert {a.path for a in client.list_artifacts(record.info.run_id)} >= {"config.yaml", "model.npz"}
