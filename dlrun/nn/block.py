@@ -5,7 +5,7 @@ import contextlib
 import math
 import re
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -251,6 +251,27 @@ class HybridBlock(Block):
         files = (f"{path}-symbol.json", f"{path}-{epoch:04d}.params")
         graph.save(*files, [params[n].data() for n in graph.param_names])
         return files
+
+    def export_onnx(self, path: str, input_shape: Sequence[int] | None = None,
+                    batch_axis: int | None = 0, step_axis: int | None = None) -> str:
+        """Write the graph of the last predict-mode call as the ONNX model ``path`` (opset
+        17, the ``batch_axis`` of inputs and outputs symbolic); with ``input_shape``, of a
+        call on zeros of that shape first. Needs ``pip install 'dlrun[onnx]'``."""
+        from ..engine.ndarray import zeros
+        from ..engine.onnx_export import save
+        if input_shape is not None:
+            if self.__dict__.get("_cached") is None:
+                self.hybridize()
+            with autograd.predict_mode():
+                self(zeros(tuple(input_shape)))
+        cached = self.__dict__.get("_cached")
+        graph = cached.last_graph(training=False) if cached is not None else None
+        if graph is None:
+            raise RuntimeError(f"cannot export {type(self).__name__} to ONNX: no predict-mode graph; "
+                               "call net.hybridize() and net(x) once, or give input_shape")
+        params = self.collect_params()
+        save(graph, {n: params[n].data().asnumpy() for n in graph.param_names}, path, batch_axis, step_axis)
+        return str(path)
 
     def forward(self, *args: Any) -> Any:
         if type(self).hybrid_forward is HybridBlock.hybrid_forward:
