@@ -17,7 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from dlrun.engine.testing import emulate_unless_real
+
 from .mlflow_server import MlflowServer
+
+# the GPU lane: the real GPU where CuPy sees one, else DLRUN_EMULATE_GPU=2 (subprocesses too)
+emulate_unless_real()
 
 
 @dataclass

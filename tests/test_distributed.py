@@ -103,10 +103,10 @@ def test_buckets_pack_and_unpack_every_array_and_the_extra_values():
 
 
 # --- two MPI processes -------------------------------------------------------------------------
-def _mpirun(script: str, tmp_path: Path, workers: int = 2) -> subprocess.CompletedProcess:
+def _mpirun(script: str, tmp_path: Path, workers: int = 2, **env: str) -> subprocess.CompletedProcess:
     path = tmp_path / "job.py"
     path.write_text(textwrap.dedent(script))
-    env = clean_env(PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = clean_env(PYTHONPATH=str(Path(__file__).resolve().parents[1]), **env)
     return subprocess.run([_mpiexec(), "-n", str(workers), sys.executable, str(path)], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120)
 
@@ -241,7 +241,7 @@ def test_dlrun_with_two_workers_equals_one_worker_with_the_double_batch(tmp_path
         for k in a.files:  # float32: equal up to the order of the sums
             np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=2e-6, err_msg=k)
     results = [json.loads((tmp_path / d / "results.json").read_text()) for d in ("two", "one")]
-    for key in ("train/loss", "eval/accuracy", "eval/loss"):  # the job's, not rank 0's part
+    for key in ("train/loss", "val/accuracy", "val/loss", "test/accuracy"):  # the job's, not rank 0's part
         assert results[0][key] == pytest.approx(results[1][key], rel=1e-5), key
 
     from mlflow.tracking import MlflowClient
@@ -251,7 +251,7 @@ def test_dlrun_with_two_workers_equals_one_worker_with_the_double_batch(tmp_path
     assert len(runs) == 2  # one per command: rank 1 created none
     (job,) = [r for r in runs if r.data.tags.get("dlrun.workers") == "2"]
     assert job.info.status == "FINISHED"
-    assert len(client.get_metric_history(job.info.run_id, "eval/accuracy")) == 2
+    assert len(client.get_metric_history(job.info.run_id, "val/accuracy")) == 2
     assert (tmp_path / "two" / "dlrun.rank1.log").is_file()
     assert not (tmp_path / "two" / "checkpoints" / "rank1").exists()
 
@@ -508,44 +508,38 @@ def test_a_sweep_runs_each_trial_as_a_job_nested_under_the_sweep(tmp_path):
     assert all(r.data.tags["dlrun.workers"] == "2" for r in trials)
 
 
-@needs_mpi
-def test_ranks_sharing_a_gpu_reduce_through_the_host(tmp_path):
-    """NCCL refuses two ranks on one GPU; the world then sums device arrays through host
-    copies and MPI. A stand-in for a CuPy array (a class of a module named cupy...) on device
-    0 of both ranks takes that path, without a GPU."""
-    (tmp_path / "cupy_standin.py").write_text(textwrap.dedent("""
-        import numpy as np
-        class Device:
-            id = 0
-        class DeviceArray:
-            device = Device()
-            def __init__(self, values):
-                self.values = np.array(values, dtype=np.float32)
-            def get(self):
-                return self.values.copy()
-            def set(self, host):
-                self.values[...] = host
-    """))
-    done = _mpirun("""
-        import json
-        import sys
-        sys.path.insert(0, ".")
-        from cupy_standin import DeviceArray
-        from dlrun.parallel import current
+_DEVICE_COLLECTIVES = """
+    import json
+    from dlrun.engine import gpu
+    from dlrun.engine.backend import array_module, device_scope
+    from dlrun.parallel import current
 
-        world = current()
-        grads = DeviceArray([1.0, 2.0] if world.rank == 0 else [10.0, 20.0])
+    world = current()
+    cupy = array_module(gpu(0))  # CuPy, or its emulation under DLRUN_EMULATE_GPU
+    device = world.local_rank % cupy.cuda.runtime.getDeviceCount()
+    with device_scope(gpu(device)):
+        grads = cupy.asarray([1.0, 2.0] if world.rank == 0 else [10.0, 20.0], dtype="float32")
         world.allreduce_(grads)
-        weights = DeviceArray([world.rank + 5.0] * 2)
+        weights = cupy.full((2,), world.rank + 5.0, dtype="float32")
         world.broadcast_(weights)
-        json.dump({"sum": grads.values.tolist(), "bcast": weights.values.tolist(),
-                   "nccl": world._nccl}, open(f"rank{world.rank}.json", "w"), default=str)
-    """, tmp_path)
+    json.dump({"sum": grads.get().tolist(), "bcast": weights.get().tolist(), "device": device,
+               "nccl": {k: type(v).__name__ for k, v in world._nccl.items()}},
+              open(f"rank{world.rank}.json", "w"))
+"""
+
+
+@needs_mpi
+@pytest.mark.parametrize("gpus, reducer", [("1", "NoneType"), ("2", "NcclComm")], ids=["shared", "nccl"])
+def test_device_arrays_reduce_through_nccl_or_the_host_where_ranks_share_a_gpu(tmp_path, gpus, reducer):
+    """Two ranks on two (emulated) GPUs all-reduce and broadcast device arrays with NCCL (its
+    emulation runs on MPI); on one GPU, which NCCL refuses to two ranks, through host copies."""
+    done = _mpirun(_DEVICE_COLLECTIVES, tmp_path, DLRUN_EMULATE_GPU=gpus)
     assert done.returncode == 0, done.stderr + done.stdout
     for rank in (0, 1):
         result = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert result["sum"] == [11.0, 22.0] and result["bcast"] == [5.0, 5.0]
-        assert result["nccl"] == {"0": None}  # no NCCL communicator was made
+        assert result["nccl"] == {str(result["device"]): reducer}
+        assert result["device"] == (0 if gpus == "1" else rank)
 
 
 def test_gluon_utils_split_a_batch_over_devices_as_gluon_does():

@@ -120,13 +120,39 @@ def pool_host_memory() -> bool:
 HOST_POOL = pool_host_memory()
 
 _cupy: Any = None
+EMULATE_ENV = "DLRUN_EMULATE_GPU"
+
+
+def emulated_gpus() -> int:
+    """``DLRUN_EMULATE_GPU=N``: N emulated GPUs for tests (``dlrun.engine.testing``); 0: off."""
+    value = os.environ.get(EMULATE_ENV, "0") or "0"
+    if not value.isdigit():
+        raise ContextError(f"{EMULATE_ENV}={value!r} is not a number of GPUs: set it to N >= 1 "
+                           "to emulate N GPUs in tests, or unset it")
+    return int(value)
 
 
 def _import_cupy() -> Any:
+    """CuPy, or its emulation when ``DLRUN_EMULATE_GPU`` asks for one."""
     global _cupy
     if _cupy is None:
-        _cupy = importlib.import_module("cupy")
+        count = emulated_gpus()
+        if count:
+            from .testing import install
+            _cupy = install(count)
+        else:
+            _cupy = importlib.import_module("cupy")
     return _cupy
+
+
+def module_of(a: Any) -> Any:
+    """The array module (numpy or cupy) that computes on raw array ``a``."""
+    return np if isinstance(a, (np.ndarray, np.generic)) else _import_cupy()
+
+
+def is_device_array(a: Any) -> bool:
+    """Whether raw array ``a`` lives on a GPU (a cupy.ndarray)."""
+    return _cupy is not None and isinstance(a, _cupy.ndarray)
 
 
 def num_gpus() -> int:
@@ -203,6 +229,7 @@ def scatter_add(target: Any, key: Any, values: Any) -> None:
     if isinstance(target, np.ndarray):
         np.add.at(target, key, values)
     else:
+        _import_cupy()  # the emulated cupyx comes with the emulated cupy
         importlib.import_module("cupyx").scatter_add(target, key, values)
 
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from . import autograd
-from .backend import Context, device_scope, generator
+from .backend import Context, device_scope, generator, module_of
 from .files import write_atomic
 from .ndarray import NDArray
 from .registry import OPS, Op
@@ -219,7 +219,7 @@ class Graph:
                 if len(gs) == 1:
                     in_grads = node_vjp(gs[0])
                 else:
-                    xp = _module_of(next(g for g in gs if g is not None))
+                    xp = module_of(next(g for g in gs if g is not None))
                     in_grads = node_vjp(tuple(xp.zeros(shape, dtype) if g is None else g
                                               for g, (shape, dtype) in zip(gs, node.out_meta)))
                 for s, g, wanted in zip(node.args, in_grads, needed):
@@ -331,10 +331,6 @@ class Graph:
         if bad or not outputs:
             raise fail(f"outputs {outputs} must be value slots 0..{slots - 1}")
         return cls(inputs, pnames, pmeta, list(consts), nodes, outputs, tree, training, names, reqs)
-
-
-def _module_of(a: Any) -> Any:
-    return np if isinstance(a, (np.ndarray, np.generic)) else __import__("cupy")
 
 
 def _host(a: Any) -> np.ndarray:

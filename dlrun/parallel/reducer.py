@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..engine.backend import module_of
 from .world import World
 
 BUCKET_BYTES = 25 * 2**20  # DDP's default bucket size
@@ -21,7 +22,7 @@ class Bucket:
     def __init__(self, arrays: list[Any], extra: int = 0):
         first = arrays[0] if arrays else None
         self.arrays = arrays
-        self.xp = np if first is None else _xp(first)
+        self.xp = np if first is None else module_of(first)
         size = sum(a.size for a in arrays)
         self.flat = self.xp.empty(size + extra, dtype=np.float64 if first is None else first.dtype)
         self.sizes = [a.size for a in arrays]
@@ -41,10 +42,6 @@ class Bucket:
             offset += size
         tail = self.flat[offset:]
         return tail if isinstance(tail, np.ndarray) else tail.get()
-
-
-def _xp(a: Any) -> Any:
-    return np if isinstance(a, np.ndarray) else __import__("cupy")
 
 
 def make_buckets(arrays: Sequence[Any], bucket_bytes: int = BUCKET_BYTES, extra: int = 0) -> list[Bucket]:

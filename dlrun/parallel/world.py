@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.backend import is_device_array
+
 # launcher -> (rank, size, local rank) environment variables, in the order they are tried
 _LAUNCHERS = (
     ("mpich", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"),
@@ -56,10 +58,10 @@ class World:
         """Sum ``buf`` (a NumPy or CuPy array) over all ranks, in place; returns it."""
         if self.size == 1:
             return buf
-        nccl = self._nccl_comm(buf.device.id) if _is_device_array(buf) else None
+        nccl = self._nccl_comm(buf.device.id) if is_device_array(buf) else None
         if nccl is not None:
             nccl.allreduce_(buf)
-        elif _is_device_array(buf):  # ranks share this GPU: through the host
+        elif is_device_array(buf):  # ranks share this GPU: through the host
             buf.set(self.allreduce_(buf.get()))
         else:
             from mpi4py import MPI
@@ -70,10 +72,10 @@ class World:
         """Overwrite ``buf`` on every rank with rank ``root``'s values, in place; returns it."""
         if self.size == 1:
             return buf
-        nccl = self._nccl_comm(buf.device.id) if _is_device_array(buf) else None
+        nccl = self._nccl_comm(buf.device.id) if is_device_array(buf) else None
         if nccl is not None:
             nccl.broadcast_(buf, root)
-        elif _is_device_array(buf):  # ranks share this GPU: through the host
+        elif is_device_array(buf):  # ranks share this GPU: through the host
             buf.set(self.broadcast_(buf.get(), root))
         else:
             self.comm.Bcast(buf, root=root)
@@ -147,10 +149,6 @@ class NcclComm:
         import cupy
         stream = cupy.cuda.get_current_stream().ptr
         self.comm.bcast(buf.data.ptr, buf.size, self._dtype(buf), root, stream)
-
-
-def _is_device_array(buf: Any) -> bool:
-    return type(buf).__module__.startswith("cupy")
 
 
 _WORLD: World | None = None
