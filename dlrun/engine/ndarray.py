@@ -14,7 +14,8 @@ GRAD_REQS = ("write", "add", "null")
 class NDArray:
     """A NumPy (CPU) or CuPy (GPU) array with its context and autograd bookkeeping."""
 
-    __slots__ = ("_data", "_ctx", "_node", "_index", "_grad", "_grad_req", "__weakref__")
+    __slots__ = ("_data", "_ctx", "_node", "_index", "_grad", "_grad_req", "_fresh_grad",
+                 "__weakref__")
     __array_priority__ = 1000.0  # numpy scalars on the left defer to our operators
 
     def __init__(self, data: Any, ctx: Context):
@@ -24,6 +25,7 @@ class NDArray:
         self._index = 0
         self._grad: NDArray | None = None
         self._grad_req = "null"
+        self._fresh_grad = False  # written by a backward since a Trainer last used it
 
     # ---- properties ----
     @property
@@ -143,6 +145,7 @@ class NDArray:
         self._index = 0
 
     def _write_grad(self, g: Any) -> None:
+        self._fresh_grad = True
         if self._grad_req == "add":
             self._grad._data += g
         elif self._grad_req == "write":
@@ -250,10 +253,15 @@ class NDArray:
     __hash__ = object.__hash__
 
     # ---- method forms of common ops ----
-    def reshape(self, *shape: Any) -> "NDArray":
+    def reshape(self, *shape: Any, reverse: bool = False, **kwargs: Any) -> "NDArray":
+        """A reshape with MXNet's codes (0, -1, -2, -3, -4; ``reverse`` from the right)."""
+        if "shape" in kwargs:
+            shape = (kwargs.pop("shape"),)
+        if kwargs:
+            raise TypeError(f"reshape() got unexpected arguments {sorted(kwargs)}")
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _ops().reshape(self, shape=shape)
+        return _ops().reshape(self, shape=shape, reverse=reverse)
 
     def transpose(self, *axes: Any) -> "NDArray":
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):

@@ -1,6 +1,7 @@
 """Shape manipulation, slicing, joining and splitting, gathering and sequence masking."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -15,9 +16,55 @@ __all__ = ["reshape", "transpose", "flatten", "getitem", "swapaxes", "expand_dim
            "reverse", "take", "one_hot", "SequenceMask", "SequenceLast", "slice_axis"]
 
 
-def _gluon_shape(shape: tuple, src: tuple) -> tuple:
-    """Resolve Gluon's 0 ("keep this input dimension") in a target shape; -1 is left to xp."""
-    return tuple(src[i] if n == 0 else n for i, n in enumerate(shape))
+def _codes(shape: list, src: list) -> list:
+    """MXNet's reshape codes resolved left to right; -1 stays for the caller to infer.
+
+    0 copies the input dimension at this position, -1 infers one (and consumes one input
+    dimension), -2 copies all remaining input dimensions, -3 merges the next two, -4 splits
+    the next one into the two values that follow it (one of which may be -1).
+    """
+    out, i, k = [], 0, 0
+    while k < len(shape):
+        code = shape[k]
+        if code == 0 or code == -1 or code > 0:
+            out.append(src[i] if code == 0 else code)
+            i += 1
+        elif code == -2:
+            out.extend(src[i:])
+            i = len(src)
+        elif code == -3:
+            out.append(src[i] * src[i + 1])
+            i += 2
+        elif code == -4:
+            d1, d2 = shape[k + 1], shape[k + 2]
+            d1 = src[i] // d2 if d1 == -1 else d1
+            d2 = src[i] // d1 if d2 == -1 else d2
+            if d1 * d2 != src[i]:
+                raise ValueError(f"-4 splits dimension {src[i]} into {d1} x {d2}, which differ")
+            out += [d1, d2]
+            i += 1
+            k += 2
+        else:
+            raise ValueError(f"{code} is not a reshape code (0, -1, -2, -3, -4 or a size)")
+        k += 1
+    return out
+
+
+def _gluon_shape(shape: tuple, src: tuple, reverse: bool = False) -> tuple:
+    """A target shape with MXNet's special codes (see :func:`_codes`) as plain sizes;
+    ``reverse`` matches the codes to the input's dimensions from the right."""
+    if not any(n <= 0 for n in shape):
+        return shape
+    if reverse:  # as MXNet: both lists reversed, resolved, and the result reversed back
+        return tuple(reversed(_gluon_shape(tuple(reversed(shape)), tuple(reversed(src)))))
+    try:
+        out = _codes(list(shape), list(src))
+    except IndexError:
+        raise ValueError("the codes use more input dimensions than there are") from None
+    if out.count(-1) == 1:
+        known = math.prod(n for n in out if n != -1)
+        out[out.index(-1)] = math.prod(src) // known if known else 0
+    return tuple(out)
 
 
 def _axis(axis: int, ndim: int) -> int:
@@ -31,10 +78,11 @@ def _along(axis: int, key: Any) -> tuple:
 
 
 @register("reshape")
-def reshape(xp, x, shape):
-    """Reshape with -1 (infer) and Gluon's 0 (copy this dimension from the input)."""
+def reshape(xp, x, shape, reverse=False):
+    """Reshape with MXNet's codes: 0 (copy), -1 (infer), -2 (the rest), -3 (merge two), -4
+    (split one); ``reverse`` reads them from the right."""
     try:
-        y = x.reshape(_gluon_shape(tuple(shape), x.shape))
+        y = x.reshape(_gluon_shape(tuple(int(n) for n in shape), x.shape, reverse))
     except ValueError as e:
         raise ValueError(f"cannot reshape an array of shape {x.shape} to {tuple(shape)}: {e}") from None
     return y, lambda g: (g.reshape(x.shape),)
