@@ -37,13 +37,51 @@ def default_root() -> Path:
     return Path(os.environ.get("DLRUN_DATA") or "~/.cache/dlrun").expanduser()
 
 
-def sha256_of(path: Path) -> str:
-    """The hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
+def hash_of(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest (``algorithm``: any of hashlib's) of a file's bytes."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes."""
+    return hash_of(path, "sha256")
+
+
+def sha1_hash(path: str | os.PathLike) -> str:
+    """The hex SHA-1 of a file (Gluon's ``utils.sha1_hash``)."""
+    return hash_of(Path(path), "sha1")
+
+
+def check_sha1(path: str | os.PathLike, expected: str) -> bool:
+    """Whether the file's SHA-1 is ``expected`` (Gluon's ``utils.check_sha1``)."""
+    return sha1_hash(path) == expected
+
+
+def download(url: str, path: str | os.PathLike | None = None, overwrite: bool = False,
+             sha1_hash: str | None = None, retries: int = 5, verify_ssl: bool = True) -> str:
+    """Gluon's ``utils.download``: ``url`` saved to ``path`` (a folder or a file name; the
+    URL's last part in the working folder by default), atomically, tried ``retries`` times;
+    with ``sha1_hash`` a file already there with that SHA-1 is kept and a download of
+    other bytes is refused. Returns the file name."""
+    target = Path(path or url.split("/")[-1]).expanduser()
+    if target.is_dir():
+        target = target / url.split("/")[-1]
+    if target.exists() and not overwrite and (sha1_hash is None or check_sha1(target, sha1_hash)):
+        return str(target)
+    errors = []
+    for _ in range(max(int(retries), 1)):
+        try:
+            _download_from(url, target, sha1_hash, "sha1")
+            return str(target)
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            errors.append(str(e))
+    raise DatasetNotFoundError(f"cannot download {url} to {target} after {retries} tries: "
+                               f"{errors[-1]}; check the URL and the network, or put the file "
+                               "there by hand")
 
 
 def fetch(root: Path, filename: str, urls: list[str], sha256: str) -> Path:
@@ -93,8 +131,9 @@ def _download(file: RemoteFile, path: Path) -> list[str]:
     return failures
 
 
-def _download_from(url: str, path: Path, sha256: str) -> None:
-    """Writes ``url`` to ``path`` atomically, only if its SHA-256 is ``sha256``."""
+def _download_from(url: str, path: Path, digest: str | None, algorithm: str = "sha256") -> None:
+    """Writes ``url`` to ``path`` atomically, only if its hash (``algorithm``) is ``digest``
+    (any bytes when ``digest`` is None)."""
     log.info("downloading %s to %s", url, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -104,9 +143,10 @@ def _download_from(url: str, path: Path, sha256: str) -> None:
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
-        actual = sha256_of(Path(tmp))
-        if actual != sha256:
-            raise ChecksumError(f"downloaded data has SHA-256 {actual}, expected {sha256}")
+        actual = hash_of(Path(tmp), algorithm)
+        if digest is not None and actual != digest:
+            label = {"sha256": "SHA-256", "sha1": "SHA-1"}.get(algorithm, algorithm)
+            raise ChecksumError(f"downloaded data has {label} {actual}, expected {digest}")
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,98 @@
+"""Gluon's vision datasets: ``MNIST``, ``FashionMNIST``, ``CIFAR10`` with ``train=`` and
+``transform=``, items as Gluon gives them (uint8 H x W x C image NDArray, int32 label).
+
+Files are looked for where MXNet caches them (``~/.mxnet/datasets/<name>``, or ``root``),
+then in dlrun's data root (``dataset.root``, ``$DLRUN_DATA``, ``~/.cache/dlrun``); when
+neither holds them they are downloaded into ``root`` with their checksums verified.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..engine import array
+from .archive import safe_extract
+from .cifar import CIFAR10_FILE, CIFAR10_FOLDER, CIFAR10_TEST, CIFAR10_TRAIN, read_cifar_batch
+from .dataset import Dataset
+from .download import default_root, fetch, fetch_all
+from .errors import CorruptFileError
+from .idx import read_idx
+from .vision import (FASHION_MNIST_MIRRORS, FASHION_MNIST_SHA256, MNIST_MIRRORS, MNIST_SHA256,
+                     idx_files)
+
+MXNET_DATASETS = os.path.join("~", ".mxnet", "datasets")
+
+
+def _folder(root: str, dlrun_name: str, names: list[str]) -> Path:
+    """``root`` when it holds ``names`` (or dlrun's data root does not), else dlrun's folder."""
+    mx_root = Path(root).expanduser()
+    ours = default_root() / dlrun_name
+    if all((mx_root / n).is_file() for n in names) or not all((ours / n).is_file() for n in names):
+        return mx_root
+    return ours
+
+
+class _ImageDataset(Dataset):
+    """Images (N x H x W x C uint8) and labels, each item through ``transform(data, label)``."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable | None):
+        self._data = array(images, dtype=np.uint8)
+        self._label = labels.astype(np.int32)
+        self._transform = transform
+
+    def __len__(self) -> int:
+        return len(self._label)
+
+    def __getitem__(self, idx: int) -> Any:
+        if self._transform is not None:
+            return self._transform(self._data[idx], self._label[idx])
+        return self._data[idx], self._label[idx]
+
+
+class MNIST(_ImageDataset):
+    """MNIST: 28 x 28 x 1 uint8 images, labels 0..9 (60,000 train, 10,000 test)."""
+
+    _dlrun_name, _mirrors, _sha256 = "mnist", MNIST_MIRRORS, MNIST_SHA256
+
+    def __init__(self, root: str = os.path.join(MXNET_DATASETS, "mnist"), train: bool = True,
+                 transform: Callable | None = None):
+        files = idx_files(self._mirrors, self._sha256)
+        chosen = files[:2] if train else files[2:]
+        folder = _folder(root, self._dlrun_name, [f.filename for f in chosen])
+        images_path, labels_path = fetch_all(folder, list(chosen))
+        images, labels = read_idx(images_path, ndim=3), read_idx(labels_path, ndim=1)
+        if len(images) != len(labels):
+            raise CorruptFileError(f"{images_path} holds {len(images)} images but {labels_path} "
+                                   f"holds {len(labels)} labels")
+        super().__init__(images[..., None], labels, transform)
+
+
+class FashionMNIST(MNIST):
+    """Fashion-MNIST: MNIST's layout with ten kinds of clothing."""
+
+    _dlrun_name, _mirrors, _sha256 = "fashion_mnist", FASHION_MNIST_MIRRORS, FASHION_MNIST_SHA256
+
+    def __init__(self, root: str = os.path.join(MXNET_DATASETS, "fashion-mnist"),
+                 train: bool = True, transform: Callable | None = None):
+        super().__init__(root, train, transform)
+
+
+class CIFAR10(_ImageDataset):
+    """CIFAR-10: 32 x 32 x 3 uint8 images, labels 0..9, from the binary batches."""
+
+    def __init__(self, root: str = os.path.join(MXNET_DATASETS, "cifar10"), train: bool = True,
+                 transform: Callable | None = None):
+        names = [f"{CIFAR10_FOLDER}/{n}" for n in (CIFAR10_TRAIN if train else CIFAR10_TEST)]
+        folder = _folder(root, "cifar10", names)
+        if not all((folder / n).is_file() for n in names):
+            tar = fetch(folder, CIFAR10_FILE.filename, list(CIFAR10_FILE.urls), CIFAR10_FILE.sha256)
+            safe_extract(tar, folder, members=names)
+        parts = [read_cifar_batch(folder / n) for n in names]
+        images = np.concatenate([p[0] for p in parts]).transpose(0, 2, 3, 1)
+        super().__init__(images, np.concatenate([p[1] for p in parts]), transform)
+
+
+__all__ = ["MNIST", "FashionMNIST", "CIFAR10"]

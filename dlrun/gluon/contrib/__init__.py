@@ -1,0 +1,4 @@
+"""``gluon.contrib``: ``contrib.nn``."""
+from . import nn
+
+__all__ = ["nn"]
