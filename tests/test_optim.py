@@ -28,13 +28,20 @@ SEED = 1234
 
 # ---- float64 references of the published rules -----------------------------------------
 
-def _prep(g, w, hp, decay=True):
-    """Optimizer's documented preprocessing: g/B, clipped elementwise, plus 2*wd*w (the
-    gradient of the seed's penalty wd * ||w||^2; MXNet's wd is twice ours)."""
+DECAY_OWN = ("ftrl", "adagrad", "adadelta")  # MXNet applies their wd in the update itself
+DECAY_THEN_CLIP = ("adam", "adamax", "nadam", "rmsprop")  # MXNet clips after adding wd*w
+
+
+def _prep(g, w, hp, name):
+    """Optimizer's documented preprocessing, as MXNet 1.x's: g/B, clipped elementwise, plus
+    wd*w (before the clipping for the rules of DECAY_THEN_CLIP, not at all for DECAY_OWN)."""
     g = g / B
+    decay = 0.0 if name in DECAY_OWN else hp.get("wd", 0.0) * w
+    if name in DECAY_THEN_CLIP:
+        g, decay = g + decay, 0.0
     if hp.get("clip_gradient") is not None:
         g = np.clip(g, -hp["clip_gradient"], hp["clip_gradient"])
-    return g + 2 * hp.get("wd", 0.0) * w if decay else g
+    return g + decay
 
 
 def ref_sgd(w, g, s, t, hp):
@@ -112,8 +119,9 @@ def ref_nadam(w, g, s, t, hp):
 
 def ref_adagrad(w, g, s, t, hp):
     # Duchi et al. (2011), diagonal; the seed's eta0 / sqrt(K + sum g^2) with K = eps
+    # (MXNet's wd outside the history)
     s["h"] = s.get("h", 0.0) + g * g
-    return w - hp["learning_rate"] * g / np.sqrt(s["h"] + hp["eps"])
+    return w - hp["learning_rate"] * (g / np.sqrt(s["h"] + hp["eps"]) + hp.get("wd", 0.0) * w)
 
 
 def ref_rmsprop(w, g, s, t, hp):
@@ -131,18 +139,19 @@ def ref_rmsprop(w, g, s, t, hp):
 
 
 def ref_adadelta(w, g, s, t, hp):
-    # Zeiler (2012) Algorithm 1, the step scaled by lr (lr = 1 is the paper's rule)
+    # Zeiler (2012) Algorithm 1, the step scaled by lr (lr = 1 is the paper's rule); MXNet's
+    # decay wd*w outside the accumulators
     rho, eps = hp["rho"], hp["epsilon"]
     s["Eg"] = rho * s.get("Eg", 0.0) + (1 - rho) * g * g
     dx = np.sqrt(s.get("Edx", 0.0) + eps) / np.sqrt(s["Eg"] + eps) * g
     s["Edx"] = rho * s.get("Edx", 0.0) + (1 - rho) * dx * dx
-    return w - hp["learning_rate"] * dx
+    return w - hp["learning_rate"] * dx - hp.get("wd", 0.0) * w
 
 
 def ref_ftrl(w, g, s, t, hp):
-    # McMahan et al. (2013) Algorithm 1 (per coordinate), lambda2 = 2*wd (the paper's penalty is
-    # lambda2/2 ||w||^2), wd not added to g
-    lr, l1, beta, l2 = hp["learning_rate"], hp["lamda1"], hp["beta"], 2 * hp.get("wd", 0.0)
+    # McMahan et al. (2013) Algorithm 1 (per coordinate), lambda2 = wd (the paper's penalty is
+    # lambda2/2 ||w||^2, MXNet's ftrl_update), wd not added to g
+    lr, l1, beta, l2 = hp["learning_rate"], hp["lamda1"], hp["beta"], hp.get("wd", 0.0)
     n = s.get("n", np.zeros_like(w))
     sigma = (np.sqrt(n + g * g) - np.sqrt(n)) / lr
     s["z"] = s.get("z", 0.0) + g - sigma * w
@@ -197,7 +206,7 @@ def _problem(shape=(3, 5), steps=STEPS, seed=0):
 def _reference(name, hp, w0, grads, noise=None):
     w, s = w0.astype(np.float64), {"noise": list(noise or [])}
     for t, g in enumerate(grads, start=1):
-        w = REFERENCES[name](w, _prep(g.astype(np.float64), w, hp, decay=name != "ftrl"), s, t, hp)
+        w = REFERENCES[name](w, _prep(g.astype(np.float64), w, hp, name), s, t, hp)
     return w
 
 
@@ -212,10 +221,16 @@ def _param(w0, ctx, name="weight"):
     return p
 
 
+def _set_grad(p, g):
+    """Write ``g`` into p's gradient as a backward would (fresh for the next step)."""
+    p.grad()[:] = g
+    p.data()._fresh_grad = True
+
+
 def _steps(trainer, params, grads_per_param, ctx):
     for gs in zip(*grads_per_param):
         for p, g in zip(params, gs):
-            p.grad()[:] = nd.array(g, ctx=ctx)
+            _set_grad(p, nd.array(g, ctx=ctx))
         trainer.step(B)
 
 
@@ -248,7 +263,7 @@ def test_coordinates_without_gradient_stay_finite(name, hp):
     g = np.zeros((2, 3), np.float32)
     g[1] = [1.0, -2.0, 0.5]
     for _ in range(3):
-        p.grad()[:] = g
+        _set_grad(p, g)
         trainer.step(1)
     assert np.all(np.isfinite(p.data().asnumpy()))
 
@@ -258,6 +273,7 @@ def test_sgld_noise_has_the_langevin_variance():
     mx.random.seed(3)
     lr, p = 0.04, _param(np.zeros((200, 100), np.float32), mx.cpu())
     trainer = Trainer([p], SGLD(learning_rate=lr))
+    _set_grad(p, 0.0)
     trainer.step(1)
     w = p.data().asnumpy()
     assert abs(w.mean()) < 0.01 and abs(w.var() / lr - 1) < 0.05
@@ -273,13 +289,13 @@ def test_nag_is_sgd_with_nesterov_and_named_optimizers_are_created():
     assert isinstance(trainer.optimizer, AdaGrad) and trainer.learning_rate == 0.3
 
 
-def test_weight_decay_is_the_seeds_two_eta_lambda_form():
-    # the seed's slide: w <- (1 - 2 eta lambda) w - eta g
+def test_weight_decay_is_mxnets():
+    # MXNet's (and PyTorch's) wd: w <- w - eta (g + wd w); the seed's lambda is wd / 2
     p = _param(np.array([1.0, -2.0], np.float32), mx.cpu())
     trainer = Trainer([p], "sgd", {"learning_rate": 0.1, "wd": 0.5})
-    p.grad()[:] = 4.0
+    _set_grad(p, 4.0)
     trainer.step(B)
-    np.testing.assert_allclose(p.data().asnumpy(), (1 - 2 * 0.1 * 0.5) * np.array([1.0, -2.0]) - 0.1 * 1.0,
+    np.testing.assert_allclose(p.data().asnumpy(), (1 - 0.1 * 0.5) * np.array([1.0, -2.0]) - 0.1 * 1.0,
                                rtol=1e-6)
 
 
@@ -301,7 +317,7 @@ def test_frozen_parameters_are_not_updated():
     b.grad_req = "null"
     trainer = Trainer([a, b], "adam", {"learning_rate": 0.1})
     for g in grads:
-        a.grad()[:] = g
+        _set_grad(a, g)
         trainer.step(B)
     np.testing.assert_array_equal(b.data().asnumpy(), w0)
     assert not np.array_equal(a.data().asnumpy(), w0)
@@ -327,7 +343,7 @@ def test_set_learning_rate():
     p = _param(np.ones(2, np.float32), mx.cpu())
     trainer = gluon.Trainer([p], "sgd", {"learning_rate": 0.5})
     assert trainer.learning_rate == 0.5
-    p.grad()[:] = 2.0
+    _set_grad(p, 2.0)
     trainer.step(4)  # gradient rescaled by 1/4
     np.testing.assert_allclose(p.data().asnumpy(), [0.75, 0.75])
     trainer.set_learning_rate(0.1)
@@ -421,12 +437,14 @@ def test_trainer_clips_the_rescaled_gradient_norm():
     for max_norm in (0.5 * rescaled_norm, 2 * rescaled_norm):
         a, b = _param(w0, mx.cpu(), "a"), _param(v0, mx.cpu(), "b")
         trainer = Trainer([a, b], "sgd", {"learning_rate": 0.1}, clip_global_norm=max_norm)
-        a.grad()[:], b.grad()[:] = g, h
+        _set_grad(a, g)
+        _set_grad(b, h)
         norm = trainer.step(B)
         assert norm == pytest.approx(rescaled_norm, rel=1e-6)  # the norm after 1/B, before clipping
         f = min(1.0, max_norm / rescaled_norm)
         np.testing.assert_allclose(a.data().asnumpy(), w0 - 0.1 * f * g / B, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(b.data().asnumpy(), v0 - 0.1 * f * h / B, rtol=1e-5, atol=1e-7)
+    _set_grad(a, g)
     assert Trainer([a], "sgd").step(B) is None  # no clipping: no norm
 
 
@@ -436,7 +454,7 @@ def test_trainer_skips_the_update_on_a_non_finite_gradient_norm():
     trainer = Trainer([p], "adam", {"learning_rate": 0.1}, clip_global_norm=5.0)
     g = g.copy()
     g[0, 0] = np.nan
-    p.grad()[:] = g
+    _set_grad(p, g)
     assert math.isnan(trainer.step(B))
     np.testing.assert_array_equal(p.data().asnumpy(), w0)
     assert trainer.optimizer.num_update == 0

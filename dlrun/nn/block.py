@@ -10,13 +10,37 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..engine import autograd
-from ..engine.backend import Context
+from ..engine.backend import Context, current_context
+from ..engine import mxfile
 from ..engine.files import write_atomic
 from .parameter import Parameter, ParameterDict
 
 
 class ParameterFileError(ValueError):
     """A parameter file does not fit the network it is loaded into."""
+
+
+def _read_parameter_file(filename: str) -> dict[str, np.ndarray]:
+    """{name: array} of a dlrun .npz or an MXNet NDArray file that names its arrays."""
+    if mxfile.is_mxnet_file(filename):
+        loaded = mxfile.load(filename)
+        if not isinstance(loaded, dict):
+            raise ValueError("it holds a list of arrays without names; save a dict of them")
+        return {k: v for k, v in loaded.items() if v is not None}
+    with np.load(filename, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _match_prefixed_names(loaded: dict, params: ParameterDict) -> dict:
+    """A file of Gluon 1.x's prefixed names ('dense0_weight', from ``save_params``) mapped
+    onto the structural names in order, when no name matches and every shape agrees."""
+    if set(loaded) & set(params) or len(loaded) != len(params) or any("." in k for k in loaded):
+        return loaded
+    pairs = list(zip(params.items(), loaded.values()))
+    if all(p.shape is None or len(p.shape) == v.ndim and all(
+            n in (0, m) for n, m in zip(p.shape, v.shape)) for (_, p), v in pairs):
+        return {name: v for (name, _), v in pairs}
+    return loaded
 
 
 class Block:
@@ -29,6 +53,7 @@ class Block:
     def __init__(self, prefix: str | None = None, params: Any = None):
         object.__setattr__(self, "_children", OrderedDict())
         object.__setattr__(self, "_reg_params", OrderedDict())
+        object.__setattr__(self, "_made_params", ParameterDict())  # made by params.get()
         object.__setattr__(self, "_forward_hooks", [])
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -53,6 +78,16 @@ class Block:
         self._children[name or str(len(self._children))] = block
         return block
 
+    @property
+    def params(self) -> ParameterDict:
+        """This block's own parameters, its children's not included (Gluon 1.x's
+        ``block.params``); ``self.params.get('weight', shape=(...))`` makes one, as 1.x
+        layers do in their ``__init__``."""
+        own = ParameterDict(self._made_params)
+        own.update(self._reg_params)
+        own.store = self._made_params
+        return own
+
     def collect_params(self, select: str | None = None) -> ParameterDict:
         """Every parameter of this block and its descendants, by structural name.
 
@@ -62,7 +97,7 @@ class Block:
         seen: set[int] = set()
         for path, block in self._descendants():
             prefix = f"{path}." if path else ""
-            for name, p in block._reg_params.items():
+            for name, p in [*block._reg_params.items(), *block._made_params.items()]:
                 if id(p) not in seen and (select is None or re.fullmatch(select, prefix + name)):
                     seen.add(id(p))
                     out[prefix + name] = p
@@ -144,7 +179,12 @@ class Block:
         return self
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        out = self.forward(*args, **kwargs)
+        ctx = getattr(args[0], "ctx", None) if args else None
+        if isinstance(ctx, Context) and ctx != current_context():
+            with ctx:  # parameters copied on several contexts give the input's copy
+                out = self.forward(*args, **kwargs)
+        else:
+            out = self.forward(*args, **kwargs)
         for hook in self._forward_hooks:
             hook(self, args, out)
         return out
@@ -152,22 +192,29 @@ class Block:
     def forward(self, *args: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
-    # ---- persistence: .npz of structural names, never pickle ----
+    # ---- persistence: structural names, never pickle ----
     def save_parameters(self, filename: str) -> None:
-        """Write every parameter to ``filename`` (.npz), atomically: a failed write (a full
-        disk) leaves no temporary file, and its ``OSError`` names ``filename``."""
-        arrays = {name: p.data().asnumpy() for name, p in self.collect_params().items()}
-        write_atomic(filename, lambda f: np.savez(f, **arrays))
+        """Write every parameter to ``filename``, atomically: in MXNet 1.x's binary format
+        when the name ends with ``.params`` (MXNet's ``load_parameters`` reads it), else as
+        .npz. A failed write (a full disk) leaves no temporary file, and its ``OSError``
+        names ``filename``."""
+        arrays = {name: p.list_data()[0].asnumpy() for name, p in self.collect_params().items()}
+        if str(filename).endswith(".params"):
+            mxfile.save(filename, arrays)
+        else:
+            write_atomic(filename, lambda f: np.savez(f, **arrays))
 
-    def load_parameters(self, filename: str, ctx: Context | None = None,
+    def load_parameters(self, filename: str, ctx: Context | list[Context] | None = None,
                         allow_missing: bool = False, ignore_extra: bool = False) -> None:
-        """Load parameters saved by :meth:`save_parameters`; mismatches are listed in the error."""
+        """Load parameters saved by :meth:`save_parameters`, or by MXNet 1.x (its
+        ``save_parameters``, ``save_params``, ``nd.save`` of a dict, model-zoo files);
+        mismatches are listed in the error."""
         params = self.collect_params()
         try:
-            with np.load(filename, allow_pickle=False) as f:
-                loaded = {k: f[k] for k in f.files}
+            loaded = _read_parameter_file(filename)
         except (OSError, ValueError) as e:
             raise ParameterFileError(f"cannot read parameter file {filename}: {e}") from None
+        loaded = _match_prefixed_names(loaded, params)
         missing = [k for k in params if k not in loaded]
         extra = [k for k in loaded if k not in params]
         wrong = [f"{k}: file {loaded[k].shape} vs network {params[k].shape}" for k in params
@@ -186,6 +233,15 @@ class Block:
         for name, p in params.items():
             if name in loaded:
                 p.set_data(loaded[name], ctx)
+
+    def save_params(self, filename: str) -> None:
+        """Gluon 1.x's older name of :meth:`save_parameters`."""
+        self.save_parameters(filename)
+
+    def load_params(self, filename: str, ctx: Context | None = None, allow_missing: bool = False,
+                    ignore_extra: bool = False) -> None:
+        """Gluon 1.x's older name of :meth:`load_parameters`."""
+        self.load_parameters(filename, ctx, allow_missing, ignore_extra)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__}("]

@@ -1,7 +1,8 @@
 """Rules with per-coordinate step sizes: Adam, Adamax, Nadam, AdaGrad, RMSProp, AdaDelta, Ftrl.
 
-Every rule receives ``g`` already rescaled, clipped and with the weight decay 2*wd*w added
-(Ftrl excepted, see there); ``t`` is the parameter's update count, 1 at the first update.
+Every rule receives ``g`` already rescaled, clipped and with the weight decay wd*w added
+(as MXNet 1.x: Adam, Adamax, Nadam and RMSProp clip after adding it; AdaGrad, AdaDelta and
+Ftrl apply the decay in their own step); ``t`` is the parameter's update count, 1 at the first update.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def _ema(avg: Any, x: Any, decay: float) -> None:
 
 class _Moments(Optimizer):
     """Base of Adam, Adamax and Nadam: beta1, beta2 and two moment buffers."""
+
+    clip_after_decay = True
 
     def __init__(self, learning_rate: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  **kwargs: Any):
@@ -113,8 +116,11 @@ class Nadam(Adam):
 class AdaGrad(Optimizer):
     """AdaGrad (Duchi, Hazan & Singer 2011, diagonal version; the seed's
     eta_ij = eta_0 / sqrt(K + sum_t g_ij^2) with K = eps; MXNet 1.x's AdaGrad):
-    ``h <- h + g^2;  w <- w - lr * g/sqrt(h + eps)``.
+    ``h <- h + g^2;  w <- w - lr * (g/sqrt(h + eps) + wd*w)`` (the decay outside the
+    history, as MXNet's).
     """
+
+    decay_in_grad = False
 
     def __init__(self, learning_rate: float = 0.01, eps: float = 1e-7, **kwargs: Any):
         super().__init__(learning_rate=learning_rate, **kwargs)
@@ -125,7 +131,7 @@ class AdaGrad(Optimizer):
 
     def step(self, xp, w, g, state, lr, wd, t):
         state += g * g
-        w -= lr * g / xp.sqrt(state + self.eps)
+        w -= lr * (g / xp.sqrt(state + self.eps) + wd * w)
 
 
 @register
@@ -137,6 +143,8 @@ class RMSProp(Optimizer):
     d <- g2 d - lr * g/sqrt(n - gbar^2 + epsilon);  w <- w + d``.
     ``clip_weights``: afterwards clip w to [-clip_weights, clip_weights].
     """
+
+    clip_after_decay = True
 
     def __init__(self, learning_rate: float = 0.001, gamma1: float = 0.9, gamma2: float = 0.9,
                  epsilon: float = 1e-8, centered: bool = False, clip_weights: float | None = None,
@@ -171,9 +179,12 @@ class RMSProp(Optimizer):
 class AdaDelta(Optimizer):
     """AdaDelta (Zeiler 2012, Algorithm 1; MXNet's AdaDelta):
     ``E[g^2] <- rho E[g^2] + (1-rho) g^2;  dx = sqrt(E[dx^2] + epsilon)/sqrt(E[g^2] + epsilon) * g;
-    E[dx^2] <- rho E[dx^2] + (1-rho) dx^2;  w <- w - lr*dx``. The paper's rule is lr = 1
-    (the default); lr scales the step so that lr_mult and schedules act on it.
+    E[dx^2] <- rho E[dx^2] + (1-rho) dx^2;  w <- w - lr*dx - wd*w``. The paper's rule is
+    lr = 1 (the default; MXNet's has no lr); lr scales the step so that lr_mult and
+    schedules act on it. The decay is MXNet's, outside the accumulators.
     """
+
+    decay_in_grad = False
 
     def __init__(self, learning_rate: float = 1.0, rho: float = 0.9, epsilon: float = 1e-6,
                  **kwargs: Any):
@@ -191,7 +202,7 @@ class AdaDelta(Optimizer):
         dx /= xp.sqrt(acc_g + self.epsilon)
         dx *= g
         _ema(acc_dx, dx * dx, self.rho)
-        w -= lr * dx
+        w -= lr * dx + wd * w
 
 
 @register
@@ -199,8 +210,8 @@ class Ftrl(Optimizer):
     """FTRL-Proximal (McMahan et al. 2013, "Ad click prediction", Algorithm 1; MXNet's Ftrl):
     ``sigma = (sqrt(n + g^2) - sqrt(n))/lr;  z <- z + g - sigma*w;  n <- n + g^2;
     w = -(z - sign(z)*lamda1) / ((beta + sqrt(n))/lr + lambda2)`` where |z| > lamda1, else 0.
-    The L2 term is the paper's lambda2 (its penalty is lambda2/2 ||w||^2), so
-    lambda2 = 2*wd: the weight decay is not added to g here.
+    The L2 term is the paper's lambda2 (its penalty is lambda2/2 ||w||^2): lambda2 = wd, as
+    in MXNet's ftrl_update; the weight decay is not added to g here.
     """
 
     decay_in_grad = False

@@ -35,17 +35,17 @@ class Optimizer:
 
     1. the gradient: ``g = rescale_grad * grad`` (the Trainer sets 1/batch_size), then
        clipped elementwise to [-clip_gradient, clip_gradient] when ``clip_gradient`` is set;
-    2. weight decay: ``g += 2 * wd * w`` -- ``wd`` is the lambda of the penalty
-       ``lambda * ||w||^2`` added to the loss, as in the seed, so plain SGD reads
-       ``w <- (1 - 2*eta*wd) w - eta g``. MXNet's and PyTorch's ``wd`` is the coefficient
-       of w in the gradient, i.e. 2*lambda: MXNet's ``wd=1e-4`` is ``wd=5e-5`` here.
-       Rules that treat the penalty themselves (Ftrl's closed form) set
-       ``decay_in_grad = False``;
+    2. weight decay: ``g += wd * w`` -- ``wd`` is the coefficient of w in the gradient, as
+       MXNet and PyTorch define it, so plain SGD reads ``w <- w - lr * (g + wd * w)``. The
+       seed's lambda (the penalty ``lambda * ||w||^2`` added to the loss) is ``wd = 2 *
+       lambda``. Rules whose decay MXNet applies elsewhere (AdaGrad, AdaDelta, SGLD, Ftrl's
+       closed form) set ``decay_in_grad = False`` and use ``wd`` in ``step``; rules that MXNet
+       clips after adding the decay (Adam, Adamax, Nadam, RMSProp) set ``clip_after_decay``;
     3. the per-parameter rate and decay: ``lr * lr_mult``, ``wd * wd_mult`` (from the
        Parameter in ``param_dict``), and the learning rate from ``lr_scheduler`` if any.
 
-    ``step(xp, w, g, state, lr, wd, t)`` then changes ``w`` in place; there ``wd`` is the
-    gradient coefficient ``2 * wd * wd_mult`` and ``t`` the parameter's update count (1 first).
+    ``step(xp, w, g, state, lr, wd, t)`` then changes ``w`` in place; there ``wd`` is
+    ``wd * wd_mult`` and ``t`` the parameter's update count (1 first).
 
     State: ``create_state`` returns None, an xp array, or a tuple of those (nested tuples
     allowed); the rules change the arrays in place. ``flatten_state``/``load_state`` turn
@@ -54,6 +54,7 @@ class Optimizer:
     """
 
     decay_in_grad = True
+    clip_after_decay = False
 
     def __init__(self, learning_rate: float = 0.01, wd: float = 0.0, rescale_grad: float = 1.0,
                  clip_gradient: float | None = None, lr_scheduler: LRScheduler | None = None,
@@ -106,14 +107,16 @@ class Optimizer:
         t = self._count(index)
         param = self.param_dict.get(index)
         lr = self.learning_rate * (param.lr_mult if param is not None else 1.0)
-        wd = 2.0 * self.wd * (param.wd_mult if param is not None else 1.0)
+        wd = self.wd * (param.wd_mult if param is not None else 1.0)
         xp = weight.ctx.xp
         w = weight._data
         with device_scope(weight.ctx):
             g = grad._data * self.rescale_grad
+            if wd and self.decay_in_grad and self.clip_after_decay:
+                g += wd * w
             if self.clip_gradient is not None:
                 xp.clip(g, -self.clip_gradient, self.clip_gradient, out=g)
-            if wd and self.decay_in_grad:
+            if wd and self.decay_in_grad and not self.clip_after_decay:
                 g += wd * w
             self.step(xp, w, g, state, lr, wd, t)
 

@@ -1,6 +1,6 @@
 """The SGD family: SGD (momentum, Nesterov), NAG, SGLD, DCASGD, Signum.
 
-Every rule receives ``g`` already rescaled, clipped and with the weight decay 2*wd*w added
+Every rule receives ``g`` already rescaled, clipped and with the weight decay wd*w added
 (see ``Optimizer``); ``lr`` is the parameter's learning rate for this step.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ class _Momentum(Optimizer):
 class SGD(_Momentum):
     """Stochastic gradient descent, optionally with momentum.
 
-    Plain (the seed's slide): ``w <- w - lr*g``, i.e. ``(1 - 2*lr*wd) w - lr*clip(g)``.
+    Plain (the seed's slide): ``w <- w - lr*g``, i.e. ``(1 - lr*wd) w - lr*clip(g)``.
     Heavy-ball momentum (Polyak 1964; the seed's "SGD with momentum and clipping", MXNet's
     sgd_mom_update): ``v <- momentum*v - lr*g;  w <- w + v``.
     ``nesterov=True``: Nesterov's accelerated gradient in the form of Sutskever et al.

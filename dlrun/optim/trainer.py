@@ -66,6 +66,17 @@ def _reducer(kvstore: Any, params: list[Parameter], bucket_bytes: int | None) ->
     return GradientReducer(params, current(), bucket_bytes or BUCKET_BYTES)
 
 
+def _sum_copies(p: Parameter) -> None:
+    """Every copy of a parameter held on several contexts gets the sum of their gradients."""
+    copies = p.list_data()
+    if len(copies) > 1:
+        total = copies[0].grad.copy()
+        for other in copies[1:]:
+            total += other.grad.as_in_context(total.ctx)
+        for data in copies:
+            data.grad[...] = total
+
+
 class Trainer:
     """``Trainer(params, 'sgd', {'learning_rate': 0.1})`` or ``Trainer(params, optimizer_object)``.
 
@@ -126,12 +137,15 @@ class Trainer:
         self._optimizer.set_learning_rate(lr)
 
     def step(self, batch_size: int, ignore_stale_grad: bool = False) -> float | None:
-        """Reduce gradients (across workers, when distributed) and update the parameters."""
-        return self.update(self.allreduce_grads(batch_size))
+        """Reduce gradients (across contexts and workers) and update the parameters."""
+        return self.update(self.allreduce_grads(batch_size), ignore_stale_grad)
 
     def allreduce_grads(self, batch_size: int | None = None) -> int | None:
-        """Sum gradients across workers (a single process has nothing to reduce); with
-        ``batch_size`` (this rank's), return the batch size summed over the workers."""
+        """Sum gradients across the contexts of a parameter (every copy then holds the sum,
+        as Gluon's) and across workers (a single process has none); with ``batch_size``
+        (this rank's), return the batch size summed over the workers."""
+        for _, p in self._trainable():
+            _sum_copies(p)
         if self._reducer is None:
             return batch_size
         if not self._synced:
@@ -149,23 +163,44 @@ class Trainer:
     def _trainable(self) -> list[tuple[int, Parameter]]:
         return [(i, p) for i, p in enumerate(self._params) if p.grad_req != "null"]
 
-    def update(self, batch_size: int | None = None) -> float | None:
-        """Apply the optimizer to every trainable parameter (see the class for the return value)."""
+    def _fresh(self, ignore_stale_grad: bool) -> list[tuple[int, Parameter]]:
+        """The trainable parameters whose gradients a backward wrote since the last update;
+        a stale one raises, as in Gluon, unless ``ignore_stale_grad`` (then it is skipped)."""
+        fresh = []
+        for i, p in self._trainable():
+            stale = [d.ctx for d in p.list_data() if not d._fresh_grad]
+            if stale and not ignore_stale_grad:
+                raise UserWarning(
+                    f"the gradient of parameter '{p.name}' on {stale[0]} has not been updated by "
+                    "backward since the last step: the model used only some of its parameters "
+                    "(or step ran twice); if that is intended, call step(batch_size, "
+                    "ignore_stale_grad=True) to skip the parameters with stale gradients")
+            if not stale:
+                fresh.append((i, p))
+        return fresh
+
+    def update(self, batch_size: int | None = None, ignore_stale_grad: bool = False) -> float | None:
+        """Apply the optimizer to every trainable parameter with a fresh gradient (see the
+        class for the return value and ``step`` for stale gradients)."""
         scale = self._scale if batch_size is None else self._scale / batch_size
         norm = None
-        trainable = self._trainable()
+        trainable = self._fresh(ignore_stale_grad)
         if self.clip_global_norm is not None:
-            norm = scale * global_norm(p.data().grad for _, p in trainable)
+            norm = scale * global_norm(p.list_data()[0].grad for _, p in trainable)
             if not math.isfinite(norm):
                 return norm
             if norm > self.clip_global_norm:
                 scale *= self.clip_global_norm / norm
         self._optimizer.rescale_grad = scale
         for i, p in trainable:
-            weight = p.data()
+            weight, *copies = p.list_data()
             if i not in self._states:
                 self._states[i] = self._optimizer.create_state(i, weight)
             self._optimizer.update(i, weight, weight.grad, self._states[i])
+            for copy in copies:
+                copy[...] = weight
+            for data in (weight, *copies):
+                data._fresh_grad = False
         return norm
 
     # ---- optimizer state: arrays in .npz, scalars in JSON, no pickle ----
@@ -200,7 +235,7 @@ class Trainer:
         states = {}
         for key, layout in meta["layouts"].items():
             i = int(key)
-            weight = self._params[i].data()
+            weight = self._params[i].list_data()[0]
             state = self._optimizer.create_state(i, weight)
             n = len(Optimizer.flatten_state(state)[1])
             arrays = [saved[f"{i}.{k}"] for k in range(n) if f"{i}.{k}" in saved]
