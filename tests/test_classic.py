@@ -304,8 +304,8 @@ def _results(res) -> dict:
 def test_linear_regression_recipe_recovers_the_true_weights(run_dlrun):
     res = run_dlrun("+recipe=linear_regression", "logger=none")
     metrics = _results(res)
-    assert metrics["eval/weight_error"] <= 0.05, res
-    assert metrics["eval/mse"] < 0.001  # the noise variance is 0.0001
+    assert metrics["test/weight_error"] <= 0.05, res
+    assert metrics["test/mse"] < 0.001  # the noise variance is 0.0001
     assert metrics["epoch"] == 5
     assert "LinearRegression" in res.stdout and "true w = [2, -3.4], b = [4.2]" in res.stdout
     learnt = np.load(res.run_dirs()[0] / "model.npz")
@@ -320,7 +320,7 @@ def test_linear_regression_recipe_recovers_the_true_weights(run_dlrun):
 def test_perceptron_recipe_ends_with_a_pass_without_mistakes(run_dlrun):
     res = run_dlrun("+recipe=perceptron", "logger=none")
     metrics = _results(res)
-    assert metrics["train/mistakes"] == 0 and metrics["eval/accuracy"] == 1.0, res
+    assert metrics["train/mistakes"] == 0 and metrics["test/accuracy"] == 1.0, res
     assert 1 < metrics["epoch"] < 100  # it needed several passes, and stopped when done
     assert "the perceptron rule" in res.stdout
 
@@ -330,7 +330,7 @@ def test_logistic_regression_trains_by_sgd_in_the_binary_task(run_dlrun):
     res = run_dlrun("model=logistic_regression", "loss=logistic", "dataset=separable",
                     "optimizer.lr=0.1", "trainer.epochs=3", "logger=none")
     metrics = _results(res)
-    assert metrics["eval/accuracy"] >= 0.95, res
+    assert metrics["test/accuracy"] >= 0.95, res
     assert metrics["train/loss"] < np.log(2)
 
 

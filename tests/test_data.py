@@ -250,11 +250,12 @@ def test_digits_shapes_and_values(digit_splits):
 
 
 def test_digits_split_is_disjoint_complete_and_stratified(digit_splits):
-    train, test = digit_splits.train, digit_splits.test
-    assert (len(train), len(test)) == (1437, 360)
+    train, val, test = digit_splits.train, digit_splits.val, digit_splits.test
+    assert (len(train), len(val), len(test)) == (1150, 287, 360)
     rows = lambda d: {x.tobytes() for x in d.data}  # the 1797 digits are distinct images
-    assert len(rows(train) | rows(test)) == 1797 and not rows(train) & rows(test)
-    assert np.bincount(test.label).min() >= 34
+    assert len(rows(train) | rows(val) | rows(test)) == 1797
+    assert not rows(train) & rows(test) and not rows(val) & rows(test) and not rows(train) & rows(val)
+    assert np.bincount(test.label).min() >= 34 and np.bincount(val.label).min() >= 28
 
 
 def test_digits_split_is_fixed_by_seed(digit_splits):

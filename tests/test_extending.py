@@ -96,17 +96,20 @@ PACKAGE = {
         @dataclass
         class Curve:
             train: ArrayDataset
+            val: ArrayDataset   # what decides (the best epoch, early stopping, a sweep)
             test: ArrayDataset
             model_args: dict    # model arguments the data decides (those the model file leaves null)
 
 
         def sine(num_examples: int = 512, noise: float = 0.05, seed: int = 0) -> Curve:
-            """y = sin(3x) + noise, x uniform in [-1, 1]; a quarter held out for the test."""
+            """y = sin(3x) + noise, x uniform in [-1, 1]; an eighth held out for validation, an
+            eighth for the test."""
             rng = np.random.default_rng(seed)
             x = rng.uniform(-1, 1, (num_examples, 1)).astype(np.float32)
             y = (np.sin(3 * x) + noise * rng.standard_normal(x.shape)).astype(np.float32)
-            cut = num_examples * 3 // 4
-            return Curve(ArrayDataset(x[:cut], y[:cut]), ArrayDataset(x[cut:], y[cut:]), {"outputs": 1})
+            cut, val = num_examples * 3 // 4, num_examples * 7 // 8
+            return Curve(ArrayDataset(x[:cut], y[:cut]), ArrayDataset(x[cut:val], y[cut:val]),
+                         ArrayDataset(x[val:], y[val:]), {"outputs": 1})
         ''',
     "mypkg/tasks.py": '''
         import numpy as np
@@ -118,23 +121,24 @@ PACKAGE = {
 
 
         class FitTask(TaskBase):
-            """Curve fitting: the test split's mean absolute error (lower is better) and the
-            share of predictions within task.tolerance."""
+            """Curve fitting: the mean absolute error (lower is better) and the share of
+            predictions within task.tolerance, on the val split each epoch, on test once."""
 
-            primary = ("eval/mae", "min")
+            primary = ("val/mae", "min")
             columns = (("epoch", "epoch", "{}"), ("train loss", "train/loss", "{:.4f}"),
-                       ("test mae", "eval/mae", "{:.4f}"), ("time", "epoch_time", "{:.1f}s"))
-            results = (("test mae", "eval/mae", "{:.4f}"), ("best test mae", "eval/best_mae", "{:.4f}"),
-                       ("within tolerance", "eval/within_tol", "{:.1%}"), ("steps", "steps", "{}"))
+                       ("val mae", "val/mae", "{:.4f}"), ("time", "epoch_time", "{:.1f}s"))
+            results = (("test mae", "test/mae", "{:.4f}"), ("worst val mae", "val/worst_mae", "{:.4f}"),
+                       ("within tolerance", "test/within_tol", "{:.1%}"), ("steps", "steps", "{}"))
 
             def __init__(self, setup):
                 super().__init__(setup)
                 s = setup
                 self.tolerance = float(s.task_cfg.tolerance)  # conf task/fit.yaml, task.tolerance=...
                 self.train = DataLoader(s.data.train, s.batch_size, shuffle=True, seed=s.seed, ctx=s.ctx)
-                self.test = DataLoader(s.data.test, s.eval_batch_size, ctx=s.ctx)
+                self.split = {name: DataLoader(getattr(s.data, name), s.eval_batch_size, ctx=s.ctx)
+                              for name in ("val", "test")}
                 self.steps = len(self.train)
-                self.best = float("inf")                      # the best test MAE so far
+                self.worst = 0.0                              # the worst validation MAE so far
 
             def batches(self, epoch, skip):
                 self.train.epoch = epoch - 1                  # this epoch's order, from batch skip on
@@ -148,23 +152,23 @@ PACKAGE = {
                 update(self.setup.trainer, x.shape[0])        # the optimizer step, NaN guard included
                 return StepResult(loss.sum(), x.shape[0], x.shape[0])
 
-            def evaluate(self):
+            def evaluate(self, split="val"):                  # val: each epoch; test: once, at the end
                 errors = np.concatenate([np.abs(self.setup.net(x).asnumpy() - y.asnumpy()).ravel()
-                                         for x, y in self.test])
-                return {"eval/mae": float(errors.mean()),
-                        "eval/within_tol": float((errors <= self.tolerance).mean())}
-
-            def evaluated(self, epoch, metrics, last):
-                self.best = min(self.best, metrics["eval/mae"])
+                                         for x, y in self.split[split]])
+                metrics = {f"{split}/mae": float(errors.mean()),
+                           f"{split}/within_tol": float((errors <= self.tolerance).mean())}
+                if split == "val":
+                    self.worst = max(self.worst, metrics["val/mae"])
+                return metrics
 
             def finish(self, metrics):
-                return {**metrics, "eval/best_mae": self.best}
+                return {**metrics, "val/worst_mae": self.worst}
 
             def state(self):                                  # into every checkpoint: JSON, arrays
-                return {"best": self.best}, {}
+                return {"worst": self.worst}, {}
 
             def load_state(self, state, arrays):              # from the checkpoint a run resumes
-                self.best = state["best"]
+                self.worst = state["worst"]
         ''',
 }
 
@@ -267,11 +271,11 @@ def test_a_users_package_trains_resumes_and_is_tracked(tmp_path, user):
 
     # results.json: the task's own metrics, its primary metric and the direction it declared
     results = json.loads((folder / "results.json").read_text())
-    assert results["primary_metric"] == "eval/mae" and results["direction"] == "min"
+    assert results["primary_metric"] == "val/mae" and results["direction"] == "min"
     assert results["steps"] == 8 * 24 and results["epoch"] == 8
-    assert results["eval/mae"] < 0.2  # it learnt the curve (predicting 0 is off by about 0.6)
-    assert results["eval/best_mae"] <= results["eval/mae"]
-    assert 0.5 < results["eval/within_tol"] <= 1.0
+    assert results["test/mae"] < 0.2  # it learnt the curve (predicting 0 is off by about 0.6)
+    assert results["val/mae"] == results["best/val/mae"] <= results["val/worst_mae"]
+    assert 0.5 < results["test/within_tol"] <= 1.0
 
     # the trained parameters (the model's own names and shapes, hidden shaped by the data),
     # the exported graph, and the checkpoints: mid-epoch ones holding the task's state
@@ -281,17 +285,17 @@ def test_a_users_package_trains_resumes_and_is_tracked(tmp_path, user):
     assert (folder / "model-symbol.json").is_file()
     manifest = json.loads((folder / "checkpoints" / f"ckpt-{RESUME_STEP:08d}.json").read_text())
     assert (manifest["epoch"], manifest["batch"], manifest["step"]) == (3, 2, RESUME_STEP)
-    assert manifest["state"]["task"]["best"] > results["eval/best_mae"] - 1e-12
+    assert manifest["state"]["task"]["worst"] <= results["val/worst_mae"]
     assert (folder / "checkpoints" / f"ckpt-{8 * 24:08d}.json").is_file()
 
     # the MLflow run: finished, with the task's metrics per epoch and every step's loss
     client, (record,) = mlflow_runs(uri)
     run_id = record.info.run_id
     assert record.info.status == "FINISHED"
-    assert record.data.metrics["eval/mae"] == pytest.approx(results["eval/mae"])
-    assert record.data.metrics["final/eval_best_mae"] == pytest.approx(results["eval/best_mae"])
-    assert "eval/within_tol" in record.data.metrics
-    assert len(client.get_metric_history(run_id, "eval/mae")) == 8
+    assert record.data.metrics["test/mae"] == pytest.approx(results["test/mae"])
+    assert record.data.metrics["best/val/mae"] == pytest.approx(results["val/mae"])
+    assert "val/within_tol" in record.data.metrics
+    assert len(client.get_metric_history(run_id, "val/mae")) == 8
     for key, target in (("model", "mypkg.models.Wave"), ("loss", "mypkg.losses.PseudoHuber"),
                         ("optimizer", "mypkg.optim.HeavyBall"), ("schedule", "mypkg.optim.HalfCosine"),
                         ("dataset", "mypkg.data.sine"), ("task", "mypkg.tasks.FitTask")):
@@ -312,7 +316,7 @@ def test_a_users_package_trains_resumes_and_is_tracked(tmp_path, user):
     for name in expected:
         np.testing.assert_array_equal(again[name], expected[name], err_msg=name)
     after = json.loads((folder / "results.json").read_text())
-    for key in ("eval/mae", "eval/best_mae", "eval/within_tol", "steps"):
+    for key in ("test/mae", "val/mae", "val/worst_mae", "test/within_tol", "best/epoch", "steps"):
         assert after[key] == results[key], key
 
     client, (record,) = mlflow_runs(uri)

@@ -226,16 +226,16 @@ def test_dlrun_model_gan_mlp_trains_scores_and_writes_the_sample_grid(run_dlrun,
     assert (w, h, colour) == (2 + 8 * 30, 2 + 8 * 30, 0)  # 64 digits of 28x28, 2-pixel gaps
     assert len(raw) == h * (w + 1)
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["epoch"] == 1 and results["steps"] == 1437 // 64
+    assert results["epoch"] == 1 and results["steps"] == 1150 // 64
     for key in ("train/d_loss", "train/g_loss"):
         assert 0 < results[key] < 10, key
     assert 0 < results["train/d_fake"] < results["train/d_real"] < 1  # D tells them apart
-    assert 0.1 <= results["eval/confidence"] <= 1
-    assert 0 <= results["eval/class_entropy"] <= math.log(10) + 1e-9
-    assert 0.1 <= results["eval/scorer_accuracy"] <= 1  # 10 steps: barely trained
+    assert 0.1 <= results["test/confidence"] <= 1
+    assert 0 <= results["test/class_entropy"] <= math.log(10) + 1e-9
+    assert 0.1 <= results["scorer/test_accuracy"] <= 1  # 10 steps: barely trained
     assert "scorer test accuracy" in res.stdout and "sample quality" in res.stdout
-    assert results["eval/quality"] == pytest.approx(
-        results["eval/confidence"] * results["eval/class_entropy"] / math.log(10))
+    assert results["test/quality"] == pytest.approx(
+        results["test/confidence"] * results["test/class_entropy"] / math.log(10))
     assert list((tmp_path / "home" / ".cache" / "dlrun" / "scorers").glob("lenet-*.npz"))
     assert (run_dir / "scorer.npz").exists() and (run_dir / "model.npz").exists()
     with np.load(run_dir / "model.npz") as params:  # generator and discriminator together
@@ -246,7 +246,7 @@ def test_dlrun_model_gan_mlp_trains_scores_and_writes_the_sample_grid(run_dlrun,
     assert run.info.status == "FINISHED"
     assert [a.path for a in client.list_artifacts(run.info.run_id, "samples")] == [
         "samples/epoch_001.png"]
-    assert {"train/d_loss", "eval/confidence", "eval/class_entropy"} <= set(run.data.metrics)
+    assert {"train/d_loss", "val/confidence", "val/class_entropy", "test/quality"} <= set(run.data.metrics)
 
 
 def test_training_the_scorer_leaves_every_random_stream_as_it_was():

@@ -77,7 +77,7 @@ def test_predict_on_the_run_folder_reproduces_the_runs_final_test_accuracy(hybri
     _, run = mlflow_run(workdir, run_dir)
     correct, examples = predicted_accuracy(dlrun("predict", str(run_dir), cwd=workdir))
     assert examples == 360  # digits' test split, in batches of the graph's, the last one padded
-    assert correct / examples == run.data.metrics["eval/accuracy"]
+    assert correct / examples == run.data.metrics["test/accuracy"]
     # the export prefix and an explicitly composed dataset give the same
     res = dlrun("predict", str(run_dir / "model"), "dataset=digits", "dataset.seed=0", cwd=workdir)
     assert predicted_accuracy(res) == (correct, examples)
@@ -95,7 +95,7 @@ def test_an_imperative_run_exports_nothing_and_trains_exactly_as_the_hybridized_
     assert run.data.params["model.hybridize"] == "False"
     assert client.list_artifacts(run.info.run_id, "model") == []
     _, hybrid_run = mlflow_run(workdir, hybrid_dir)
-    for key in ("eval/accuracy", "eval/loss", "train/loss"):  # same seed: the same numbers
+    for key in ("test/accuracy", "test/loss", "train/loss"):  # same seed: the same numbers
         assert run.data.metrics[key] == hybrid_run.data.metrics[key], key
 
 

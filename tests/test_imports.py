@@ -55,6 +55,7 @@ def import_graph() -> dict[str, set[str]]:
 # the layers, bottom-up; a module may import its own layer's and those below
 LAYERS = [["config"], ["build"],
           ["tracking", "spool", "checkpoint", "resume", "distributed", "console", "interrupt",
+           "callbacks", "updates",
            "export", "sync", "runstore", "sqlstore"],
           ["loop", "tasks"], ["experiment", "sweep", "predict"], ["main"]]
 

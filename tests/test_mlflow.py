@@ -113,8 +113,8 @@ def test_a_run_arrives_at_a_real_mlflow_server(run_dlrun, mlflow_server, tmp_pat
     assert run.info.status == "FINISHED"
     assert run.data.params["model._target_"] == "dlrun.models.mlp.MLP"
     assert run.data.params["trainer.epochs"] == "1"
-    assert 0.3 < run.data.metrics["eval/accuracy"] <= 1.0
-    assert len(client.get_metric_history(run.info.run_id, "train/step_loss")) == 23
+    assert 0.3 < run.data.metrics["val/accuracy"] <= 1.0
+    assert len(client.get_metric_history(run.info.run_id, "train/step_loss")) == 18
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model.npz", "config.yaml"} <= artifacts
     assert list(mlflow_server.artifacts.rglob("model.npz")), "artifacts are stored by the server"

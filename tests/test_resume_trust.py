@@ -197,12 +197,12 @@ def test_a_run_stopped_at_model_npz_is_finished_by_resume(tmp_path, uninterrupte
         np.testing.assert_array_equal(again[name], expected[name], err_msg=name)
     want = json.loads((uninterrupted / "results.json").read_text())
     got = json.loads((run / "results.json").read_text())
-    for key in ("eval/accuracy", "eval/loss", "train/loss", "epoch", "steps", "primary_metric"):
+    for key in ("test/accuracy", "test/loss", "val/accuracy", "train/loss", "epoch", "steps", "primary_metric"):
         assert got[key] == want[key], key
     assert (run / "model-symbol.json").is_file()  # the exported model
     (record,) = runs(tmp_path).values()
     assert record.info.status == "FINISHED"
-    assert record.data.metrics["final/eval_accuracy"] == want["eval/accuracy"]
+    assert record.data.metrics["test/accuracy"] == want["test/accuracy"]
     artifacts = [f.path for f in client(tmp_path).list_artifacts(record.info.run_id)]
     assert "config.yaml" in artifacts
     assert set(step_history(tmp_path, record.info.run_id).values()) == {1}
@@ -240,22 +240,22 @@ def test_a_run_killed_after_its_last_checkpoint_is_finished_by_resume(tmp_path, 
     assert finished.returncode == 0, finished.stderr
     want = json.loads((uninterrupted / "results.json").read_text())
     got = json.loads((run / "results.json").read_text())
-    for key in ("eval/accuracy", "eval/loss", "epoch", "steps"):
+    for key in ("test/accuracy", "test/loss", "val/accuracy", "epoch", "steps"):
         assert got[key] == want[key], key
     expected, again = params(uninterrupted), params(run)
     for name in expected:
         np.testing.assert_array_equal(again[name], expected[name], err_msg=name)
     (record,) = runs(tmp_path).values()
     assert record.info.status == "FINISHED"
-    assert record.data.metrics["final/eval_accuracy"] == want["eval/accuracy"]
+    assert record.data.metrics["test/accuracy"] == want["test/accuracy"]
 
 
 TASKS = {  # the tasks' own ends: test perplexity, the best epoch's test scores, the scorer
     "lstm_lm": (["model=lstm_lm", "model.embed_size=32", "model.hidden_size=32", "trainer.epochs=1"],
                 ["test/perplexity"]),
     "treelstm": (["model=treelstm", "model.hidden_size=16", "model.embed_size=16", "trainer.epochs=2"],
-                 ["test/root_accuracy", "best_epoch"]),
-    "gan": (["model=gan_mlp", "trainer.epochs=2"], ["eval/scorer_accuracy"]),
+                 ["test/root_accuracy", "best/epoch"]),
+    "gan": (["model=gan_mlp", "trainer.epochs=2"], ["scorer/test_accuracy", "test/quality"]),
     "perceptron": (["model=perceptron", "trainer.epochs=1"], []),  # 2 would converge: no last checkpoint
     "regression": (["model=linear_regression", "trainer.epochs=2"], []),
 }

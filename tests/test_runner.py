@@ -84,7 +84,7 @@ def test_every_option_names_a_class_that_takes_its_arguments(group):
 
 @pytest.mark.parametrize("override, key, expected", [
     ("trainer.epochs=abc", "trainer.epochs", "Integer"),
-    ("trainer.eval_every_epoch=maybe", "trainer.eval_every_epoch", "not a valid bool"),
+    ("trainer.val_every=maybe", "trainer.val_every", "Integer"),
     ("device.type=tpu", "device.type", "[cpu, gpu]"),
     ("trainer.epocs=3", "trainer.epocs", "not in 'TrainerConfig'"),
     ("model.hiden=3", "model.hiden", "not in struct"),
@@ -124,16 +124,17 @@ def test_mlp_run_end_to_end_lands_in_the_sqlite_mlflow_store(run_dlrun, tmp_path
     assert res.returncode == 0, res
     out = res.stdout
     assert "\x1b" not in out and "\r" not in out, "plain output expected when not on a terminal"
-    assert "test acc" in out and "Results" in out and "mlflow ui --backend-store-uri" in out
+    assert "val acc" in out and "test accuracy" in out and "Results" in out and "mlflow ui --backend-store-uri" in out
 
     (run_dir,) = res.run_dirs()
     for name in ("model.npz", "config.yaml", "results.json", ".hydra/config.yaml",
                  ".hydra/overrides.yaml"):
         assert (run_dir / name).exists(), name
     results = json.loads((run_dir / "results.json").read_text())
-    assert 0.6 < results["eval/accuracy"] <= 1.0      # chance is 0.1
-    assert 0 < results["eval/loss"] < 2.0
-    assert results["epoch"] == 2 and results["steps"] == 2 * 23  # 1437 examples, batch 64
+    assert 0.6 < results["test/accuracy"] <= 1.0      # chance is 0.1
+    assert 0 < results["test/loss"] < 2.0
+    assert 0.6 < results["val/accuracy"] <= 1.0 and results["best/epoch"] in (1, 2)
+    assert results["epoch"] == 2 and results["steps"] == 2 * 18  # 1150 examples, batch 64
     with np.load(run_dir / "model.npz", allow_pickle=False) as params:
         shapes = sorted(params[k].shape for k in params.files)
     assert (10,) in shapes and (128, 784) in shapes
@@ -150,13 +151,15 @@ def test_mlp_run_end_to_end_lands_in_the_sqlite_mlflow_store(run_dlrun, tmp_path
     assert p["model._target_"] == "dlrun.models.mlp.MLP" and p["trainer.epochs"] == "2"
     assert p["optimizer.lr"] == "0.001" and p["model.hidden"] == "[128, 64]"
     m = run.data.metrics
-    assert m["eval/accuracy"] == pytest.approx(results["eval/accuracy"])
+    assert m["test/accuracy"] == pytest.approx(results["test/accuracy"])  # once, at the end
+    assert m["best/val/accuracy"] == pytest.approx(results["val/accuracy"])
     assert m["train/loss"] == pytest.approx(results["train/loss"])
     steps = client.get_metric_history(run.info.run_id, "train/step_loss")
-    assert [s.step for s in steps] == list(range(1, 47))
+    assert [s.step for s in steps] == list(range(1, 37))
     assert all(np.isfinite(s.value) and s.value > 0 for s in steps)
-    evals = client.get_metric_history(run.info.run_id, "eval/accuracy")
-    assert [s.step for s in evals] == [23, 46]
+    evals = client.get_metric_history(run.info.run_id, "val/accuracy")
+    assert [s.step for s in evals] == [18, 36]
+    assert len(client.get_metric_history(run.info.run_id, "test/accuracy")) == 1
     tags = run.data.tags
     assert tags["dlrun.version"] and tags["dlrun.device"] == "cpu(0)"
     assert tags["dlrun.choice.model"] == "mlp"
@@ -172,9 +175,9 @@ def test_one_seed_fixes_every_random_source(run_dlrun, tmp_path):
         res = run_dlrun(*args, f"seed={seed}")
         assert res.returncode == 0, res
         results.append(json.loads((res.run_dirs()[-1] / "results.json").read_text()))
-    assert results[0]["eval/loss"] == results[1]["eval/loss"]
+    assert results[0]["test/loss"] == results[1]["test/loss"]
     assert results[0]["train/loss"] == results[1]["train/loss"]
-    assert results[0]["eval/loss"] != results[2]["eval/loss"]
+    assert results[0]["test/loss"] != results[2]["test/loss"]
     assert not (tmp_path / "outputs" / "mlflow.db").exists()  # logger=none tracks nothing
 
 
@@ -236,11 +239,11 @@ def test_the_range_table_refuses_only_what_is_out_of_range():
 
 
 def test_gpu_without_a_gpu_suggests_device_cpu(run_dlrun):
-    from dlrun.engine import num_gpus
+    from dlrun.engine.testing import real_gpus
 
-    if num_gpus() > 0:
+    if real_gpus() > 0:
         pytest.skip("this machine has a GPU")
-    res = run_dlrun("device=gpu", "logger=none")
+    res = run_dlrun("device=gpu", "logger=none", env=clean_env(DLRUN_EMULATE_GPU="0"))
     assert_clean_failure(res, "gpu(0)", "device=cpu")
 
 
@@ -322,7 +325,7 @@ def test_augmentation_is_a_dataset_choice_that_only_the_training_loader_applies(
     net.initialize()
     task = ClassifyTask(Setup(cfg=cfg, ctx=cpu(), data=data, net=net, loss=None, trainer=None,
                               seed=0, report=None))
-    assert task.train_loader.transform is data.augment and task.test_loader.transform is None
+    assert task.train_loader.transform is data.augment and task.loaders["test"].transform is None
     order = task.train_loader._order()
     x, y = next(iter(task.train_loader))
     stored = data.train.data[order[:len(y.asnumpy())]]

@@ -247,7 +247,7 @@ def test_dlrun_runs_started_together_in_a_new_folder_share_one_working_store(tmp
         assert "unreachable" not in out + err, out + err
     assert not list(tmp_path.glob("outputs/runs/*/*/mlflow-spool.jsonl"))  # nothing waits
     runs = check_store(db, "dlrun")
-    assert len(runs) == 4 and all("eval/accuracy" in r.data.metrics for r in runs)
+    assert len(runs) == 4 and all("val/accuracy" in r.data.metrics for r in runs)
 
 
 def test_a_process_waits_for_the_lock_a_bounded_time_and_says_who_holds_it(tmp_path):

@@ -73,7 +73,7 @@ def test_grid_sweep_goes_on_past_a_diverging_trial(run_dlrun, tmp_path, mlflow_s
     ok, bad = children[0], children[1]
     assert ok.info.status == "FINISHED" and bad.info.status == "FAILED"
     assert ok.data.params["optimizer.lr"] == "0.1" and bad.data.params["optimizer.lr"] == "1000000000.0"
-    assert 0.3 < ok.data.metrics["eval/accuracy"] <= 1.0
+    assert 0.3 < ok.data.metrics["best/val/accuracy"] <= 1.0
     assert "diverged" in bad.data.tags["dlrun.error"]
     assert ok.data.tags.get("dlrun.sweep.best") == "true" and "dlrun.sweep.best" not in bad.data.tags
     assert parent.info.status == "FINISHED"
@@ -81,7 +81,7 @@ def test_grid_sweep_goes_on_past_a_diverging_trial(run_dlrun, tmp_path, mlflow_s
     assert parent.data.params["model._target_"] == "dlrun.models.mlp.MLP"  # the sweep's config
     assert parent.data.tags["dlrun.sweep.best_trial"] == "0"
     assert parent.data.tags["best.optimizer.lr"] == "0.1"
-    assert parent.data.metrics["best/eval/accuracy"] == ok.data.metrics["eval/accuracy"]
+    assert parent.data.metrics["best/val/accuracy"] == ok.data.metrics["best/val/accuracy"]
     assert parent.data.metrics["sweep/trials_failed"] == 1
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"sweep_results.csv"}
     assert f"{mlflow_server.url}/#/experiments/" in out  # where to open the sweep
@@ -95,7 +95,7 @@ def test_optuna_sweep_with_two_parallel_trials(run_dlrun, tmp_path):
                     "hydra.sweeper.n_jobs=2", "hydra.sweeper.study_name=par", "experiment=optuna")
     assert res.returncode == 0, res
     assert "0 of 3 trials done, 3 to go, 2 at a time" in res.stdout, res
-    assert "study par: 3 trials, 3 finished; higher eval/accuracy is better" in res.stdout, res
+    assert "study par: 3 trials, 3 finished; higher val/accuracy is better" in res.stdout, res
     sweep_dir = tmp_path / "outputs" / "multirun" / "par"
     study = optuna.load_study(study_name="par", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
@@ -112,18 +112,18 @@ def test_optuna_sweep_with_two_parallel_trials(run_dlrun, tmp_path):
         assert 0.003 <= float(run.data.params["optimizer.lr"]) <= 0.3
         assert int(run.data.params["trainer.batch_size"]) == trial.params["trainer.batch_size"]
         assert run.data.params["model._target_"] == "dlrun.models.mlp.MLP"
-        assert run.data.metrics["eval/accuracy"] == pytest.approx(trial.value)
+        assert run.data.metrics["best/val/accuracy"] == pytest.approx(trial.value)
         # two trials share the cores: BLAS threads per trial = cores // 2
         assert run.data.tags["dlrun.blas_threads"] == str(max(1, cores // 2))
     best = study.best_trial
     assert children[best.number].data.tags.get("dlrun.sweep.best") == "true"
     assert parent.data.tags["dlrun.sweep.best_trial"] == str(best.number)
-    assert parent.data.metrics["best/eval/accuracy"] == pytest.approx(best.value)
+    assert parent.data.metrics["best/val/accuracy"] == pytest.approx(best.value)
     assert parent.data.params["search_space.optimizer.lr"] == "tag(log, interval(0.003, 0.3))"
     assert parent.data.params["sweep.sampler_seed"] == "0"
     rows = sweep_table(sweep_dir)
     assert rows[0]["trial"] == str(best.number) and rows[0]["command"].startswith("OMP_NUM_THREADS=")
-    assert [float(r["eval/accuracy"]) for r in rows] == sorted(
+    assert [float(r["val/accuracy"]) for r in rows] == sorted(
         (t.value for t in study.trials), reverse=True)
 
 
@@ -273,11 +273,11 @@ def test_rows_are_ordered_best_first_and_rerun_with_their_threads():
     assert [r.number for r in order_rows(rows, "maximize")] == [2, 0, 1, 3]
     assert [r.number for r in order_rows(rows, "minimize")] == [0, 2, 1, 3]
     # the direction is the task's declaration (results.json) unless the sweep gives one
-    loss = {"primary_metric": "eval/loss", "direction": "min"}
-    assert direction_for("eval/loss", None, loss) == "minimize"
-    assert direction_for("eval/accuracy", None,
-                         {"primary_metric": "eval/accuracy", "direction": "max"}) == "maximize"
-    assert direction_for("eval/loss", "maximize", loss) == "maximize"
+    loss = {"primary_metric": "val/loss", "direction": "min"}
+    assert direction_for("val/loss", None, loss) == "minimize"
+    assert direction_for("val/accuracy", None,
+                         {"primary_metric": "val/accuracy", "direction": "max"}) == "maximize"
+    assert direction_for("val/loss", "maximize", loss) == "maximize"
     assert command_for(["a=1", "b=x y"], ["--config-name", "c"], threads=1) == \
         "OMP_NUM_THREADS=1 dlrun --config-name c a=1 'b=x y'"
 
@@ -285,14 +285,14 @@ def test_rows_are_ordered_best_first_and_rerun_with_their_threads():
 def test_the_direction_is_declared_never_guessed_from_the_metric_name():
     from dlrun.runner.sweep import TrialFailed, direction_for
 
-    results = {"primary_metric": "eval/quality", "direction": "max", "eval/error_rate": 0.1}
-    assert direction_for("eval/quality", None, results) == "maximize"
-    assert direction_for("eval/perplexity", None, {"primary_metric": "eval/perplexity",
+    results = {"primary_metric": "val/quality", "direction": "max", "val/error_rate": 0.1}
+    assert direction_for("val/quality", None, results) == "maximize"
+    assert direction_for("val/perplexity", None, {"primary_metric": "val/perplexity",
                                                    "direction": "max"}) == "maximize"
     with pytest.raises(TrialFailed, match=r"not the run's primary.*hydra\.sweeper\.direction") as e:
-        direction_for("eval/error_rate", None, results)  # another metric: the sweep must say
+        direction_for("val/error_rate", None, results)  # another metric: the sweep must say
     assert e.value.kind == "metric"
-    assert direction_for("eval/error_rate", "minimize", results) == "minimize"
+    assert direction_for("val/error_rate", "minimize", results) == "minimize"
 
 
 @pytest.mark.slow
@@ -300,13 +300,13 @@ def test_a_grid_ranks_by_the_direction_the_task_declares(run_dlrun, tmp_path):
     res = run_dlrun("-m", "model=linear_regression", "dataset=linear_synthetic",
                     "trainer.epochs=1", "optimizer.lr=0.03,0.003", "logger=none")
     assert res.returncode == 0, res
-    assert "2 trials, 2 finished; lower eval/mse is better" in res.stdout, res
+    assert "2 trials, 2 finished; lower val/mse is better" in res.stdout, res
     (sweep_dir,) = [p for p in (tmp_path / "outputs" / "multirun").glob("*/*") if p.is_dir()]
     rows = sweep_table(sweep_dir)
-    assert float(rows[0]["eval/mse"]) <= float(rows[1]["eval/mse"])
+    assert float(rows[0]["val/mse"]) <= float(rows[1]["val/mse"])
 
-    res = run_dlrun("-m", *TINY, "optimizer.lr=0.1", "hydra.sweeper.metric=eval/loss",
+    res = run_dlrun("-m", *TINY, "optimizer.lr=0.1", "hydra.sweeper.metric=val/loss",
                     "logger=none")
     assert res.returncode == 1, res
-    assert "'eval/loss' is not the run's primary metric ('eval/accuracy')" in res.stderr, res
+    assert "'val/loss' is not the run's primary metric ('val/accuracy')" in res.stderr, res
     assert "hydra.sweeper.direction" in res.stderr, res

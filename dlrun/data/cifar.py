@@ -6,6 +6,7 @@ followed by 3072 pixel bytes (1024 red, 1024 green, 1024 blue, rows top to botto
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from .archive import safe_extract
 from .dataset import ArrayDataset
 from .download import RemoteFile, default_root, fetch
 from .errors import CorruptFileError
+from .split import carve_val
 from .transforms import Transform
 from .vision import Splits
 
@@ -35,7 +37,8 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 RECORD_BYTES = 1 + 3 * 32 * 32
 
 
-def cifar10(root: str | Path | None = None, augment: Transform | None = None) -> Splits:
+def cifar10(root: str | Path | None = None, augment: Transform | None = None,
+            val_fraction: float | None = None, val_size: int | None = 5000) -> Splits:
     """CIFAR-10 from ``root/cifar10`` (root defaults to ``default_root()``).
 
     Reads ``cifar-10-batches-bin/{data_batch_1..5,test_batch}.bin``; when one is missing,
@@ -43,9 +46,13 @@ def cifar10(root: str | Path | None = None, augment: Transform | None = None) ->
     unpacked with ``safe_extract``. Images are float32 N x 3 x 32 x 32, standardised per
     channel with the training set's mean and standard deviation; labels int32 0..9.
     ``augment`` transforms the training batches (e.g. ``crop_flip(4)``, the standard one).
+    45,000 / 5,000 / 10,000 (train / val / test) by default: the validation split is carved
+    out of the training batches, stratified (``dlrun.data.split``).
     """
     folder = (default_root() if root is None else Path(root).expanduser()) / "cifar10"
-    return load_cifar10(folder, CIFAR10_FILE, CIFAR10_RECORDS, augment)
+    splits = load_cifar10(folder, CIFAR10_FILE, CIFAR10_RECORDS, augment)
+    train, val = carve_val(splits.train, val_fraction, val_size)
+    return dataclasses.replace(splits, train=train, val=val)
 
 
 def load_cifar10(folder: str | Path, archive: RemoteFile = CIFAR10_FILE,

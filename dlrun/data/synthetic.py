@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .dataset import ArrayDataset
+from .split import carve_val
 from .vision import Splits
 
 
@@ -26,6 +27,7 @@ class RegressionData:
     test: ArrayDataset
     true_weight: np.ndarray  # (outputs, inputs)
     true_bias: np.ndarray    # (outputs,)
+    val: ArrayDataset | None = None
     task = "regression"      # the training loop the runner picks (dlrun.runner.tasks)
 
     @property
@@ -52,6 +54,7 @@ class BinaryData:
     true_weight: np.ndarray  # (inputs,), unit length
     true_bias: float
     margin: float
+    val: ArrayDataset | None = None
     task = "perceptron"      # binary +-1 classification (the perceptron's rule, or SGD)
     num_classes = 2
 
@@ -76,9 +79,11 @@ def _split(n: int, test_fraction: float, rng: np.random.Generator) -> tuple[np.n
 
 def linear_synthetic(num_examples: int = 1000, true_w: Sequence[float] = (2.0, -3.4),
                      true_b: float = 4.2, noise: float = 0.01, test_fraction: float = 0.2,
-                     seed: int = 0) -> RegressionData:
+                     seed: int = 0, val_fraction: float | None = 0.2,
+                     val_size: int | None = None) -> RegressionData:
     """The Gluon tutorial's linear-regression data: ``x ~ N(0, I)``,
-    ``y = <w*, x> + b* + noise * N(0, 1)``, float32, split into train and test."""
+    ``y = <w*, x> + b* + noise * N(0, 1)``, float32, split into train, val (``val_fraction``
+    of the training part) and test."""
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     w = np.asarray(true_w, dtype=np.float64).reshape(-1)
@@ -89,15 +94,19 @@ def linear_synthetic(num_examples: int = 1000, true_w: Sequence[float] = (2.0, -
     y = x @ w + true_b + noise * rng.standard_normal(num_examples)
     train, test = _split(num_examples, test_fraction, rng)
     x, y = x.astype(np.float32), y.astype(np.float32)
-    return RegressionData(ArrayDataset(x[train], y[train]), ArrayDataset(x[test], y[test]),
-                          w.reshape(1, -1), np.array([float(true_b)]))
+    fit, val = carve_val(ArrayDataset(x[train], y[train]), val_fraction, val_size, seed,
+                         stratify=False)
+    return RegressionData(fit, ArrayDataset(x[test], y[test]), w.reshape(1, -1),
+                          np.array([float(true_b)]), val)
 
 
 def separable(num_examples: int = 500, features: int = 2, margin: float = 0.1,
-              test_fraction: float = 0.2, seed: int = 0) -> BinaryData:
+              test_fraction: float = 0.2, seed: int = 0, val_fraction: float | None = 0.2,
+              val_size: int | None = None) -> BinaryData:
     """Points ``x ~ N(0, I)`` labelled by ``sign(<w*, x> + b*)`` for a random unit ``w*`` and
     ``b*`` in [-0.5, 0.5], keeping only points at distance >= ``margin`` from the hyperplane
-    (so the perceptron converges after a bounded number of mistakes, the seed's theorem)."""
+    (so the perceptron converges after a bounded number of mistakes, the seed's theorem).
+    The validation split is ``val_fraction`` of the training part, stratified."""
     if features < 1:
         raise ValueError(f"features must be >= 1, got {features}")
     if margin < 0:
@@ -117,8 +126,8 @@ def separable(num_examples: int = 500, features: int = 2, margin: float = 0.1,
     y = np.where(x @ w + b > 0, 1.0, -1.0)
     train, test = _split(num_examples, test_fraction, rng)
     x, y = x.astype(np.float32), y.astype(np.float32)
-    return BinaryData(ArrayDataset(x[train], y[train]), ArrayDataset(x[test], y[test]),
-                      w, b, float(margin))
+    fit, val = carve_val(ArrayDataset(x[train], y[train]), val_fraction, val_size, seed)
+    return BinaryData(fit, ArrayDataset(x[test], y[test]), w, b, float(margin), val)
 
 
 FIZZBUZZ_CLASSES = ("number", "fizz", "buzz", "fizzbuzz")
@@ -146,8 +155,10 @@ def fizzbuzz_features(numbers: np.ndarray, encoding: str = "raw") -> np.ndarray:
     raise ValueError(f"encoding must be 'raw' or 'onehot', got {encoding!r}")
 
 
-def fizzbuzz(train_max: int = 1024, test_max: int = 100, encoding: str = "raw") -> Splits:
-    """FizzBuzz as classification: test on 1..``test_max``, train on ``test_max``+1..``train_max``."""
+def fizzbuzz(train_max: int = 1024, test_max: int = 100, encoding: str = "raw",
+             val_fraction: float | None = 0.1, val_size: int | None = None) -> Splits:
+    """FizzBuzz as classification: test on 1..``test_max``, train on ``test_max``+1..``train_max``
+    less the validation split (``val_fraction`` of them, stratified)."""
     if not 1 <= test_max < train_max:
         raise ValueError(f"need 1 <= test_max < train_max, got test_max={test_max}, "
                          f"train_max={train_max}")
@@ -156,6 +167,6 @@ def fizzbuzz(train_max: int = 1024, test_max: int = 100, encoding: str = "raw") 
         labels = np.array([fizzbuzz_label(int(n)) for n in numbers], dtype=np.int32)
         return ArrayDataset(fizzbuzz_features(numbers, encoding), labels)
 
-    train = dataset(np.arange(test_max + 1, train_max + 1))
+    train, val = carve_val(dataset(np.arange(test_max + 1, train_max + 1)), val_fraction, val_size)
     test = dataset(np.arange(1, test_max + 1))
-    return Splits(train, test, len(FIZZBUZZ_CLASSES), train.data.shape[1:])
+    return Splits(train, test, len(FIZZBUZZ_CLASSES), train.data.shape[1:], val=val)

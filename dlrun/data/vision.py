@@ -1,7 +1,8 @@
 """Image-classification datasets: embedded UCI digits, MNIST and Fashion-MNIST.
 
 Every builder returns a ``Splits`` of float32 images (N x 1 x 28 x 28, standardised with
-fixed per-dataset constants) and int32 labels.
+fixed per-dataset constants) and int32 labels: train, validation (carved out of the training
+examples, stratified, ``dlrun.data.split``) and test.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 from .dataset import ArrayDataset
 from .download import RemoteFile, default_root, fetch_all, remote_files
 from .errors import CorruptFileError
+from .split import carve_val
 from .idx import read_idx
 from .transforms import Transform
 
@@ -44,15 +46,16 @@ DIGITS_STATS = (0.2243, 0.3494)  # over all 1797 digits after resizing to 28 x 2
 
 @dataclass(frozen=True)
 class Splits:
-    """A dataset's train and test sets, its number of classes and one example's shape, and
-    the augmentation of its training batches (``augment``, a ``dlrun.data.transforms``
-    transform; None: none)."""
+    """A dataset's train, test and validation sets (``val``, None: no validation split), its
+    number of classes and one example's shape, and the augmentation of its training batches
+    (``augment``, a ``dlrun.data.transforms`` transform; None: none)."""
 
     train: ArrayDataset
     test: ArrayDataset
     num_classes: int
     input_shape: tuple[int, ...]
     augment: Transform | None = None
+    val: ArrayDataset | None = None
     task = "classify"  # the training loop the runner picks for this data (dlrun.runner.tasks)
 
     @property
@@ -75,38 +78,48 @@ def idx_files(mirrors: list[str], sha256: dict[str, str]) -> IdxFiles:
     return IdxFiles(*remote_files(IDX_FILENAMES, sha256, mirrors))
 
 
-def mnist(root: str | Path | None = None, augment: Transform | None = None) -> Splits:
-    """MNIST from ``root/mnist`` (root defaults to ``default_root()``), downloaded if missing;
-    ``augment`` transforms the training batches."""
+def mnist(root: str | Path | None = None, augment: Transform | None = None,
+          val_fraction: float | None = None, val_size: int | None = 5000) -> Splits:
+    """MNIST from ``root/mnist`` (root defaults to ``default_root()``), downloaded if missing:
+    55,000 / 5,000 / 10,000 (train / val / test) by default; ``augment`` transforms the
+    training batches."""
     return load_idx_dataset(_folder(root, "mnist"), idx_files(MNIST_MIRRORS, MNIST_SHA256),
-                            MNIST_STATS, augment=augment)
+                            MNIST_STATS, augment=augment, val_fraction=val_fraction,
+                            val_size=val_size)
 
 
-def fashion_mnist(root: str | Path | None = None, augment: Transform | None = None) -> Splits:
-    """Fashion-MNIST from ``root/fashion_mnist``, downloaded if missing; ``augment``
-    transforms the training batches."""
+def fashion_mnist(root: str | Path | None = None, augment: Transform | None = None,
+                  val_fraction: float | None = None, val_size: int | None = 5000) -> Splits:
+    """Fashion-MNIST from ``root/fashion_mnist``, downloaded if missing: 55,000 / 5,000 /
+    10,000 by default; ``augment`` transforms the training batches."""
     return load_idx_dataset(_folder(root, "fashion_mnist"),
                             idx_files(FASHION_MNIST_MIRRORS, FASHION_MNIST_SHA256),
-                            FASHION_MNIST_STATS, augment=augment)
+                            FASHION_MNIST_STATS, augment=augment, val_fraction=val_fraction,
+                            val_size=val_size)
 
 
 def load_idx_dataset(folder: Path, files: IdxFiles, stats: tuple[float, float],
-                     num_classes: int = 10, augment: Transform | None = None) -> Splits:
-    """The train and test sets stored in ``files`` under ``folder``, fetched if missing."""
+                     num_classes: int = 10, augment: Transform | None = None,
+                     val_fraction: float | None = None, val_size: int | None = None) -> Splits:
+    """The train and test sets stored in ``files`` under ``folder``, fetched if missing, and
+    the validation split carved out of the training set (``dlrun.data.split.carve_val``)."""
     paths = IdxFiles(*fetch_all(Path(folder), list(files)))
     train = _idx_set(paths.train_images, paths.train_labels, stats, num_classes)
     test = _idx_set(paths.test_images, paths.test_labels, stats, num_classes)
-    return Splits(train, test, num_classes, train.data.shape[1:], augment)
+    train, val = carve_val(train, val_fraction, val_size)
+    return Splits(train, test, num_classes, train.data.shape[1:], augment, val)
 
 
 def digits(seed: int = 0, test_fraction: float = 0.2, root: str | Path | None = None,
-           augment: Transform | None = None) -> Splits:
+           augment: Transform | None = None, val_fraction: float | None = 0.2,
+           val_size: int | None = None) -> Splits:
     """The UCI handwritten digits shipped with scikit-learn, as 1 x 28 x 28 images.
 
     Each 8 x 8 image (values 0..16) is upsampled 3x to 24 x 24 and padded by 2 pixels. The
-    train/test split is stratified and fixed by ``seed``. ``root`` is unused (nothing is
-    downloaded); it is accepted so that every builder takes the same arguments. ``augment``
-    transforms the training batches.
+    train/test split is stratified and fixed by ``seed``, and so is the validation split
+    carved out of the training part (by default 1,150 / 287 / 360 digits). ``root`` is
+    unused (nothing is downloaded); it is accepted so that every builder takes the same
+    arguments. ``augment`` transforms the training batches.
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -117,8 +130,10 @@ def digits(seed: int = 0, test_fraction: float = 0.2, root: str | Path | None = 
     label = raw.target.astype(np.int32)
     train_idx, test_idx = train_test_split(np.arange(len(label)), test_size=test_fraction,
                                            random_state=seed, stratify=label)
-    return Splits(ArrayDataset(data[train_idx], label[train_idx]),
-                  ArrayDataset(data[test_idx], label[test_idx]), 10, data.shape[1:], augment)
+    train, val = carve_val(ArrayDataset(data[train_idx], label[train_idx]), val_fraction,
+                           val_size, seed)
+    return Splits(train, ArrayDataset(data[test_idx], label[test_idx]), 10, data.shape[1:],
+                  augment, val)
 
 
 def _folder(root: str | Path | None, name: str) -> Path:

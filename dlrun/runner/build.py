@@ -70,6 +70,8 @@ def check_config(cfg: DictConfig) -> None:
             target_of(node, "task")
         else:
             _check_nodes(node, str(key))
+    for name, node in (cfg.get("callbacks") or {}).items():  # name -> a callback's node
+        _check_nodes(node, f"callbacks.{name}")
 
 
 def _check_nodes(node: DictConfig, key: str) -> None:

@@ -290,16 +290,20 @@ class RunCheckpoints:
         return self.every > 0 and step % self.every == 0
 
     def save(self, epoch: int, batch: int, step: int, state: Mapping[str, Any],
-             task_arrays: Mapping[str, np.ndarray] | None = None) -> Path:
+             task_arrays: Mapping[str, np.ndarray] | None = None,
+             arrays: Mapping[str, np.ndarray] | None = None) -> Path:
         """Checkpoint the run at ``batch`` batches into ``epoch`` after ``step`` steps, with the
-        loop's and the task's ``state`` (JSON) and the task's arrays (on a data-parallel job's
-        rank 0; the other ranks write nothing)."""
+        loop's and the task's ``state`` (JSON), the task's arrays and more arrays under their
+        own names (the callbacks', ``cb/<name>/...``), on a data-parallel job's rank 0 (the
+        other ranks write nothing)."""
         workers = 1 if self.world is None else self.world.size
         rngs = [rng_state()] if workers == 1 else self.world.allgather(rng_state())
         if workers > 1 and not self.world.is_root:
             return self.last
         self.flush()
-        arrays = {f"param/{n}": p.data().asnumpy() for n, p in self.net.collect_params().items()}
+        extra, arrays = arrays or {}, {f"param/{n}": p.data().asnumpy()
+                                       for n, p in self.net.collect_params().items()}
+        arrays.update(extra)
         for name, trainer in self.trainers.items():
             arrays.update({f"{_optim_prefix(name)}{k}": v for k, v in trainer.state_dict().items()})
         arrays.update({f"task/{k}": v for k, v in (task_arrays or {}).items()})

@@ -39,12 +39,34 @@ class NanPolicy(Enum):
 
 
 @dataclass
+class EarlyStoppingConfig:
+    patience: Optional[int] = None   # validations without improvement before the run stops (null: off)
+    min_delta: float = 0.0           # the least change that counts as an improvement
+    monitor: Optional[str] = None    # a val/ metric (null: trainer.monitor)
+    mode: Optional[str] = None       # max or min (null: trainer.mode)
+
+
+@dataclass
+class CheckpointConfig:
+    keep_best: int = 0               # keep the k best validations' parameters (checkpoints/best-*.npz)
+
+
+@dataclass
 class TrainerConfig:
     epochs: int = 10
     batch_size: int = 64
     log_every: int = 10            # steps between training-loss reports (console and MLflow)
-    eval_every_epoch: bool = True  # evaluate on the test split after every epoch (else only at the end)
+    val_every: int = 1             # epochs between validations (0: the last epoch only)
     eval_batch_size: Optional[int] = None  # evaluation batch (null: batch_size)
+    # what decides (early stopping, the best checkpoint, reduce-on-plateau): a val/ metric and
+    # whether higher (max) or lower (min) is better; null: the task's primary metric
+    monitor: Optional[str] = None
+    mode: Optional[str] = None
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    restore_best: bool = True      # the final model (saved, exported, tested) is the best validation's
+    accumulate_steps: int = 1      # batches whose gradients are summed before one update
+    ema_decay: Optional[float] = None  # e.g. 0.999: evaluate and save an average of the weights
     wd: float = 0.0                # weight decay: lambda of the penalty lambda * ||w||^2 (every optimizer)
     clip_global_norm: Optional[float] = None  # clip the global gradient norm (after the 1/batch rescale)
     checkpoint_every: int = 0      # steps between checkpoints (0: only at the end of each epoch)
@@ -127,14 +149,17 @@ TASK_SCHEMAS = {"classify": TaskConfig, "regression": TaskConfig, "perceptron": 
 
 # keys that moved, and where they are now: a config or override that uses one is refused
 MOVED_KEYS = {"trainer.bptt": "task.bptt", "model.scorer": "task.scorer",
-              "model.scorer_steps": "task.scorer_steps"}
+              "model.scorer_steps": "task.scorer_steps", "trainer.eval_every_epoch": "trainer.val_every"}
 
 
 def moved_key(key: str) -> str | None:
     """What to say when a config or an override sets ``key``, a key that moved; else None."""
     new = MOVED_KEYS.get(key)
-    return None if new is None else (f"{key} is now {new} (settings of one kind of training live "
-                                     f"in the task group); set {new} instead")
+    if new is None:
+        return None
+    why = ("settings of one kind of training live in the task group" if new.startswith("task.")
+           else "every epoch validates on the val split; 0: the last epoch only")
+    return f"{key} is now {new} ({why}); set {new} instead"
 
 
 # the allowed range of each number the runner reads itself: key -> (lowest, highest, what it
@@ -146,6 +171,12 @@ RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "trainer.batch_size": (1, None, "examples per training step"),
     "trainer.eval_batch_size": (1, None, "examples per evaluation batch (null: batch_size)"),
     "trainer.log_every": (1, None, "steps between training-loss reports"),
+    "trainer.val_every": (0, None, "epochs between validations (0: the last epoch only)"),
+    "trainer.accumulate_steps": (1, None, "batches whose gradients make one update"),
+    "trainer.ema_decay": (0, 1, "the weight average's decay (null: no average)"),
+    "trainer.early_stopping.patience": (0, None, "validations without improvement (null: off)"),
+    "trainer.early_stopping.min_delta": (0, None, "the least change that counts as an improvement"),
+    "trainer.checkpoint.keep_best": (0, None, "how many of the best validations' parameters are kept"),
     "trainer.checkpoint_every": (0, None, "steps between checkpoints (0: at each epoch's end)"),
     "trainer.keep_checkpoints": (1, None, "how many of the newest checkpoints are kept"),
     "trainer.max_nan_skips": (0, None, "skipped NaN steps before the run stops"),
@@ -160,20 +191,20 @@ RANGES: dict[str, tuple[float | None, float | None, str]] = {
 
 def out_of_range(cfg: Any) -> str | None:
     """What to say about the first value of :data:`RANGES` that ``cfg`` sets out of its range;
-    else None. ``clip_global_norm`` and ``bucket_mb`` must be above 0, the others at least
-    their lowest value."""
+    else None. ``clip_global_norm``, ``bucket_mb`` and ``ema_decay`` must be above their lowest
+    value (``ema_decay`` below its highest too), the others at least their lowest value."""
     from omegaconf import OmegaConf
 
     for key, (low, high, what) in RANGES.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        strict = key in ("trainer.clip_global_norm", "distributed.bucket_mb")
+        strict = key in ("trainer.clip_global_norm", "distributed.bucket_mb", "trainer.ema_decay")
         below = low is not None and (value <= low if strict else value < low)
-        above = high is not None and value > high
+        above = high is not None and (value >= high if strict else value > high)
         if below or above:
             if strict:
-                allowed = f"above {low}"
+                allowed = f"above {low}" + (f" and below {high}" if high is not None else "")
             elif high is None:
                 allowed = f"at least {low}" if low else f"{low} or more"
             else:
@@ -234,6 +265,7 @@ class Config:
     experiment: str = "dlrun"      # the MLflow experiment name
     resume: Optional[str] = None   # a run folder or checkpoint: continue that run exactly
     allowed_targets: List[str] = field(default_factory=list)  # _target_ namespaces besides dlrun.
+    callbacks: Any = field(default_factory=dict)  # name -> a _target_ node (dlrun.runner.callbacks)
 
 
 SCHEMAS = {

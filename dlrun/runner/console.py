@@ -27,14 +27,16 @@ Column = tuple[str, str, str]
 EPOCH_COLUMNS: Sequence[Column] = (
     ("epoch", "epoch", "{}"),
     ("train loss", "train/loss", "{:.4f}"),
-    ("test loss", "eval/loss", "{:.4f}"),
-    ("test acc", "eval/accuracy", "{:.2%}"),
+    ("val loss", "val/loss", "{:.4f}"),
+    ("val acc", "val/accuracy", "{:.2%}"),
     ("samples/s", "train/samples_per_sec", "{:,.0f}"),
     ("time", "epoch_time", "{:.1f}s"),
 )
 RESULT_ROWS: Sequence[Column] = (
-    ("test accuracy", "eval/accuracy", "{:.2%}"),
-    ("test loss", "eval/loss", "{:.4f}"),
+    ("test accuracy (selected model)", "test/accuracy", "{:.2%}"),
+    ("test loss", "test/loss", "{:.4f}"),
+    ("val accuracy (selected model)", "val/accuracy", "{:.2%}"),
+    ("selected epoch", "best/epoch", "{}"),
     ("train loss (last epoch)", "train/loss", "{:.4f}"),
     ("samples/s (last epoch)", "train/samples_per_sec", "{:,.0f}"),
     ("epochs", "epoch", "{}"),

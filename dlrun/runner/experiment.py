@@ -30,6 +30,7 @@ from dlrun.parallel.launch import record_rank
 
 from .build import (ConfigError, allow_targets, build, check_config, check_node, data_model_args,
                     make_context, seed_everything, target_of)
+from .callbacks import make_callbacks, objective
 from .checkpoint import Checkpoint, CheckpointStore, RunCheckpoints, write_atomic
 from .console import Column, ConsoleReporter, format_duration
 from .distributed import (bind_device, job_env, job_world, launch, per_worker_batch,
@@ -98,7 +99,7 @@ def run(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> float:
         _print_header(console, place, setup, task, tracker)
         metrics = Loop(setup, task).run()
         if not world.is_root:
-            return float(metrics[task.primary[0]])
+            return float(metrics[objective(task.primary[0], task.has_val)])
         metrics["wall_time"] = time.perf_counter() - wall_start
         exported = _save_results(place, setup, task, metrics, tracker)
         status = "FINISHED"
@@ -118,7 +119,7 @@ def run(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> float:
                                     f"{run_dir}") from e
             # the run already failed for another reason: report that one
     _print_results(console, metrics, task.results, run_dir, tracker, cfg, exported)
-    return float(metrics[task.primary[0]])
+    return float(metrics[objective(task.primary[0], task.has_val)])
 
 
 def _run_name(choices: Mapping[str, str], hydra_cfg: Any) -> str:
@@ -207,6 +208,10 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
     net.initialize(build(cfg.init, "init"), ctx=ctx)
     if cfg.distributed.sync_batchnorm:
         sync_batchnorm(net)
+    if int(cfg.trainer.accumulate_steps) > 1:  # gradients summed over batches (Gluon's way)
+        for p in net.collect_params().values():
+            if p.grad_req != "null":
+                p.grad_req = "add"
     if cfg.model.get("hybridize"):  # the model and, as Gluon code does, the loss (a HybridBlock too)
         net.hybridize()
         getattr(loss, "hybridize", lambda: None)()
@@ -214,6 +219,10 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
     if not (isinstance(task_class, type) and issubclass(task_class, TaskBase)):
         raise ConfigError(f"task._target_={cfg.task._target_!r} is not a task class; name a "
                           "subclass of dlrun.runner.tasks.TaskBase")
+    if int(cfg.trainer.accumulate_steps) > 1 and task_class.own_trainers:
+        raise ConfigError(f"trainer.accumulate_steps={cfg.trainer.accumulate_steps}: the "
+                          f"{place.choices.get('task', task_class.__name__)} task updates its "
+                          "own trainers in turn and cannot sum batches; set trainer.accumulate_steps=1")
     if world.size > 1 and not task_class.distributed:
         raise ConfigError(f"the {place.choices.get('task', task_class.__name__)} task trains in one "
                           "process only; drop distributed.workers (data-parallel: classification, "
@@ -228,7 +237,14 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
                   seed=int(cfg.seed), report=report, run_dir=place.run_dir,
                   checkpoints=checkpoints, resume_from=place.resume_from, world=world,
                   worker_batch=per_worker_batch(cfg, world), make_trainer=make_trainer)
-    return task_class(setup), setup
+    task = task_class(setup)
+    setup.callbacks = make_callbacks(cfg, task.primary, task.has_val)
+    if not task.has_val and any(hasattr(t.optimizer.lr_scheduler, "observe")
+                                for t in task.trainers.values()):
+        raise ConfigError(f"schedule={place.choices.get('schedule', 'reduce_on_plateau')} "
+                          "watches a validation metric, but the dataset has no validation "
+                          "split (dataset.val_fraction=0?); give it one or pick another schedule")
+    return task, setup
 
 
 def _print_header(console: ConsoleReporter, place: Place, setup: Setup, task: TaskBase,
@@ -269,9 +285,11 @@ def _save_results(place: Place, setup: Setup, task: TaskBase, metrics: Mapping[s
                 if cfg.model.get("hybridize") else None)
     primary, direction = task.primary
     (run_dir / "results.json").write_text(json.dumps(
-        {**metrics, "primary_metric": primary, "direction": direction}, indent=2) + "\n")
-    tracker.log_metrics({"final/" + k.replace("/", "_"): v for k, v in metrics.items()
-                         if k.startswith("eval/")}, int(metrics.get("steps", 0)))
+        {**metrics, "primary_metric": objective(primary, task.has_val), "direction": direction},
+        indent=2) + "\n")
+    # once, at the end: the selected model's test figures and which validation selected it
+    tracker.log_metrics({k: v for k, v in metrics.items() if k.startswith(("test/", "best/"))},
+                        int(metrics.get("steps", 0)))
     tracker.log_artifact(run_dir / "config.yaml")
     if cfg.logger.log_model:
         tracker.log_artifact(params_file)

@@ -12,20 +12,17 @@ Gluon's Estimator runs a BatchProcessor and Lightning's Trainer a LightningModul
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
+from .callbacks import LoopState
+from .updates import Accumulator, DivergenceError, Guard
 from .console import Column, ConsoleReporter
 from .interrupt import INTERRUPTS, StopRequested
 from .resume import ResumeError
 from .tracking import TrackingError
-
-
-class DivergenceError(RuntimeError):
-    """The training loss or a gradient became NaN or infinite."""
 
 
 @dataclass
@@ -62,7 +59,7 @@ class Totals:
 class Task(Protocol):
     """What the loop asks of a task (``dlrun.runner.tasks.base.TaskBase`` has the defaults)."""
 
-    primary: tuple[str, str]          # the primary metric and its direction, ("eval/accuracy", "max")
+    primary: tuple[str, str]          # the primary metric and its direction, ("val/accuracy", "max")
     columns: Sequence[Column]         # the per-epoch table
     results: Sequence[Column]         # the results table
     trainers: dict[str, Any]          # the trainers whose state checkpoints hold ("" is the run's)
@@ -72,9 +69,9 @@ class Task(Protocol):
     def batches(self, epoch: int, skip: int) -> Iterable[Any]: ...
     def train_step(self, batch: Any, update: Callable[[Any, int], None]) -> StepResult: ...
     def train_metrics(self, totals: Totals) -> dict[str, float]: ...
+    has_val: bool                     # whether there is a validation split
     def converged(self, metrics: Mapping[str, float]) -> bool: ...
-    def evaluate(self) -> dict[str, float]: ...
-    def evaluated(self, epoch: int, metrics: Mapping[str, float], last: bool) -> None: ...
+    def evaluate(self, split: str = "val") -> dict[str, float]: ...
     def finish(self, metrics: dict[str, float]) -> dict[str, float]: ...
     def state(self) -> tuple[dict[str, Any], dict[str, Any]]: ...
     def load_state(self, state: Mapping[str, Any], arrays: Mapping[str, Any]) -> None: ...
@@ -122,63 +119,22 @@ class RunReporter:
                                 f"{type(self.tracker.error).__name__}: {self.tracker.error}")
 
 
-class Guard:
-    """``trainer.on_nan``: a NaN/Inf loss or gradient stops the run naming the step (``stop``),
-    or the step is skipped, up to ``trainer.max_nan_skips`` times (``skip``)."""
-
-    def __init__(self, trainer_cfg: Any):
-        self.skips_nan = str(trainer_cfg.get("on_nan", "stop")).endswith("skip")
-        self.max_skips = int(trainer_cfg.get("max_nan_skips", 10))
-        self.skipped = 0
-        self.step = 0  # the global step being taken (for messages)
-
-    def update(self, trainer: Any, batch_size: int) -> None:
-        """One update of ``trainer`` for a batch of ``batch_size``, unless its gradients are
-        not finite (``skip``); a non-finite clipped norm stops the run."""
-        if self.skips_nan:
-            from dlrun.optim import global_norm
-
-            grads = [p.data().grad for p in trainer._params if p.grad_req != "null"]
-            if not math.isfinite(global_norm(grads)):
-                self.skipped += 1
-                if self.skipped > self.max_skips:
-                    raise DivergenceError(
-                        f"step {self.step} is the {self.skipped}th with a NaN/Inf gradient "
-                        f"(trainer.max_nan_skips={self.max_skips}); the run stopped. Lower the "
-                        "learning rate (optimizer.lr) or set trainer.clip_global_norm")
-                return
-        norm = trainer.step(batch_size)
-        if norm is not None and not math.isfinite(norm):
-            raise DivergenceError(
-                f"the gradient norm became {norm} at step {self.step}; the update was skipped and "
-                "the run stopped. Lower the learning rate (optimizer.lr) or trainer.clip_global_norm")
-
-    def check(self, step: int, epoch: int, values: Mapping[str, float], lr: float | None) -> bool:
-        """Whether the step's host values are all finite; under ``stop`` a non-finite one
-        ends the run (under ``skip`` that step was skipped and is left out)."""
-        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
-        if not bad or self.skips_nan:
-            return not bad
-        parts = ", ".join(f"{k} {v}" for k, v in values.items() if k != "loss")
-        what = f"{values['loss']}" + (f" ({parts})" if parts else "")
-        hint = "" if lr is None else f" (optimizer.lr, now {lr:g})"
-        raise DivergenceError(
-            f"the training loss became {what} at step {step} (epoch {epoch}); the run diverged. "
-            f"Lower the learning rate{hint}, set trainer.clip_global_norm, or change the "
-            "initializer (init=...)")
-
-
 class Loop:
     """Runs ``task`` for ``trainer.epochs`` epochs with the pieces of ``setup``
-    (``dlrun.runner.tasks.base.Setup``: config, report, checkpoints, the run it resumes)."""
+    (``dlrun.runner.tasks.base.Setup``: config, report, checkpoints, the run it resumes, the
+    callbacks). Validation (``val/...``) follows every ``trainer.val_every`` epochs and the
+    last; the test split (``test/...``) is evaluated once, on the selected model."""
 
     def __init__(self, setup: Any, task: Task):
         self.s, self.task = setup, task
         tcfg = setup.cfg.trainer
         self.epochs = int(tcfg.epochs)
         self.log_every = max(1, int(tcfg.get("log_every", 10)))
-        self.eval_every_epoch = bool(tcfg.get("eval_every_epoch", True))
+        self.val_every = int(tcfg.get("val_every", 1))
         self.guard = Guard(tcfg)
+        self.accumulate = Accumulator(int(tcfg.get("accumulate_steps", 1)), self.guard)
+        self.callbacks: list[Any] = list(getattr(setup, "callbacks", []))
+        self.state = LoopState(setup.net, task.trainers, setup.report.tracker, setup.run_dir)
         self.names: list[str] = []  # the task's extra per-step sums, in a fixed order
         self.train_time = 0.0
         if setup.checkpoints is not None:
@@ -188,6 +144,10 @@ class Loop:
     def learning_rate(self) -> float | None:
         trainer = next(iter(self.task.trainers.values()), None)
         return None if trainer is None else float(trainer.learning_rate)
+
+    def _hook(self, name: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, name)(self.state, *args)
 
     # --- the run ---------------------------------------------------------------------------
     def run(self) -> dict[str, float]:
@@ -204,24 +164,55 @@ class Loop:
                                 None)
         # every epoch done (a run stopped after its last checkpoint): the last one's metrics
         metrics: dict[str, float] = dict(saved.get("metrics", {})) if first_epoch > self.epochs else {}
-        for epoch in range(first_epoch, self.epochs + 1):
-            start = time.perf_counter()
-            totals, global_step = self._train_epoch(epoch, skip, global_step, saved, start)
-            skip, saved = 0, {}
-            metrics = self._epoch_metrics(epoch, totals)
-            stop = task.converged(metrics)
-            last = epoch == self.epochs or stop
-            if self.eval_every_epoch or last:
-                metrics.update(task.evaluate())
-                self._observe(metrics)
-                task.evaluated(epoch, metrics, last)
-            metrics["epoch_time"] = time.perf_counter() - start
-            s.report.epoch_end(epoch, global_step, metrics)
-            if stop:
-                break
-            self._checkpoint(epoch + 1, 0, global_step, {"metrics": _plain(metrics)})
+        try:
+            self._hook("on_fit_start")
+            for epoch in range(first_epoch, self.epochs + 1):
+                metrics, global_step = self._epoch(epoch, skip, global_step, saved)
+                skip, saved = 0, {}
+                if self.state.stop_reason:
+                    s.report.note(self.state.stop_reason)
+                    break
+                self._checkpoint(epoch + 1, 0, global_step, {"metrics": _plain(metrics)})
+            self._hook("on_fit_end")
+        except BaseException as e:
+            self._hook("on_exception", e)
+            raise
         metrics.update({"steps": global_step, "train_time": self.train_time})
-        return task.finish(metrics)
+        return task.finish(self._selected(metrics))
+
+    def _epoch(self, epoch: int, skip: int, global_step: int,
+               saved: Mapping[str, Any]) -> tuple[dict[str, float], int]:
+        """One epoch from batch ``skip`` on: training, validation when due, the report."""
+        s, task, state = self.s, self.task, self.state
+        start = time.perf_counter()
+        state.epoch, state.metrics = epoch, {}
+        self._hook("on_epoch_start")
+        totals, global_step = self._train_epoch(epoch, skip, global_step, saved, start)
+        metrics = state.metrics = self._epoch_metrics(epoch, totals)
+        if task.converged(metrics):
+            state.stop(f"converged at epoch {epoch}")
+        last = epoch == self.epochs or state.stop_reason is not None
+        if task.has_val and ((self.val_every and epoch % self.val_every == 0) or last):
+            self._hook("on_validation_start")
+            metrics.update(task.evaluate("val"))
+            self._hook("on_validation_end")
+            self._observe(metrics)
+        metrics["epoch_time"] = time.perf_counter() - start
+        s.report.epoch_end(epoch, global_step, metrics)
+        self._hook("on_epoch_end")
+        return metrics, global_step
+
+    def _selected(self, metrics: dict[str, float]) -> dict[str, float]:
+        """The final metrics: the selected model's validation figures, ``best/...``, and the
+        test split's, evaluated once, on the model the callbacks left (the best epoch's
+        parameters with ``trainer.restore_best``)."""
+        best = next((c for c in self.callbacks if hasattr(c, "summary")), None)
+        if best is not None:
+            if best.restore_best and best.best_metrics:
+                metrics.update(best.best_metrics)
+            metrics.update(best.summary())
+        metrics.update(self.task.evaluate("test"))
+        return metrics
 
     def _train_epoch(self, epoch: int, skip: int, global_step: int, saved: Mapping[str, Any],
                      start: float) -> tuple[Totals, int]:
@@ -233,13 +224,16 @@ class Loop:
         pending: list[tuple[int, StepResult]] = []
         for step, batch in enumerate(task.batches(epoch, skip), start=skip + 1):
             self.guard.step = global_step + 1
-            result = task.train_step(batch, self.guard.update)
+            result = task.train_step(batch, self.accumulate.update)
+            self.state.updated = self.accumulate.due(step, task.steps)
             global_step += result.updates
+            self.state.step = global_step
             totals.samples += result.samples
             if not self.names and result.sums:
                 self.names = sorted(result.sums)
             pending.append((global_step, result))
-            due = step < task.steps and self._checkpoint_due(global_step)
+            self._hook("on_step_end")
+            due = step < task.steps and self.state.updated and self._checkpoint_due(global_step)
             fresh = None
             if step % self.log_every == 0 or step == task.steps or due:
                 fresh = self._flush(pending, totals, epoch)
@@ -303,8 +297,9 @@ class Loop:
                 setattr(schedule, attr, value)
 
     def _observe(self, metrics: Mapping[str, float]) -> None:
-        """Feed an evaluation to a metric-driven schedule (ReduceOnPlateau)."""
-        name = self.task.primary[0]
+        """Feed a validation to a metric-driven schedule (ReduceOnPlateau): the monitored
+        metric (``trainer.monitor``, else the task's primary one)."""
+        name = self.s.cfg.trainer.get("monitor") or self.task.primary[0]
         for trainer in self.task.trainers.values():
             schedule = trainer.optimizer.lr_scheduler
             if hasattr(schedule, "observe") and name in metrics:
@@ -334,6 +329,12 @@ class Loop:
         self.guard.skipped = int(saved.get("nan_skips", 0))
         arrays = {k[len("task/"):]: v for k, v in c.arrays.items() if k.startswith("task/")}
         self.task.load_state(dict(c.state.get("task", {})), arrays)
+        kept = c.state.get("callbacks", {})
+        for cb in self.callbacks:
+            if cb.name in kept:
+                prefix = f"cb/{cb.name}/"
+                cb.load_state(kept[cb.name], {k[len(prefix):]: v for k, v in c.arrays.items()
+                                              if k.startswith(prefix)})
         return c.epoch, c.batch, c.step, saved
 
     def _stop_agreed(self) -> bool:
@@ -353,7 +354,12 @@ class Loop:
             state = {"train_time": self.train_time, **(loop_state or {}),
                      "nan_skips": self.guard.skipped}
             task_state, task_arrays = self.task.state()
-            checkpoints.save(epoch, batch, step, {"loop": state, "task": task_state}, task_arrays)
+            kept, arrays = {}, {}
+            for cb in self.callbacks:
+                kept[cb.name], cb_arrays = cb.state()
+                arrays.update({f"cb/{cb.name}/{k}": v for k, v in cb_arrays.items()})
+            checkpoints.save(epoch, batch, step, {"loop": state, "task": task_state,
+                                                  "callbacks": kept}, task_arrays, arrays)
         if stop:
             raise StopRequested(INTERRUPTS.requested or "a signal to another worker", step,
                                 checkpoints.last if checkpoints is not None else None)

@@ -5,6 +5,7 @@
     dlrun --help                           # groups, options and the composed config
     dlrun -m optimizer.lr=0.1,0.03,0.01    # a sweep (dlrun.runner.sweep)
     dlrun predict outputs/runs/DATE/TIME   # evaluate a run's exported model (dlrun.runner.predict)
+    dlrun test outputs/runs/DATE/TIME      # the same: its selected model on its test split
 
 Errors end with one message and a non-zero exit; ``debug=true`` (or HYDRA_FULL_ERROR=1)
 shows the full Python traceback instead. Only light modules are imported here, so that
@@ -249,9 +250,10 @@ def main() -> None:
     # a checkpoint, the MLflow run ends KILLED rather than left RUNNING, a sweep's table is
     # printed and its study is ready to resume; a second signal stops at once
     # (dlrun.runner.interrupt): the first is recorded and acted on at the next safe point
-    INTERRUPTS.install(deferred=sys.argv[1:2] not in (["predict"], ["sync"]))
+    INTERRUPTS.install(deferred=sys.argv[1:2] not in (["predict"], ["test"], ["sync"]))
     try:
-        if sys.argv[1:2] == ["predict"]:
+        # dlrun test RUN: the run's selected model (restore_best) on its test split
+        if sys.argv[1:2] in (["predict"], ["test"]):
             raise SystemExit(_predict(sys.argv[2:]))
         if sys.argv[1:2] == ["sync"]:
             raise SystemExit(_sync(sys.argv[2:]))

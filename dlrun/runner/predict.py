@@ -168,7 +168,7 @@ def evaluate(block: Any, test: Any, loss: Any, ctx: Any, batch: int, num_classes
         pred = out.argmax(axis=1).asnumpy().astype(np.int64)
         correct += int((pred == np.asarray(y).astype(np.int64)).sum())
         count += real
-    return {"eval/accuracy": correct / max(count, 1), "eval/loss": loss_sum / max(count, 1),
+    return {"test/accuracy": correct / max(count, 1), "test/loss": loss_sum / max(count, 1),
             "correct": correct, "examples": count}
 
 
@@ -213,9 +213,9 @@ def predict(argv: Sequence[str]) -> dict[str, float]:
     ])
     metrics = evaluate(block, test, loss, ctx, batch, data.num_classes, name)
     console.results("Results", [
-        ("test accuracy", f"{metrics['eval/accuracy']:.2%} ({metrics['correct']:,} of "
+        ("test accuracy", f"{metrics['test/accuracy']:.2%} ({metrics['correct']:,} of "
                           f"{metrics['examples']:,})"),
-        ("test loss", f"{metrics['eval/loss']:.4f}"),
+        ("test loss", f"{metrics['test/loss']:.4f}"),
         ("examples", f"{metrics['examples']:,}"),
     ])
     return metrics

@@ -278,7 +278,8 @@ class OptunaSweeperImpl:
             attrs = {"status": status, "error": (error or "")[:MAX_ERROR] or None,
                      "duration": record.get("duration") if record else None,
                      "blas_threads": record.get("blas_threads") if record else None,
-                     "dir": str(trial_dir) if trial_dir else None}
+                     "dir": str(trial_dir) if trial_dir else None,
+                     "test_value": record.get("test_value") if record else None}
             try:
                 for k, v in attrs.items():
                     if v is not None:
@@ -318,5 +319,5 @@ class OptunaSweeperImpl:
                                  value=t.value if status == FINISHED else None,
                                  duration=duration, error=error, dir=a.get("dir"),
                                  metric=self.metric, threads=a.get("blas_threads"),
-                                 direction=self.direction))
+                                 direction=self.direction, test_value=a.get("test_value")))
         return rows

@@ -37,7 +37,8 @@ from .checks import report_sweep_error
 from .resolvers import config_args, configured_direction, search_space
 from .table import (TABLE_FILE, TrialRow, command_for, format_value, order_rows, print_table,
                     rows_from_dir, varying_keys, write_csv)
-from .trial import FAILED, FINISHED, KILLED, MAX_ERROR, RUNNING, SWEEP_FILE, SweepError, iso, write_json
+from .trial import (FAILED, FINISHED, KILLED, MAX_ERROR, RUNNING, SWEEP_FILE, SweepError, iso,
+                    test_metric, write_json)
 
 _ACTIVE: Any = None  # the running SweepSession
 
@@ -296,7 +297,9 @@ class SweepSession:
             pairs = best.pairs()
             shown = " ".join(f"{k}={pairs[k]}" for k in keys if k in pairs)
             out.append(f"best: trial {best.number}, {metric} {format_value(best.value)}"
-                       + (f" ({shown})" if shown else ""))
+                       + (f" ({shown})" if shown else "")
+                       + (f"; its selected model's {test_metric(metric)}: "
+                          f"{format_value(best.test_value)}" if best.test_value is not None else ""))
             out.append(f"rerun it: {command_for(best.overrides, self.config_args, best.threads)}")
         out.append(f"table: {_relative(table_file)}")
         if self.parent_run_id:
@@ -364,6 +367,9 @@ class SweepSession:
         tags = [RunTag("dlrun.sweep.status", status)]
         if best is not None:
             metrics.append(Metric(sanitize_key(f"best/{metric}"), float(best.value), ts, n_done))
+            if best.test_value is not None:  # the best trial's selected model on test: reported, not ranked
+                metrics.append(Metric(sanitize_key(f"best/{test_metric(metric)}"),
+                                      float(best.test_value), ts, n_done))
             tags += [RunTag("dlrun.sweep.best_trial", str(best.number)),
                      RunTag("dlrun.sweep.best_overrides", " ".join(best.overrides)),
                      RunTag("dlrun.sweep.best_command",

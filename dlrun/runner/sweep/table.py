@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..console import format_duration, make_console
-from .trial import FAILED, FINISHED, KILLED, RUNNING, TRIAL_FILE, read_json
+from .trial import FAILED, FINISHED, KILLED, RUNNING, TRIAL_FILE, read_json, test_metric
 
 TABLE_FILE = "sweep_results.csv"   # in the sweep folder: the final table
 
@@ -34,6 +34,7 @@ class TrialRow:
     run_id: str | None = None
     threads: int | None = None    # BLAS threads it ran with, when capped (parallel trials)
     direction: str | None = None  # maximize/minimize: the sweep's, else the task's declaration
+    test_value: float | None = None  # the selected model's test figure (never ranked on)
 
     def pairs(self) -> dict[str, str]:
         out = {}
@@ -66,7 +67,8 @@ def row_from_record(record: Mapping[str, Any], trial_dir: Path | None = None) ->
                     status=str(record.get("status", KILLED)), value=record.get("value"),
                     duration=record.get("duration"), error=record.get("error"),
                     dir=str(record.get("dir") or trial_dir or ""), metric=record.get("metric"),
-                    threads=record.get("blas_threads"), direction=record.get("direction"))
+                    threads=record.get("blas_threads"), direction=record.get("direction"),
+                    test_value=record.get("test_value"))
 
 
 def order_rows(rows: Sequence[TrialRow], direction: str | None) -> list[TrialRow]:
@@ -119,19 +121,21 @@ def print_table(rows: Sequence[TrialRow], metric: str, keys: Sequence[str], titl
     table.add_column("trial", justify="right", no_wrap=True, min_width=5)
     for key in keys:
         table.add_column(key, no_wrap=True, min_width=min(len(key), 20))
-    table.add_column(metric, justify="right", no_wrap=True, min_width=len(metric))
+    objective, test = f"{metric} (objective)", f"{test_metric(metric)} (selected model)"
+    table.add_column(objective, justify="right", no_wrap=True, min_width=len(objective))
+    table.add_column(test, justify="right", no_wrap=True, min_width=len(test))
     table.add_column("status", no_wrap=True, min_width=8)
     table.add_column("time", justify="right", no_wrap=True, min_width=6)
     body = []
     for row in rows:
         pairs = row.pairs()
         body.append([f"{row.number}" + (" *" if row is best else ""),
-                     *[pairs.get(k, "") for k in keys], format_value(row.value), row.status,
-                     _format_time(row.duration)])
+                     *[pairs.get(k, "") for k in keys], format_value(row.value),
+                     format_value(row.test_value), row.status, _format_time(row.duration)])
     errors = [(r.error or "").strip().splitlines()[0] if r.error and r.status != FINISHED
               else "" for r in rows]
     if any(errors):  # the first line of each error, cut to the room left; the CSV has them whole
-        headers = ["trial", *keys, metric, "status", "time"]
+        headers = ["trial", *keys, objective, test, "status", "time"]
         least = [col.min_width or 0 for col in table.columns]
         used = sum(max([len(h), least[i]] + [len(str(b[i])) for b in body]) + 3
                    for i, h in enumerate(headers))
@@ -141,7 +145,7 @@ def print_table(rows: Sequence[TrialRow], metric: str, keys: Sequence[str], titl
             cells.append(text if len(text) <= room else text[:room - 1] + "…")
     for row, cells in zip(rows, body):
         style = {FAILED: "red", KILLED: "yellow"}.get(row.status, "")
-        cells[len(keys) + 2] = Text(row.status, style=style)
+        cells[len(keys) + 3] = Text(row.status, style=style)
         table.add_row(*cells, style="bold" if row is best else None)
     console.print()
     console.print(Text(title, style="bold"), soft_wrap=True)
@@ -153,11 +157,12 @@ def write_csv(path: Path, rows: Sequence[TrialRow], metric: str, keys: Sequence[
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["rank", "trial", "status", metric, "time_s", *keys, "overrides", "command",
-                    "error", "dir", "mlflow_run_id"])
+        w.writerow(["rank", "trial", "status", metric, test_metric(metric), "time_s", *keys,
+                    "overrides", "command", "error", "dir", "mlflow_run_id"])
         for rank, row in enumerate(rows, 1):
             pairs = row.pairs()
             w.writerow([rank, row.number, row.status, "" if row.value is None else row.value,
+                        "" if row.test_value is None else row.test_value,
                         "" if row.duration is None else round(row.duration, 3),
                         *[pairs.get(k, "") for k in keys], " ".join(row.overrides),
                         command_for(row.overrides, config_args, row.threads), row.error or "",

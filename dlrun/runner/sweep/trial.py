@@ -97,11 +97,19 @@ class TrialScope:
             value = results[name]
         else:
             name = results.get("primary_metric")
+        if name and not str(name).startswith("val/"):
+            raise TrialFailed(f"the sweep's metric {name!r} is not a validation metric: a sweep "
+                              "decides on the validation split, never on test or training "
+                              "figures; set hydra.sweeper.metric to a val/ metric (and give the "
+                              "dataset a validation split if it has none: dataset.val_fraction)",
+                              kind="metric")
         direction = direction_for(name, self.direction, results) if name else self.direction
         value = float(value)
         if not math.isfinite(value):
             raise TrialFailed(f"{name or 'the metric'} is {value}: the run diverged")
-        self._write(FINISHED, value=value, metric=name, direction=direction, metrics=results)
+        test = test_metric(name)  # the selected model's test figure, shown beside the objective
+        self._write(FINISHED, value=value, metric=name, direction=direction, metrics=results,
+                    test_metric=test, test_value=results.get(test))
         return value
 
     def failed(self, error: str, kind: str = "error") -> None:
@@ -117,6 +125,11 @@ class TrialScope:
         if record.get("error"):
             record["error"] = str(record["error"])[:MAX_ERROR]
         write_json(self.dir / TRIAL_FILE, record)
+
+
+def test_metric(metric: str | None) -> str | None:
+    """The test figure of a validation metric (``val/accuracy`` -> ``test/accuracy``)."""
+    return None if not metric else "test/" + str(metric).split("/", 1)[-1]
 
 
 def direction_for(metric: str | None, configured: Any, results: Mapping[str, Any]) -> str:

@@ -2,7 +2,7 @@
 questions to a task (``TaskBase``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -34,6 +34,7 @@ class Setup:
     # a Trainer (with its own optimizer and schedule, built from the optimizer and schedule
     # groups) over the given parameters: for a task with trainers of its own (a GAN's D and G)
     make_trainer: Callable[[Any], Any] | None = None
+    callbacks: list = field(default_factory=list)  # dlrun.runner.callbacks, in calling order
 
     @property
     def task_cfg(self) -> Any:
@@ -92,11 +93,12 @@ class TaskBase:
     """A task's answers to the loop where it has nothing of its own to say.
 
     A task sets ``steps`` (per epoch) and defines ``describe``, ``batches``, ``train_step``
-    and ``evaluate``; ``primary`` declares the metric that decides (and whether higher or
-    lower is better), ``columns`` and ``results`` what the console shows.
+    and ``evaluate`` (of the ``val`` or the ``test`` split: metrics named ``<split>/...``);
+    ``primary`` declares the validation metric that decides (and whether higher or lower is
+    better), ``columns`` and ``results`` what the console shows.
     """
 
-    primary: tuple[str, str] = ("eval/accuracy", "max")
+    primary: tuple[str, str] = ("val/accuracy", "max")
     columns: Sequence[Column] = EPOCH_COLUMNS
     results: Sequence[Column] = RESULT_ROWS
     distributed = False  # True: it trains data-parallel (each worker on its part of a batch)
@@ -129,11 +131,14 @@ class TaskBase:
         """Whether training is done before its epochs are (after the epoch of ``metrics``)."""
         return False
 
-    def evaluate(self) -> dict[str, float]:
-        raise NotImplementedError
+    @property
+    def has_val(self) -> bool:
+        """Whether the data has a validation split (``dataset.val_fraction=0``: none)."""
+        return getattr(self.setup.data, "val", None) is not None
 
-    def evaluated(self, epoch: int, metrics: Mapping[str, float], last: bool) -> None:
-        """Sees each evaluation (e.g. to keep the best epoch's parameters)."""
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        """The model's metrics on ``split`` (``val`` or ``test``), named ``<split>/...``."""
+        raise NotImplementedError
 
     def finish(self, metrics: dict[str, float]) -> dict[str, float]:
         """The run's final metrics from the last epoch's."""

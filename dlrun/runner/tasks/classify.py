@@ -1,4 +1,5 @@
-"""Classification: minibatch training with a per-step loss and test-split evaluation per epoch."""
+"""Classification: minibatch training with a per-step loss, validation every epoch and the
+test split once, at the end."""
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
@@ -13,14 +14,16 @@ from .base import Setup, TaskBase
 
 
 class ClassifyTask(TaskBase):
-    """Trains ``setup.net`` on ``setup.data.train`` and evaluates on ``setup.data.test``.
+    """Trains ``setup.net`` on ``setup.data.train``, validates on ``setup.data.val`` and
+    tests on ``setup.data.test``.
 
-    ``setup.data`` is a ``dlrun.data.vision.Splits`` (``train``/``test`` ArrayDatasets,
-    ``num_classes``, ``input_shape``). The metrics: ``train/loss`` (per step, and the mean
-    over each epoch), ``eval/loss`` and ``eval/accuracy`` on the test split.
+    ``setup.data`` is a ``dlrun.data.vision.Splits`` (``train``/``val``/``test``
+    ArrayDatasets, ``num_classes``, ``input_shape``). The metrics: ``train/loss`` (per step,
+    and the mean over each epoch), ``val/loss`` and ``val/accuracy`` (each validation),
+    ``test/loss`` and ``test/accuracy`` (once, on the selected model).
     """
 
-    primary = ("eval/accuracy", "max")
+    primary = ("val/accuracy", "max")
     distributed = True  # data-parallel: each worker trains on its part of every batch
 
     def __init__(self, setup: Setup):
@@ -28,8 +31,9 @@ class ClassifyTask(TaskBase):
         self.train_loader = DataLoader(setup.data.train, setup.batch_size, shuffle=True,
                                        seed=setup.seed, ctx=setup.ctx, shard=setup.shard,
                                        transform=getattr(setup.data, "augment", None))
-        self.test_loader = DataLoader(setup.data.test, setup.eval_batch_size, shuffle=False,
-                                      ctx=setup.ctx)
+        self.loaders = {split: DataLoader(getattr(setup.data, split), setup.eval_batch_size,
+                                          shuffle=False, ctx=setup.ctx)
+                        for split in ("val", "test") if getattr(setup.data, split, None) is not None}
         self.steps = len(self.train_loader)
         self.check_outputs(self.shape_model())
 
@@ -49,8 +53,9 @@ class ClassifyTask(TaskBase):
     def describe(self) -> Sequence[tuple[str, str]]:
         data = self.setup.data
         shape = "x".join(str(d) for d in data.input_shape)
-        return [("data", f"{len(data.train):,} train / {len(data.test):,} test examples, "
-                         f"{shape}{self.data_note()}"),
+        val = 0 if data.val is None else len(data.val)
+        return [("data", f"{len(data.train):,} / {val:,} / {len(data.test):,} examples "
+                         f"(train/val/test), {shape}{self.data_note()}"),
                 ("schedule", f"{self.tcfg.epochs} epochs x {self.steps} steps, "
                              f"batch {self.setup.batch_text()}")]
 
@@ -71,14 +76,14 @@ class ClassifyTask(TaskBase):
         update(s.trainer, n)
         return StepResult(loss.sum(), n, n)
 
-    def evaluate(self) -> dict[str, float]:
-        """Loss and accuracy of the model on the test split (no graph is recorded)."""
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        """Loss and accuracy of the model on ``split`` (no graph is recorded)."""
         s = self.setup
         loss_sum, correct, count = 0.0, 0, 0
-        for x, y in self.test_loader:
+        for x, y in self.loaders[split]:
             out = s.net(x)
             loss_sum += float(s.loss(out, y).sum().asscalar())
             pred = out.argmax(axis=1).asnumpy().astype(np.int64)
             correct += int((pred == y.asnumpy().astype(np.int64)).sum())
             count += x.shape[0]
-        return {"eval/loss": loss_sum / max(count, 1), "eval/accuracy": correct / max(count, 1)}
+        return {f"{split}/loss": loss_sum / max(count, 1), f"{split}/accuracy": correct / max(count, 1)}

@@ -18,16 +18,18 @@ trainer of its own (``own_trainers``). Both updates go through the loop's NaN/In
 
 Every epoch: ``train/loss`` (D's + G's), ``train/d_loss``, ``train/g_loss``,
 ``train/d_real`` (mean D(x) as a probability), ``train/d_fake`` (mean D(G(z)) in the
-discriminator step); and, when the epoch is evaluated (every epoch unless
-``trainer.eval_every_epoch=false``; the last always), a grid of 64 samples from fixed noise,
-written to ``<run folder>/samples/epoch_NNN.png`` and logged to
-MLflow under ``samples/``; and a sample-quality score from a digits classifier (the
-*scorer*) on 1000 samples from fixed noise, mapped back to the dataset's standardisation:
-``eval/confidence`` (the mean top-class probability), ``eval/class_entropy`` (the entropy
-of the mean class distribution, in nats; ln 10 = 2.303 when all ten digits are equally
-frequent) and the primary metric ``eval/quality = confidence * class_entropy / ln(classes)``
-(1 only for confidently classified samples evenly spread over the classes; mode collapse
-makes it small however confident the samples are).
+discriminator step); and, when the epoch is validated (every ``trainer.val_every`` epochs;
+the last always), a grid of 64 samples from fixed noise, written to
+``<run folder>/samples/epoch_NNN.png`` and logged to MLflow under ``samples/``; and a
+sample-quality score from a digits classifier (the *scorer*) on 1000 samples from fixed
+noise, mapped back to the dataset's standardisation: ``val/confidence`` (the mean
+top-class probability), ``val/class_entropy`` (the entropy of the mean class distribution,
+in nats; ln 10 = 2.303 when all ten digits are equally frequent) and the primary metric
+``val/quality = confidence * class_entropy / ln(classes)`` (1 only for confidently
+classified samples evenly spread over the classes; mode collapse makes it small however
+confident the samples are). The selected generator is scored once more at the end on 1000
+samples of other noise, drawn then: ``test/confidence``, ``test/class_entropy``,
+``test/quality``.
 
 The scorer (the ``task`` group's settings): ``task.scorer=PATH`` loads a classifier's parameters -- the ``model.npz`` of a
 classification run (e.g. ``dlrun +recipe=lenet_mnist``; the architecture is read from the
@@ -35,7 +37,7 @@ classification run (e.g. ``dlrun +recipe=lenet_mnist``; the architecture is read
 ``scorer.npz`` a GAN run leaves). With ``task.scorer=null`` the task trains that LeNet
 (``dlrun.models.lenet.LeNet`` with its defaults, Adam lr 1e-3, batch 64) on the same
 dataset's train split for ``task.scorer_steps`` steps, reports its test accuracy as
-``eval/scorer_accuracy`` and saves it as ``<run folder>/scorer.npz``; it is also cached
+``scorer/test_accuracy`` and saves it as ``<run folder>/scorer.npz``; it is also cached
 as ``~/.cache/dlrun/scorers/lenet-<hash>.npz`` (a hash of the training images, the steps and
 the seed), so later runs on the same data skip its training.
 
@@ -108,17 +110,19 @@ def generator_step(net: Any, z: Any, trainer: Any, loss: Any, update: Update = _
 class GANTask(TaskBase):
     """Trains ``setup.net`` (a ``dlrun.models.gan.GAN``) on the images of ``setup.data.train``."""
 
-    primary = ("eval/quality", "max")
+    primary = ("val/quality", "max")
     own_trainers = True  # D's and G's, from setup.make_trainer
     columns = (("epoch", "epoch", "{}"), ("D loss", "train/d_loss", "{:.4f}"),
                ("G loss", "train/g_loss", "{:.4f}"), ("D(x)", "train/d_real", "{:.3f}"),
-               ("D(G(z))", "train/d_fake", "{:.3f}"), ("confidence", "eval/confidence", "{:.3f}"),
-               ("entropy", "eval/class_entropy", "{:.3f}"), ("quality", "eval/quality", "{:.3f}"),
+               ("D(G(z))", "train/d_fake", "{:.3f}"), ("confidence", "val/confidence", "{:.3f}"),
+               ("entropy", "val/class_entropy", "{:.3f}"), ("quality", "val/quality", "{:.3f}"),
                ("samples/s", "train/samples_per_sec", "{:,.0f}"), ("time", "epoch_time", "{:.1f}s"))
-    results = (("sample quality", "eval/quality", "{:.3f}"),
-               ("scorer confidence", "eval/confidence", "{:.3f}"),
-               ("class entropy (nats)", "eval/class_entropy", "{:.3f}"),
-               ("scorer test accuracy", "eval/scorer_accuracy", "{:.2%}"),
+    results = (("test sample quality", "test/quality", "{:.3f}"),
+               ("test scorer confidence", "test/confidence", "{:.3f}"),
+               ("test class entropy (nats)", "test/class_entropy", "{:.3f}"),
+               ("val sample quality", "val/quality", "{:.3f}"),
+               ("selected epoch", "best/epoch", "{}"),
+               ("scorer test accuracy", "scorer/test_accuracy", "{:.2%}"),
                ("D loss (last epoch)", "train/d_loss", "{:.4f}"),
                ("G loss (last epoch)", "train/g_loss", "{:.4f}"),
                ("samples/s (last epoch)", "train/samples_per_sec", "{:,.0f}"),
@@ -201,7 +205,7 @@ class GANTask(TaskBase):
         s.report.artifact(path)
         s.report.note(f"scorer: LeNet, {steps} steps on the train split, test accuracy "
                       f"{accuracy:.2%} ({how})")
-        self.scorer_metrics = {"eval/scorer_accuracy": accuracy}
+        self.scorer_metrics = {"scorer/test_accuracy": accuracy}
 
     # --- training ---------------------------------------------------------------------------
     def batches(self, epoch: int, skip: int) -> Iterable[Any]:
@@ -228,21 +232,29 @@ class GANTask(TaskBase):
         """Generated images in [-1, 1] -> the dataset's standardised pixel values."""
         return (images + 1.0) * (0.5 * (self.high - self.low)) + self.low
 
-    def evaluate(self) -> dict[str, float]:
-        """The epoch's sample grid (PNG, logged) and the scorer's verdict on 1000 samples."""
+    @property
+    def has_val(self) -> bool:
+        return True  # the samples of fixed noise
+
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        """The scorer's verdict on 1000 samples: of the fixed noise (``val``, with the
+        epoch's sample grid, logged) or of noise drawn now (``test``)."""
         net = self.setup.net
+        noise = (self.score_noise if split == "val"
+                 else net.sample_noise(SCORE_SAMPLES, self.setup.ctx))
         with autograd.pause():  # predict mode: BatchNorm uses its running statistics
-            grid = net.generate(self.grid_noise).asnumpy()
             probs = []
             for i in range(0, SCORE_SAMPLES, SCORE_BATCH):
-                fake = net.generate(self.score_noise[i:i + SCORE_BATCH])
+                fake = net.generate(noise[i:i + SCORE_BATCH])
                 probs.append(softmax_host(self.scorer(self.to_data_space(fake)).asnumpy()))
-        path = write_png(self.run_dir / "samples" / f"epoch_{self.epoch:03d}.png", image_grid(grid))
-        self.setup.report.artifact(path, "samples")
+            if split == "val":
+                grid = image_grid(net.generate(self.grid_noise).asnumpy())
+                path = write_png(self.run_dir / "samples" / f"epoch_{self.epoch:03d}.png", grid)
+                self.setup.report.artifact(path, "samples")
         probs = np.concatenate(probs)
         confidence, entropy = class_scores(probs)
-        return {"eval/confidence": confidence, "eval/class_entropy": entropy,
-                "eval/quality": confidence * entropy / math.log(probs.shape[1])}
+        return {f"{split}/confidence": confidence, f"{split}/class_entropy": entropy,
+                f"{split}/quality": confidence * entropy / math.log(probs.shape[1])}
 
     def finish(self, metrics: dict[str, float]) -> dict[str, float]:
         return {**metrics, **self.scorer_metrics}

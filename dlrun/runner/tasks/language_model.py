@@ -35,15 +35,17 @@ def perplexity(mean_loss: float) -> float:
 class LanguageModelTask(TaskBase):
     """Trains ``setup.net`` (a model with ``begin_state`` and ``forward(tokens, states)``) on
     ``setup.data`` (a ``dlrun.data.text.TextCorpus``): perplexity on the validation split
-    each epoch, and on the test split at the end."""
+    (its ``valid`` text) each epoch, ``val/perplexity``, and on the test split once, at the
+    end, ``test/perplexity``."""
 
-    primary = ("eval/perplexity", "min")
+    primary = ("val/perplexity", "min")
     distributed = True  # data-parallel: each worker trains on its part of the batch's columns
     columns = (("epoch", "epoch", "{}"), ("train ppl", "train/perplexity", "{:.2f}"),
-               ("valid ppl", "eval/perplexity", "{:.2f}"), ("tokens/s", "train/tokens_per_sec", "{:,.0f}"),
+               ("val ppl", "val/perplexity", "{:.2f}"), ("tokens/s", "train/tokens_per_sec", "{:,.0f}"),
                ("lr", "learning_rate", "{:.4g}"), ("time", "epoch_time", "{:.1f}s"))
     results = (("test perplexity", "test/perplexity", "{:.2f}"),
-               ("valid perplexity", "eval/perplexity", "{:.2f}"),
+               ("val perplexity", "val/perplexity", "{:.2f}"),
+               ("selected epoch", "best/epoch", "{}"),
                ("train perplexity (last epoch)", "train/perplexity", "{:.2f}"),
                ("tokens/s (last epoch)", "train/tokens_per_sec", "{:,.0f}"),
                ("epochs", "epoch", "{}"), ("steps", "steps", "{}"))
@@ -59,8 +61,7 @@ class LanguageModelTask(TaskBase):
         rank, workers = setup.shard
         self.columns_of = np.array_split(np.arange(self.batch_size), workers)  # per worker
         self.train_ids = batchify(data.train, self.batch_size)[:, self.columns_of[rank]]
-        self.valid_ids = batchify(data.valid, eval_batch)
-        self.test_ids = batchify(data.test, eval_batch)
+        self.ids = {"val": batchify(data.valid, eval_batch), "test": batchify(data.test, eval_batch)}
         if self.train_ids.shape[0] < 2:
             raise ValueError(f"the training text has {len(data.train)} tokens, too few for "
                              f"batch_size {self.batch_size}; lower trainer.batch_size")
@@ -116,11 +117,14 @@ class LanguageModelTask(TaskBase):
         return [array(np.take(carried[f"state/{i}"], cols, axis=-2), ctx=s.ctx)
                 for i in range(len(carried))]
 
-    def evaluate(self, ids: np.ndarray | None = None, prefix: str = "eval") -> dict[str, float]:
-        """Cross-entropy per token and perplexity over a whole split (the validation split
-        unless given), state carried throughout."""
-        s = self.setup
-        ids = self.valid_ids if ids is None else ids
+    @property
+    def has_val(self) -> bool:
+        return self.ids["val"].shape[0] > 1
+
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        """Cross-entropy per token and perplexity over a whole split (``val``: the corpus'
+        valid text, or ``test``), state carried throughout."""
+        s, ids = self.setup, self.ids[split]
         states = s.net.begin_state(ids.shape[1], ctx=s.ctx)
         total, count = 0.0, 0
         for x, y in windows(ids, self.bptt):
@@ -129,7 +133,4 @@ class LanguageModelTask(TaskBase):
                                   array(y.reshape(-1), ctx=s.ctx)).sum().asscalar())
             count += y.size
         mean = total / max(count, 1)
-        return {f"{prefix}/loss": mean, f"{prefix}/perplexity": perplexity(mean)}
-
-    def finish(self, metrics: dict[str, float]) -> dict[str, float]:
-        return {**metrics, **self.evaluate(self.test_ids, "test")}
+        return {f"{split}/loss": mean, f"{split}/perplexity": perplexity(mean)}

@@ -10,9 +10,9 @@ with the labels mapped to 0/1, ``loss=hinge``, ``loss=perceptron``).
 
 Metrics per epoch: ``train/mistakes`` (examples misclassified when visited, before their
 update), ``train/loss`` (the mean loss of the pass: the perceptron loss ``max(0, -y f(x))``
-for the rule), ``train/accuracy`` and ``eval/accuracy`` (after the pass; the primary
-metric) and ``eval/loss`` (the same loss on the test split). An example counts as correct
-when ``y f(x) > 0``, as in the rule.
+for the rule), ``train/accuracy`` and ``val/accuracy`` (after the pass; the primary
+metric) and ``val/loss`` (the same loss on the validation split); ``test/accuracy`` and
+``test/loss`` once, at the end. An example counts as correct when ``y f(x) > 0``, as in the rule.
 """
 from __future__ import annotations
 
@@ -29,17 +29,20 @@ from .base import Setup, TaskBase
 
 
 class PerceptronTask(TaskBase):
-    primary = ("eval/accuracy", "max")
+    primary = ("val/accuracy", "max")
     columns = (("epoch", "epoch", "{}"), ("mistakes", "train/mistakes", "{:.0f}"),
-               ("train acc", "train/accuracy", "{:.2%}"), ("test acc", "eval/accuracy", "{:.2%}"),
+               ("train acc", "train/accuracy", "{:.2%}"), ("val acc", "val/accuracy", "{:.2%}"),
                ("time", "epoch_time", "{:.1f}s"))
-    results = (("test accuracy", "eval/accuracy", "{:.2%}"), ("mistakes (last pass)", "train/mistakes", "{:.0f}"),
+    results = (("test accuracy", "test/accuracy", "{:.2%}"), ("val accuracy", "val/accuracy", "{:.2%}"), ("mistakes (last pass)", "train/mistakes", "{:.0f}"),
                ("train accuracy", "train/accuracy", "{:.2%}"), ("epochs", "epoch", "{}"))
 
     def __init__(self, setup: Setup):
         super().__init__(setup)
         data, net = setup.data, setup.net
-        for name, split in (("train", data.train), ("test", data.test)):
+        splits = {"train": data.train, "val": getattr(data, "val", None), "test": data.test}
+        for name, split in splits.items():
+            if split is None:
+                continue
             labels = np.unique(np.asarray(split.label))
             if not set(labels.tolist()) <= {-1.0, 1.0}:
                 raise ValueError(f"the {name} labels must be -1 and +1 for this task, got "
@@ -53,8 +56,8 @@ class PerceptronTask(TaskBase):
                              f"model=perceptron or model=logistic_regression")
         self.rule = callable(getattr(net, "fit_epoch", None))
         batch = setup.eval_batch_size
-        self.test_loader = DataLoader(data.test, batch, shuffle=False, ctx=setup.ctx)
-        self.train_eval_loader = DataLoader(data.train, batch, shuffle=False, ctx=setup.ctx)
+        self.loaders = {name: DataLoader(split, batch, shuffle=False, ctx=setup.ctx)
+                        for name, split in splits.items() if split is not None}
         if self.rule:
             self.trainers, self.steps = {}, 1  # the rule has no optimizer
             return
@@ -72,8 +75,9 @@ class PerceptronTask(TaskBase):
     def describe(self) -> Sequence[tuple[str, str]]:
         data = self.setup.data
         shape = "x".join(str(d) for d in data.train.data.shape[1:])
-        rows = [("data", f"{len(data.train):,} train / {len(data.test):,} test examples, "
-                         f"{shape} features, labels -1/+1")]
+        val = 0 if getattr(data, "val", None) is None else len(data.val)
+        rows = [("data", f"{len(data.train):,} / {val:,} / {len(data.test):,} examples "
+                         f"(train/val/test), {shape} features, labels -1/+1")]
         if self.rule:
             rows.append(("schedule", f"the perceptron rule (no optimizer): up to "
                                      f"{self.tcfg.epochs} passes, until one without a mistake"))
@@ -107,14 +111,14 @@ class PerceptronTask(TaskBase):
 
     def train_metrics(self, totals: Totals) -> dict[str, float]:
         return {"train/mistakes": round(totals.sums.get("mistakes", 0.0)),  # a count
-                "train/accuracy": self._accuracy(self.train_eval_loader)[0]}
+                "train/accuracy": self._accuracy(self.loaders["train"])[0]}
 
     def converged(self, metrics: Mapping[str, float]) -> bool:
         return self.rule and metrics["train/mistakes"] == 0  # "until all classified correctly"
 
-    def evaluate(self) -> dict[str, float]:
-        accuracy, loss = self._accuracy(self.test_loader)
-        return {"eval/accuracy": accuracy, "eval/loss": loss}
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        accuracy, loss = self._accuracy(self.loaders[split])
+        return {f"{split}/accuracy": accuracy, f"{split}/loss": loss}
 
     def _accuracy(self, loader: DataLoader) -> tuple[float, float]:
         """(accuracy of sign(f(x)), mean loss) on a split: the perceptron loss

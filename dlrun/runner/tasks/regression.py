@@ -1,11 +1,12 @@
-"""Regression: minibatch SGD on a regression loss (L2 by default), evaluated by the test MSE.
+"""Regression: minibatch SGD on a regression loss (L2 by default), selected by the validation
+MSE and tested once.
 
 The training is the classification task's (per-step losses, epochs, divergence checks);
-what differs is the data check and the evaluation: ``eval/mse`` (the primary metric,
-minimised), ``eval/loss`` (the configured loss) and, when the data knows its true
+what differs is the data check and the evaluation: ``val/mse`` (the primary metric,
+minimised), ``val/loss`` (the configured loss) and, when the data knows its true
 coefficients (``data.true_weight``, ``data.true_bias``) and the model exposes its own
-(``net.coefficients()``), ``eval/weight_error``: the largest absolute difference between the
-learnt and the true weights and bias.
+(``net.coefficients()``), ``val/weight_error``: the largest absolute difference between the
+learnt and the true weights and bias; the same as ``test/...`` at the end.
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from .classify import ClassifyTask
 
 class RegressionTask(ClassifyTask):
     """Trains ``setup.net`` on ``setup.data.train`` (real-valued targets) and evaluates the
-    mean squared error on ``setup.data.test``."""
+    mean squared error on ``setup.data.val`` (each validation) and ``setup.data.test``."""
 
-    primary = ("eval/mse", "min")
+    primary = ("val/mse", "min")
     columns = (("epoch", "epoch", "{}"), ("train loss", "train/loss", "{:.5f}"),
-               ("test mse", "eval/mse", "{:.5f}"), ("weight err", "eval/weight_error", "{:.5f}"),
+               ("val mse", "val/mse", "{:.5f}"), ("weight err", "val/weight_error", "{:.5f}"),
                ("samples/s", "train/samples_per_sec", "{:,.0f}"), ("time", "epoch_time", "{:.1f}s"))
-    results = (("test mse", "eval/mse", "{:.6f}"), ("max |w - w*|", "eval/weight_error", "{:.6f}"),
+    results = (("test mse", "test/mse", "{:.6f}"), ("val mse", "val/mse", "{:.6f}"),
+               ("max |w - w*|", "test/weight_error", "{:.6f}"),
                ("train loss (last epoch)", "train/loss", "{:.6f}"), ("epochs", "epoch", "{}"),
                ("steps", "steps", "{}"))
 
@@ -43,11 +45,11 @@ class RegressionTask(ClassifyTask):
         b = ", ".join(f"{v:g}" for v in np.asarray(data.true_bias).reshape(-1))
         return f" features; true w = [{w}], b = [{b}]"
 
-    def evaluate(self) -> dict[str, float]:
-        """Loss and mean squared error on the test split; the weight error where known."""
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        """Loss and mean squared error on ``split``; the weight error where known."""
         s = self.setup
         loss_sum, sq_sum, count, values = 0.0, 0.0, 0, 0
-        for x, y in self.test_loader:
+        for x, y in self.loaders[split]:
             out = s.net(x)
             loss_sum += float(s.loss(out, y).sum().asscalar())
             pred = out.asnumpy().astype(np.float64)
@@ -55,10 +57,10 @@ class RegressionTask(ClassifyTask):
             sq_sum += float((diff * diff).sum())
             count += x.shape[0]
             values += diff.size
-        metrics = {"eval/loss": loss_sum / max(count, 1), "eval/mse": sq_sum / max(values, 1)}
+        metrics = {f"{split}/loss": loss_sum / max(count, 1), f"{split}/mse": sq_sum / max(values, 1)}
         error = weight_error(s.net, s.data)
         if error is not None:
-            metrics["eval/weight_error"] = error
+            metrics[f"{split}/weight_error"] = error
         return metrics
 
 

@@ -1,5 +1,5 @@
 """The GAN's sample scorer: a digits classifier whose verdict on generated images gives the
-GAN task's ``eval/confidence``, ``eval/class_entropy`` and ``eval/quality``.
+GAN task's ``val/confidence``, ``val/class_entropy`` and ``val/quality`` (``test/...`` at the end).
 
 ``load_scorer`` reads a classifier's parameters (the ``model.npz`` of a classification run,
 its architecture from the ``config.yaml`` beside it, or any ``.npz`` of the default LeNet);

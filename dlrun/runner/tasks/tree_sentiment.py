@@ -8,11 +8,12 @@ tree in post-order) or of the roots (``nodes="root"``), and has ``classify`` ("a
 Training, as Tai et al.: minibatches of ``trainer.batch_size`` trees; the cost of a tree is
 the cross-entropy summed over its labelled nodes (label -1 is no target: neutral nodes of
 binary SST, ListOps operators), and a step averages it over the trees of the minibatch.
-Metrics: on dev after every epoch ``eval/root_accuracy`` (the primary metric: the sentence
-label), ``eval/all_accuracy`` (every labelled node) and ``eval/loss`` (per labelled node);
-``train/trees_per_sec``. At the end the parameters of the epoch with the best dev root
-accuracy are restored (the paper's model selection) and evaluated on test:
-``test/root_accuracy``, ``test/all_accuracy``, ``test/loss``, and ``best_epoch``.
+Metrics: on the validation split (the dev trees) after every epoch ``val/root_accuracy``
+(the primary metric: the sentence label), ``val/all_accuracy`` (every labelled node) and
+``val/loss`` (per labelled node); ``train/trees_per_sec``. At the end the parameters of the
+epoch with the best validation root accuracy are restored (the paper's model selection, the
+loop's ``trainer.restore_best``) and evaluated on test once: ``test/root_accuracy``,
+``test/all_accuracy``, ``test/loss``, with ``best/epoch``.
 """
 from __future__ import annotations
 
@@ -38,15 +39,15 @@ def targets(batch: Any, nodes: str = "all") -> tuple[np.ndarray, np.ndarray]:
 
 
 class TreeSentimentTask(TaskBase):
-    primary = ("eval/root_accuracy", "max")
+    primary = ("val/root_accuracy", "max")
     columns = (("epoch", "epoch", "{}"), ("train loss", "train/loss", "{:.4f}"),
-               ("dev loss", "eval/loss", "{:.4f}"), ("dev root", "eval/root_accuracy", "{:.2%}"),
-               ("dev all", "eval/all_accuracy", "{:.2%}"), ("trees/s", "train/trees_per_sec", "{:,.1f}"),
+               ("val loss", "val/loss", "{:.4f}"), ("val root", "val/root_accuracy", "{:.2%}"),
+               ("val all", "val/all_accuracy", "{:.2%}"), ("trees/s", "train/trees_per_sec", "{:,.1f}"),
                ("time", "epoch_time", "{:.1f}s"))
     results = (("test root accuracy", "test/root_accuracy", "{:.2%}"),
                ("test all-node accuracy", "test/all_accuracy", "{:.2%}"),
-               ("dev root accuracy", "eval/root_accuracy", "{:.2%}"),
-               ("best epoch (by dev root)", "best_epoch", "{}"),
+               ("val root accuracy", "val/root_accuracy", "{:.2%}"),
+               ("selected epoch (by val root)", "best/epoch", "{}"),
                ("trees/s (last epoch)", "train/trees_per_sec", "{:,.1f}"), ("steps", "steps", "{}"))
 
     def __init__(self, setup: Setup):
@@ -56,9 +57,9 @@ class TreeSentimentTask(TaskBase):
         self.eval_batch_size = setup.eval_batch_size
         if not data.train:
             raise ValueError("the dataset has no training trees")
-        self.dev = data.dev or data.test  # evaluation each epoch (the test split if no dev)
+        self.splits = {"val": data.dev, "test": data.test}  # validation: the dev trees
         # every tree's arrays once: batches are then assembled with NumPy only
-        self.flats = {id(t): flatten_tree(t) for split in (data.train, self.dev, data.test)
+        self.flats = {id(t): flatten_tree(t) for split in (data.train, data.dev, data.test)
                       for t in split}
         classes = getattr(net, "classes", None)
         if classes is not None and classes < data.num_classes:
@@ -75,19 +76,16 @@ class TreeSentimentTask(TaskBase):
         self.nodes = getattr(net, "classify", "all")
         self.rng = np.random.default_rng(setup.seed)
         self.order_rng = self.rng.bit_generator.state  # the state the running epoch's order came from
-        # the best epoch by dev root accuracy: its number, value, dev metrics and parameters
-        self.best, self.best_epoch, self.best_eval = -1.0, 0, {}
-        self.best_params: dict[str, np.ndarray] | None = None
 
     def describe(self) -> Sequence[tuple[str, str]]:
         d, net = self.setup.data, self.setup.net
         nodes = sum(len(f.words) for f in self.flats.values())
-        trees = len(d.train) + len(self.dev) + len(d.test)
+        trees = len(d.train) + len(d.dev) + len(d.test)
         vectors = "pre-trained word vectors" if getattr(d, "embeddings", None) is not None \
             else "random word vectors"
         mode = "level by level" if getattr(net, "batched", True) else "recursive, node by node"
         return [("data", f"{len(d.train):,} / {len(d.dev):,} / {len(d.test):,} trees "
-                         f"(train/dev/test), {nodes / max(trees, 1):.1f} nodes per tree, "
+                         f"(train/val/test), {nodes / max(trees, 1):.1f} nodes per tree, "
                          f"vocabulary {len(d.vocab):,}, {d.num_classes} classes, {vectors}"),
                 ("schedule", f"{self.tcfg.epochs} epochs x {self.steps} steps, batch "
                              f"{self.batch_size} trees, classify {self.nodes}"
@@ -126,38 +124,20 @@ class TreeSentimentTask(TaskBase):
     def train_metrics(self, totals: Totals) -> dict[str, float]:
         return {"train/trees_per_sec": totals.samples / max(totals.elapsed, 1e-9)}
 
-    # --- model selection --------------------------------------------------------------------
-    def evaluated(self, epoch: int, metrics: Mapping[str, float], last: bool) -> None:
-        if metrics["eval/root_accuracy"] > self.best:
-            self.best, self.best_epoch = metrics["eval/root_accuracy"], epoch
-            self.best_eval = {k: v for k, v in metrics.items() if k.startswith("eval/")}
-            self.best_params = None if last else {
-                k: p.data().asnumpy().copy() for k, p in self.setup.net.collect_params().items()}
-
-    def finish(self, metrics: dict[str, float]) -> dict[str, float]:
-        """The best epoch's parameters (by dev root accuracy) evaluated on test."""
-        if self.best_params is not None:  # the best epoch was not the last
-            for k, p in self.setup.net.collect_params().items():
-                p.set_data(self.best_params[k])
-        test = self.evaluate(self.setup.data.test, "test")
-        return {**metrics, **self.best_eval, **test, "best_epoch": self.best_epoch or metrics["epoch"]}
+    @property
+    def has_val(self) -> bool:
+        return bool(self.setup.data.dev)
 
     def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        return ({"best": self.best, "best_epoch": self.best_epoch, "best_eval": self.best_eval,
-                 "order_rng": self.order_rng},
-                {f"best/{k}": v for k, v in (self.best_params or {}).items()})
+        return {"order_rng": self.order_rng}, {}
 
     def load_state(self, state: Mapping[str, Any], arrays: Mapping[str, Any]) -> None:
-        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
-        self.best_eval = dict(state["best_eval"])
-        self.best_params = {k[len("best/"):]: v for k, v in arrays.items()} or None
         self.rng.bit_generator.state = state["order_rng"]
 
-    def evaluate(self, trees: Sequence[Any] | None = None, prefix: str = "eval") -> dict[str, float]:
+    def evaluate(self, split: str = "val") -> dict[str, float]:
         """Root and all-node accuracy, and the loss per target of the trained nodes, on
-        ``trees`` (the dev split unless given)."""
-        s, nodes = self.setup, self.nodes
-        trees = self.dev if trees is None else trees
+        ``split`` (``val``: the dev trees, or ``test``)."""
+        s, nodes, trees = self.setup, self.nodes, self.splits[split]
         root_ok = root_n = all_ok = all_n = 0
         loss_sum, loss_n = 0.0, 0
         for i in range(0, len(trees), self.eval_batch_size):
@@ -175,6 +155,6 @@ class TreeSentimentTask(TaskBase):
                 labels = roots[roots >= 0]
             loss_sum += float(self._loss(logits, keep, labels).sum().asscalar())
             loss_n += len(keep)
-        return {f"{prefix}/root_accuracy": root_ok / max(root_n, 1),
-                f"{prefix}/all_accuracy": all_ok / max(all_n, 1),
-                f"{prefix}/loss": loss_sum / max(loss_n, 1)}
+        return {f"{split}/root_accuracy": root_ok / max(root_n, 1),
+                f"{split}/all_accuracy": all_ok / max(all_n, 1),
+                f"{split}/loss": loss_sum / max(loss_n, 1)}
