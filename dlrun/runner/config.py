@@ -67,7 +67,7 @@ class TrainerConfig:
     restore_best: bool = True      # the final model (saved, exported, tested) is the best validation's
     accumulate_steps: int = 1      # batches whose gradients are summed before one update
     ema_decay: Optional[float] = None  # e.g. 0.999: evaluate and save an average of the weights
-    wd: float = 0.0                # weight decay: lambda of the penalty lambda * ||w||^2 (every optimizer)
+    wd: float = 0.0                # weight decay as MXNet's: w <- w - lr (g + wd w) (every optimizer)
     clip_global_norm: Optional[float] = None  # clip the global gradient norm (after the 1/batch rescale)
     checkpoint_every: int = 0      # steps between checkpoints (0: only at the end of each epoch)
     keep_checkpoints: int = 2      # the newest N checkpoints are kept in <run>/checkpoints/
