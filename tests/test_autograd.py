@@ -170,9 +170,11 @@ def test_mixing_contexts_names_both():
 
 
 def test_asking_for_a_missing_gpu_says_what_to_do():
-    from dlrun.engine import gpu, num_gpus
+    # as MXNet's: gpu(i) is only a name; the first array allocated there fails
+    from dlrun.engine import gpu, num_gpus, zeros
+    missing = gpu(num_gpus())
     with pytest.raises(ContextError, match="cpu"):
-        gpu(num_gpus())
+        zeros((2,), ctx=missing)
 
 
 def test_as_in_context_carries_gradient():

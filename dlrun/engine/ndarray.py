@@ -75,27 +75,60 @@ class NDArray:
             return np.array(self._data)
         return self._data.get()
 
-    def asscalar(self) -> Any:
+    def item(self) -> Any:
         """The value of a one-element array as a Python scalar."""
         if self.size != 1:
-            raise ValueError(f"asscalar() needs an array of size 1, got shape {self.shape}")
+            raise ValueError(f"item() needs an array of size 1, got shape {self.shape}")
         if autograd._state.tracer is not None:
             autograd._state.tracer.escape(self, "a Python scalar of an array (asscalar, float, int, bool)")
         return self._data.reshape(()).item()
 
-    item = asscalar
+    def asscalar(self) -> Any:
+        """The value of a one-element array as a NumPy scalar of its dtype, as MXNet's
+        (``np.float32(0.5)`` prints as 0.5, with float32's digits)."""
+        return self.dtype.type(self.item())
+
+    def wait_to_read(self) -> None:
+        """Block until the array's value is computed (device work is synchronous here)."""
+        if self._ctx.device_type == "gpu":
+            self._ctx.xp.cuda.Device(self._ctx.device_id).synchronize()
+
+    @property
+    def stype(self) -> str:
+        """The storage type: always 'default' (dense); dlrun has no sparse arrays."""
+        return "default"
+
+    def tostype(self, stype: str) -> "NDArray":
+        """This array in storage ``stype``; only 'default' (dense) exists here."""
+        if stype != "default":
+            raise ValueError(f"tostype({stype!r}): dlrun holds dense arrays only; use 'default'")
+        return self
+
+    def broadcast_like(self, other: "NDArray") -> "NDArray":
+        """This array broadcast to ``other``'s shape."""
+        return _ops().broadcast_to(self, shape=other.shape)
+
+    def reshape_like(self, other: "NDArray") -> "NDArray":
+        """This array reshaped to ``other``'s shape."""
+        return _ops().reshape(self, shape=other.shape)
+
+    def zeros_like(self) -> "NDArray":
+        return zeros(self.shape, self._ctx, self.dtype)
+
+    def ones_like(self) -> "NDArray":
+        return ones(self.shape, self._ctx, self.dtype)
 
     def __float__(self) -> float:
-        return float(self.asscalar())
+        return float(self.item())
 
     def __int__(self) -> int:
-        return int(self.asscalar())
+        return int(self.item())
 
     def __bool__(self) -> bool:
         if self.size != 1:
             raise ValueError(f"the truth value of an array of shape {self.shape} is ambiguous; "
                              "use .asscalar() on a one-element array")
-        return bool(self.asscalar())
+        return bool(self.item())
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -286,7 +319,10 @@ for _name in ("flatten", "exp", "log", "sqrt", "square", "abs", "sign", "tanh", 
               "softmax", "log_softmax", "sum", "mean", "max", "min", "prod", "argmax", "argmin",
               "norm", "logsumexp", "topk", "clip", "swapaxes", "expand_dims", "squeeze",
               "broadcast_to", "tile", "repeat", "flip", "take", "pick", "one_hot", "split",
-              "slice_axis"):
+              "slice_axis", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh",
+              "tanh", "floor", "ceil", "round", "rint", "fix", "trunc", "reciprocal", "rsqrt",
+              "cbrt", "log2", "log10", "log1p", "expm1", "sort", "argsort", "cumsum",
+              "softrelu"):
     setattr(NDArray, _name, _method(_name))
 
 

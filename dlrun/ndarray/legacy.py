@@ -199,7 +199,7 @@ def LeakyReLU(data: NDArray, gamma: NDArray | None = None, act_type: str = "leak
     if act_type == "selu":
         return 1.0507009873554805 * ops.elu(data, alpha=1.6732632423543772)
     if act_type == "gelu":
-        return 0.5 * data * (1 + ops.tanh(0.7978845608028654 * (data + 0.044715 * data ** 3)))
+        return 0.5 * data * (1 + ops.erf(data * 0.7071067811865476))
     raise ValueError(f"LeakyReLU: act_type {act_type!r} is not leaky, prelu, elu, selu or gelu")
 
 

@@ -88,7 +88,7 @@ def multinomial(data: NDArray, shape: Any = (), get_prob: bool = False, out: NDA
     """Class indices drawn from each row of probabilities ``data`` (last axis: the classes);
     ``shape`` draws per row. With ``get_prob``, also the log-probability of each draw."""
     probs = data.asnumpy().astype(np.float64)
-    extra = _shape(shape)
+    extra = _shape(shape) or ((1,) if data.ndim == 1 else ())  # MXNet: one draw is (1,)
     count = int(np.prod(extra)) if extra else 1
     rows = probs.reshape(-1, probs.shape[-1])
     u = _engine.uniform(0.0, 1.0, (rows.shape[0], count), data.ctx, np.float64).asnumpy()

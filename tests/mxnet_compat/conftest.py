@@ -1,0 +1,30 @@
+"""The differential lane's fixtures: the side venv (made once, else the lane skips with
+its reason) and one MXNet subprocess per test module running all its snippets."""
+from __future__ import annotations
+
+import pytest
+
+from .harness import run_mxnet
+from .make_venv import ensure_venv
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "mxnet_compat" in str(item.fspath):
+            item.add_marker(pytest.mark.mxnet)
+
+
+@pytest.fixture(scope="session")
+def mxnet_python():
+    python, reason = ensure_venv()
+    if python is None:
+        pytest.skip(f"MXNet 1.9.1 is not available: {reason}")
+    return python
+
+
+@pytest.fixture(scope="module")
+def oracle(request, mxnet_python, tmp_path_factory):
+    """(arrays, errors) of every snippet of the requesting module (its SNIPPETS and INPUTS)."""
+    module = request.module
+    folder = tmp_path_factory.mktemp(module.__name__.rpartition(".")[2])
+    return run_mxnet(mxnet_python, module.SNIPPETS, getattr(module, "INPUTS", {}), folder)
