@@ -67,9 +67,9 @@ def test_a_hybridized_run_exports_its_model_into_the_run_folder_and_mlflow(hybri
 
     client, run = mlflow_run(workdir, run_dir)
     assert run.data.params["model.hybridize"] == "True"
-    logged = {a.path: a.file_size for a in client.list_artifacts(run.info.run_id, "model")}
-    assert logged == {"model/model-symbol.json": symbol.stat().st_size,
-                      "model/model-0000.params": params.stat().st_size}
+    logged = {a.path: a.file_size for a in client.list_artifacts(run.info.run_id, "export")}
+    assert logged == {"export/model-symbol.json": symbol.stat().st_size,
+                      "export/model-0000.params": params.stat().st_size}
 
 
 def test_predict_on_the_run_folder_reproduces_the_runs_final_test_accuracy(hybridized, workdir):
@@ -93,7 +93,7 @@ def test_an_imperative_run_exports_nothing_and_trains_exactly_as_the_hybridized_
     assert not list(run_dir.glob("model-*")) and "dlrun predict" not in res.stdout
     client, run = mlflow_run(workdir, run_dir)
     assert run.data.params["model.hybridize"] == "False"
-    assert client.list_artifacts(run.info.run_id, "model") == []
+    assert client.list_artifacts(run.info.run_id, "export") == []
     _, hybrid_run = mlflow_run(workdir, hybrid_dir)
     for key in ("test/accuracy", "test/loss", "train/loss"):  # same seed: the same numbers
         assert run.data.metrics[key] == hybrid_run.data.metrics[key], key

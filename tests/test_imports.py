@@ -56,8 +56,8 @@ def import_graph() -> dict[str, set[str]]:
 LAYERS = [["config"], ["build"],
           ["tracking", "spool", "checkpoint", "resume", "distributed", "console", "interrupt",
            "callbacks", "updates",
-           "export", "sync", "runstore", "sqlstore"],
-          ["loop", "tasks"], ["experiment", "sweep", "predict"], ["main"]]
+           "export", "sync", "runstore", "sqlstore", "mlflow_model", "preprocess"],
+          ["loop", "tasks"], ["experiment", "sweep", "predict", "publish", "predict_input"], ["main"]]
 
 
 def layer_of(module: str) -> int | None:

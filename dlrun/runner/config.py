@@ -100,6 +100,9 @@ class LoggerConfig:
     # which decides itself)
     artifact_location: Optional[str] = None
     log_model: bool = True         # upload the final parameters (and the exported model) as artifacts
+    # with log_model, also register the run's MLflow model as a new version of this name
+    register_model: Optional[str] = None
+    log_onnx: bool = False         # the run's MLflow model carries its ONNX conversion too
 
 
 class LrScaling(Enum):

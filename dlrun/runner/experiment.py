@@ -36,6 +36,7 @@ from .console import Column, ConsoleReporter, format_duration
 from .distributed import (bind_device, job_env, job_world, launch, per_worker_batch,
                           resume_with_workers, scale_learning_rate, sync_batchnorm)
 from .export import export_model
+from .publish import publish_run
 from .interrupt import is_interrupt
 from .loop import Loop, RunReporter
 from .resume import check_epochs, check_tracked, identity_hash, resumed_choices, resumed_config
@@ -118,7 +119,8 @@ def run(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> float:
                 raise TrackingError(f"{e}\nThe training itself finished; its results are in "
                                     f"{run_dir}") from e
             # the run already failed for another reason: report that one
-    _print_results(console, metrics, task.results, run_dir, tracker, cfg, exported)
+    model_uri = publish_run(cfg, run_dir, tracker, setup.data, exported, setup.report)
+    _print_results(console, metrics, task.results, run_dir, tracker, cfg, exported, model_uri)
     return float(metrics[objective(task.primary[0], task.has_val)])
 
 
@@ -348,7 +350,8 @@ def _describe_tracking(tracker: Any, cfg: DictConfig) -> str:
 
 
 def _print_results(console: ConsoleReporter, metrics: Mapping[str, float], rows_spec: Sequence[Column],
-                   run_dir: Path, tracker: Any, cfg: DictConfig, exported: Path | None) -> None:
+                   run_dir: Path, tracker: Any, cfg: DictConfig, exported: Path | None,
+                   model_uri: str | None = None) -> None:
     rows = [(label, fmt.format(metrics[key])) for label, key, fmt in rows_spec if key in metrics]
     rows.append(("wall time", format_duration(metrics.get("wall_time", 0.0))
                  + f" ({metrics.get('wall_time', 0.0):.1f} s)"))
@@ -370,4 +373,8 @@ def _print_results(console: ConsoleReporter, metrics: Mapping[str, float], rows_
             except ValueError:
                 pass
             footer.append(f"open: mlflow ui --backend-store-uri sqlite:///{db}")
+    if model_uri:
+        footer.append(f"MLflow model: {model_uri} (serve it: MLFLOW_TRACKING_URI="
+                      f"{tracker.tracking_uri} mlflow models serve -m {model_uri.split(',')[0]} "
+                      "--env-manager local)")
     console.results("Results", rows, footer)

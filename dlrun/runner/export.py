@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "model"        # <run folder>/model-symbol.json, <run folder>/model-0000.params
 EPOCH = 0
-ARTIFACT_PATH = "model"  # where MLflow keeps the two files
+ARTIFACT_PATH = "export"  # where MLflow keeps the two files (model/ is the MLflow model, dlrun.runner.publish)
 
 
 def export_files(prefix: Path) -> tuple[Path, Path]:
@@ -48,3 +48,47 @@ def export_model(net: Any, run_dir: Path, report: Reporter, upload: bool = True)
     for f in files if upload else ():
         report.artifact(f, ARTIFACT_PATH)
     return files[0]
+
+
+# --- dlrun export RUN --format onnx -------------------------------------------------------------
+EXPORT_USAGE = """\
+usage: dlrun export RUN_FOLDER --format onnx [--output FILE]
+
+Converts a run's exported model (RUN_FOLDER/model-symbol.json + model-0000.params) to ONNX
+(opset 17; needs pip install 'dlrun[onnx]'), its batch axis of any size; a language model
+(task language_model) takes (steps, batch) tokens and its (layers, batch, hidden) states, its
+steps of any number too. Writes RUN_FOLDER/model.onnx unless --output says where.
+"""
+LM_TASK = "dlrun.runner.tasks.language_model.LanguageModelTask"
+
+
+class ExportError(ValueError):
+    """``dlrun export`` cannot run as asked: a bad option, no exported model."""
+
+
+def export_command(argv: list[str]) -> Path | None:
+    """``dlrun export RUN_FOLDER --format onnx [--output FILE]``; returns the file written."""
+    from omegaconf import OmegaConf
+
+    from dlrun.engine.onnx_export import export_graph_file
+
+    args = list(argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(EXPORT_USAGE, end="")
+        return None
+    run_dir, options = Path(args[0]).expanduser(), dict(zip(args[1::2], args[2::2]))
+    unknown = set(options) - {"--format", "--output"}
+    if unknown or len(args) % 2 == 0 or options.get("--format") != "onnx":
+        raise ExportError(f"dlrun export cannot take {' '.join(args[1:]) or 'no options'}: give "
+                         f"--format onnx [--output FILE]\n{EXPORT_USAGE}")
+    symbol, params = export_files(run_dir / PREFIX)
+    if not symbol.is_file() or not params.is_file():
+        raise ExportError(f"{run_dir} holds no exported model ({symbol.name}, {params.name}); "
+                                "only runs with model.hybridize=true export one")
+    config = run_dir / "config.yaml"
+    task = OmegaConf.select(OmegaConf.load(config), "task._target_") if config.is_file() else None
+    lm = task == LM_TASK
+    out = export_graph_file(symbol, params, Path(options.get("--output", run_dir / "model.onnx")),
+                            batch_axis=1 if lm else 0, step_axis=0 if lm else None)
+    print(f"wrote {out} (ONNX opset 17, batch axis {1 if lm else 0} of any size)")
+    return out

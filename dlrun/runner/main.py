@@ -44,6 +44,7 @@ def _message(error: BaseException) -> tuple[str, str | None]:
     from .checkpoint import CheckpointError
     from .build import ConfigError
     from .predict import PredictError
+    from .publish import USER_ERRORS
     from .resume import ResumeError
     from .sync import SyncError
     from .sweep import TrialFailed
@@ -53,6 +54,8 @@ def _message(error: BaseException) -> tuple[str, str | None]:
     if isinstance(error, (ContextError, DataError, ConfigError, TrackingError, DivergenceError,
                           TrialFailed, GraphFormatError, PredictError,
                           CheckpointError, ResumeError, SyncError, DistributedError)):
+        return str(error), None
+    if isinstance(error, USER_ERRORS):  # dlrun export, log-model, predict --input
         return str(error), None
     if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
         return str(error), None
@@ -209,6 +212,24 @@ def _predict(args: list[str]) -> int:
     return 0
 
 
+def _command(name: str, args: list[str]) -> int:
+    """``dlrun export|log-model ARGS``, ``dlrun predict MODEL --input FILE``; errors end like
+    a run's. Returns the exit code."""
+    from .build import in_debug_mode
+    from .export import export_command
+    from .predict_input import predict_input
+    from .publish import log_model_command
+
+    command = {"export": export_command, "log-model": log_model_command, "predict": predict_input}
+    try:
+        command[name](args)
+    except Exception as e:
+        if in_debug_mode():
+            raise
+        return _report(e)
+    return 0
+
+
 def _resume_in_place(args: list[str]) -> list[str]:
     """``args`` with, for ``resume=RUN``, Hydra's working folder set to the run's own (its log
     goes on in its dlrun.log) and no new ``.hydra`` record there (the run's stays its own),
@@ -250,8 +271,12 @@ def main() -> None:
     # a checkpoint, the MLflow run ends KILLED rather than left RUNNING, a sweep's table is
     # printed and its study is ready to resume; a second signal stops at once
     # (dlrun.runner.interrupt): the first is recorded and acted on at the next safe point
-    INTERRUPTS.install(deferred=sys.argv[1:2] not in (["predict"], ["test"], ["sync"]))
+    INTERRUPTS.install(deferred=sys.argv[1:2] not in (["predict"], ["test"], ["sync"], ["export"],
+                                                      ["log-model"]))
     try:
+        if sys.argv[1:2] in (["export"], ["log-model"]) or (sys.argv[1:2] == ["predict"]
+                                                            and "--input" in sys.argv):
+            raise SystemExit(_command(sys.argv[1], sys.argv[2:]))
         # dlrun test RUN: the run's selected model (restore_best) on its test split
         if sys.argv[1:2] in (["predict"], ["test"]):
             raise SystemExit(_predict(sys.argv[2:]))

@@ -32,6 +32,12 @@ dlrun's dataset group (dlrun --help lists them).
 
   dlrun predict outputs/runs/DATE/TIME
   DLRUN_DATA=~/data dlrun predict outputs/runs/DATE/TIME/model dataset=mnist
+
+usage: dlrun predict RUN_FOLDER_OR_MODEL_URI --input FILE [--output OUT.csv|OUT.npy]
+                     [--predict-type class|probabilities|logits]
+
+Predictions for new data (a .npy/.npz array or a folder of PNG/JPEG images) through the
+run's preprocessing, from a run folder or an MLflow model (models:/NAME/VERSION, runs:/ID/model).
 """
 TRAINED = "_trained"   # the dataset group's option holding the run's own dataset node
 OVERRIDABLE = ("dataset", "device", "debug")  # what the command line may set

@@ -1,0 +1,111 @@
+"""``dlrun predict MODEL --input FILE``: predictions for new data, through the run's own
+preprocessing, written to a CSV (or NPY) file.
+
+    dlrun predict outputs/runs/DATE/TIME --input digits.npy          # a run folder
+    dlrun predict models:/digits-mlp/1 --input images/ --output p.csv  # a registered model
+    dlrun predict runs:/RUN_ID/model --input x.npz --predict-type logits
+
+MODEL is a run folder (its export, its config's dataset for the preprocessing) or an MLflow
+model URI (``models:/NAME/VERSION``, ``models:/NAME/latest``, ``runs:/ID/model``) in the store
+of MLFLOW_TRACKING_URI (default: outputs/mlflow.db under the current folder, as dlrun's).
+FILE is a ``.npy``/``.npz`` array or a folder of PNG/JPEG images (:mod:`.preprocess`). The CSV
+has a row per example: its name, the class and its probability (a classifier), or the
+outputs. ``--output X.npy`` writes the outputs array instead.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from .mlflow_model import FLAVOR_NAME, PREDICT_TYPES, DlrunModel, read_graph_meta
+from .predict import PredictError, locate
+from .preprocess import read_input
+from .publish import model_info
+
+CHUNK = 256  # examples per step of the progress bar
+OPTIONS = ("--input", "--output", "--predict-type")
+
+
+def parse(argv: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """(the model, {option: value}) of ``dlrun predict MODEL --input FILE [...]``."""
+    target, rest = argv[0], list(argv[1:])
+    options = dict(zip(rest[::2], rest[1::2]))
+    bad = [o for o in rest[::2] if o not in OPTIONS]
+    if bad or len(rest) % 2:
+        raise PredictError(f"dlrun predict {target} --input FILE takes only "
+                           f"{', '.join(OPTIONS)}, each with a value; got {' '.join(rest)}")
+    kind = options.get("--predict-type", "class")
+    if kind not in PREDICT_TYPES:
+        raise PredictError(f"--predict-type {kind!r}: use one of {', '.join(PREDICT_TYPES)}")
+    return target, options
+
+
+def load(target: str) -> DlrunModel:
+    """The model of a run folder or of an MLflow model URI."""
+    if target.startswith(("models:/", "runs:/")):
+        import mlflow
+        from mlflow.models import Model
+
+        mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI")
+                                or f"sqlite:///{Path('outputs/mlflow.db').absolute()}")
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(target))
+            flavors = Model.load(str(local / "MLmodel")).flavors
+        except Exception as e:  # noqa: BLE001 - no such model/version, an unreachable store
+            raise PredictError(f"cannot load {target} from {mlflow.get_tracking_uri()}: {e}") from None
+        if FLAVOR_NAME not in flavors:
+            raise PredictError(f"{target} is not a dlrun model (its MLmodel has no dlrun flavor, "
+                               f"only {', '.join(flavors)})")
+        return DlrunModel.load(local / flavors[FLAVOR_NAME]["data"])
+    symbol, params, run_dir = locate(Path(target).expanduser())
+    config = run_dir / "config.yaml"
+    cfg = OmegaConf.load(config) if config.is_file() else OmegaConf.create({})
+    graph = read_graph_meta(symbol)
+    return DlrunModel.from_export(symbol, params, {**model_info(cfg, graph), "graph": graph})
+
+
+def predict_input(argv: Sequence[str]) -> Path:
+    """Runs ``dlrun predict MODEL --input FILE ...``; returns the file written."""
+    from rich.progress import track
+
+    target, options = parse(argv)
+    if "--input" not in options:
+        raise PredictError("dlrun predict MODEL needs --input FILE (a .npy/.npz or a folder of images)")
+    model = load(target)
+    source = Path(options["--input"]).expanduser()
+    x, names = read_input(source, model.meta.get("preprocess") or {"kind": "none"},
+                          model.example_shape)
+    kind = options.get("--predict-type", "class")
+    if kind != "logits" and model.meta["graph"]["outputs"][0]["shape"][1:2] == []:
+        kind = "logits"  # one output per example (a regressor, a discriminator): no classes
+    parts = [model.predict_as("logits", x[i:i + CHUNK]) for i in
+             track(range(0, len(x), CHUNK), description=f"predicting {len(x)} examples")]
+    out = np.concatenate(parts)
+    path = Path(options.get("--output") or f"{source.stem or 'input'}-predictions.csv")
+    write(path, out, names, kind)
+    print(f"wrote {len(out)} predictions of {target} to {path}")
+    return path
+
+
+def write(path: Path, outputs: np.ndarray, names: list[str], kind: str) -> None:
+    """The predictions as ``path`` (.npy: the ``kind`` array; else CSV rows per example)."""
+    values: Any = outputs
+    if kind != "logits":
+        e = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+        probs = e / e.sum(axis=1, keepdims=True)
+        values = probs if kind == "probabilities" else probs.argmax(axis=1)
+    if path.suffix == ".npy":
+        np.save(path, values)
+        return
+    if kind == "class":
+        rows = [f"{n},{c},{probs[i, c]:.6f}" for i, (n, c) in enumerate(zip(names, values))]
+        header = "example,class,probability"
+    else:
+        flat = values.reshape(len(values), -1)
+        rows = [",".join([n, *(f"{v:.7g}" for v in row)]) for n, row in zip(names, flat)]
+        header = ",".join(["example", *(f"{kind}_{j}" for j in range(flat.shape[1]))])
+    path.write_text("\n".join([header, *rows]) + "\n")
