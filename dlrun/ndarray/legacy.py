@@ -197,9 +197,9 @@ def LeakyReLU(data: NDArray, gamma: NDArray | None = None, act_type: str = "leak
         shape = (1, -1) + (1,) * (data.ndim - 2) if gamma.size > 1 else (1,) * data.ndim
         return ops.maximum(data, 0) + ops.reshape(gamma, shape=shape) * ops.minimum(data, 0)
     if act_type == "selu":
-        return 1.0507009873554805 * ops.elu(data, alpha=1.6732632423543772)
+        return ops.selu(data)
     if act_type == "gelu":
-        return 0.5 * data * (1 + ops.erf(data * 0.7071067811865476))
+        return ops.gelu(data)
     raise ValueError(f"LeakyReLU: act_type {act_type!r} is not leaky, prelu, elu, selu or gelu")
 
 

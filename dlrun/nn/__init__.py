@@ -1,6 +1,6 @@
 """Gluon-style blocks: Block, Parameter, containers and layers."""
 from . import init, rnn
-from .activations import ELU, Activation, LeakyReLU, PReLU
+from .activations import ELU, GELU, SELU, Activation, LeakyReLU, PReLU, Swish
 from .basic_layers import (BatchNorm, SyncBatchNorm, Dense, Dropout, Embedding, Flatten, HybridLambda, Lambda,
                            LayerNorm)
 from .block import (Block, Concatenate, Concurrent, HybridBlock, HybridConcatenate,
@@ -16,7 +16,7 @@ from .rnn import (GRU, LSTM, RNN, BinaryTreeLSTMCell, ChildSumTreeLSTMCell, Drop
 
 __all__ = [
     "init", "rnn", "GRU", "LSTM", "RNN", "BinaryTreeLSTMCell", "ChildSumTreeLSTMCell", "DropoutCell",
-    "GRUCell", "LSTMCell", "RecurrentCell", "RNNCell", "SequentialRNNCell", "ELU", "Activation", "LeakyReLU", "PReLU", "BatchNorm", "SyncBatchNorm", "Dense", "Dropout",
+    "GRUCell", "LSTMCell", "RecurrentCell", "RNNCell", "SequentialRNNCell", "ELU", "GELU", "SELU", "Swish", "Activation", "LeakyReLU", "PReLU", "BatchNorm", "SyncBatchNorm", "Dense", "Dropout",
     "Embedding", "Flatten", "HybridLambda", "Lambda", "LayerNorm", "Block", "Concatenate",
     "Concurrent", "HybridBlock", "HybridConcatenate", "HybridConcurrent", "Identity", "HybridSequential", "ParameterFileError", "Sequential",
     "AvgPool1D", "AvgPool2D", "AvgPool3D", "Conv1D", "Conv1DTranspose", "Conv2D",

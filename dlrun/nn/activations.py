@@ -78,3 +78,28 @@ class PReLU(HybridBlock):
         if alpha.shape[0] > 1:
             alpha = alpha.reshape((1, -1) + (1,) * (x.ndim - 2))
         return ops.relu(x) + alpha * ops.minimum(x, 0)
+
+
+class SELU(HybridBlock):
+    """Scaled ELU (Klambauer et al. 2017): lambda * (x if x > 0 else alpha * (exp(x) - 1))."""
+
+    def forward(self, x: Any) -> Any:
+        return ops.selu(x)
+
+
+class GELU(HybridBlock):
+    """x * Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel 2016), with the exact erf."""
+
+    def forward(self, x: Any) -> Any:
+        return ops.gelu(x)
+
+
+class Swish(HybridBlock):
+    """x * sigmoid(beta * x) (Ramachandran et al. 2017)."""
+
+    def __init__(self, beta: float = 1.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._beta = beta
+
+    def forward(self, x: Any) -> Any:
+        return x * ops.sigmoid(x * self._beta)

@@ -20,13 +20,23 @@ class ParameterFileError(ValueError):
     """A parameter file does not fit the network it is loaded into."""
 
 
+# MXNet 1.9 saves a recurrent layer's parameters under its unfused cells' paths
+MXNET_UNFUSED = re.compile(r"(^|\.)_unfused\.(\d+)\.(?:([lr])_cell\.)?(\w+)$")
+
+
+def mxnet_name(name: str) -> str:
+    """The structural name dlrun gives the parameter MXNet 1.9 saved as ``name``:
+    '_unfused.1.r_cell.i2h_weight' (a layer of a recurrent layer) is 'r1_i2h_weight'."""
+    return MXNET_UNFUSED.sub(lambda m: f"{m[1]}{m[3] or 'l'}{m[2]}_{m[4]}", name)
+
+
 def _read_parameter_file(filename: str) -> dict[str, np.ndarray]:
     """{name: array} of a dlrun .npz or an MXNet NDArray file that names its arrays."""
     if mxfile.is_mxnet_file(filename):
         loaded = mxfile.load(filename)
         if not isinstance(loaded, dict):
             raise ValueError("it holds a list of arrays without names; save a dict of them")
-        return {k: v for k, v in loaded.items() if v is not None}
+        return {mxnet_name(k): v for k, v in loaded.items() if v is not None}
     with np.load(filename, allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
 

@@ -18,14 +18,39 @@ from typing import Any
 
 import numpy as np
 
+# helpers both frameworks' snippets may call; ``named(net)`` (structural name -> Parameter)
+# is each framework's own
+COMMON = r'''
+import zlib
+
+def fill(net, scale=0.5):
+    """Deterministic values for every parameter, drawn from its structural name."""
+    for name, p in sorted(named(net).items()):
+        rs = np.random.RandomState(zlib.crc32(name.encode()))
+        low = 0.5 if name.endswith("running_var") else -scale
+        p.set_data(nd.array(rs.uniform(low, low + 2 * scale, p.shape)))
+
+def grads(net):
+    return {"d_" + k: p.grad() for k, p in sorted(named(net).items()) if p.grad_req != "null"}
+
+def values(net):
+    return {"w_" + k: p.data() for k, p in sorted(named(net).items())}
+'''
+
 DRIVER = r'''
-import json, sys, traceback
+import json, re, sys, traceback
 import numpy as np
 import mxnet as mx
 from mxnet import autograd, gluon, nd
 snippets = json.load(open(sys.argv[1]))
 inputs = dict(np.load(sys.argv[2]))
+UNFUSED = re.compile(json.load(open(sys.argv[5])))
 arrays, meta = {}, {}
+
+def named(net):
+    return {UNFUSED.sub(lambda m: f"{m[1]}{m[3] or 'l'}{m[2]}_{m[4]}", k): v
+            for k, v in net._collect_params_with_prefix().items()}
+''' + COMMON + r'''
 
 def flat(prefix, value):
     if isinstance(value, (list, tuple)):
@@ -37,7 +62,10 @@ def flat(prefix, value):
     arrays[prefix] = np.asarray(value)
 
 for name, code in snippets.items():
-    scope = dict(mx=mx, nd=nd, gluon=gluon, autograd=autograd, np=np, inputs=inputs)
+    np.random.seed(0)
+    mx.random.seed(0)
+    scope = dict(mx=mx, nd=nd, gluon=gluon, autograd=autograd, np=np, inputs=inputs, fill=fill,
+                 grads=grads, values=values)
     try:
         exec(code, scope)
         for key, value in scope["out"].items():
@@ -53,11 +81,15 @@ json.dump(meta, open(sys.argv[4], "w"))
 def run_mxnet(python: Path, snippets: dict[str, str], inputs: dict[str, np.ndarray],
               folder: Path) -> tuple[dict[str, np.ndarray], dict[str, str | None]]:
     """Every snippet run in MXNet: ({'snippet/key[.i]': array}, {snippet: None or error})."""
-    files = [folder / n for n in ("snippets.json", "inputs.npz", "out.npz", "meta.json", "driver.py")]
+    from dlrun.nn.block import MXNET_UNFUSED
+
+    names = ("snippets.json", "inputs.npz", "out.npz", "meta.json", "pattern.json", "driver.py")
+    files = [folder / n for n in names]
     files[0].write_text(json.dumps({k: textwrap.dedent(v) for k, v in snippets.items()}))
     np.savez(files[1], **inputs)
-    files[4].write_text(DRIVER)
-    res = subprocess.run([str(python), str(files[4]), *map(str, files[:4])], capture_output=True,
+    files[4].write_text(json.dumps(MXNET_UNFUSED.pattern))
+    files[5].write_text(DRIVER)
+    res = subprocess.run([str(python), str(files[5]), *map(str, files[:5])], capture_output=True,
                          text=True, timeout=600, cwd=folder)
     if res.returncode != 0:
         raise RuntimeError(f"the MXNet subprocess failed:\n{res.stderr[-3000:]}")
@@ -79,8 +111,13 @@ def run_dlrun(name: str, code: str, inputs: dict[str, np.ndarray]) -> dict[str, 
     import dlrun
     from dlrun import autograd, gluon, nd
 
+    helpers = dict(nd=nd, np=np, named=lambda net: net.collect_params())
+    exec(COMMON, helpers)
+    np.random.seed(0)
+    dlrun.random.seed(0)
     scope = dict(mx=dlrun, nd=nd, gluon=gluon, autograd=autograd, np=np,
-                 inputs={k: v.copy() for k, v in inputs.items()})
+                 inputs={k: v.copy() for k, v in inputs.items()},
+                 **{k: helpers[k] for k in ("fill", "grads", "values")})
     exec(textwrap.dedent(code), scope)
     out: dict[str, np.ndarray] = {}
     for key, value in scope["out"].items():

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from ..registry import register
 from ._util import normalize_axes
+from .unary import elu
 
 def _erf(xp: Any, x: Any) -> Any:
     """The error function to float32 precision (Abramowitz & Stegun 7.1.26, error < 1.5e-7,
@@ -68,6 +69,19 @@ for _name, (_fwd, _der) in _TABLE.items():
     globals()[_name] = _elementwise(_name, _fwd, _der)
 
 
+SELU_LAMBDA, SELU_ALPHA = 1.0507009873554805, 1.6732632423543772
+
+
+def selu(x: Any) -> Any:
+    """Scaled ELU (Klambauer et al. 2017): lambda * (x if x > 0 else alpha * (exp(x) - 1))."""
+    return SELU_LAMBDA * elu(x, alpha=SELU_ALPHA)
+
+
+def gelu(x: Any) -> Any:
+    """x * Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel 2016), with the exact erf."""
+    return 0.5 * x * (1 + erf(x * 0.7071067811865476))  # noqa: F821 - made from _TABLE above
+
+
 @register("cumsum")
 def cumsum(xp, x, axis=None, dtype=None):
     """Running sums along ``axis`` (of the flattened array when axis is None)."""
@@ -108,4 +122,4 @@ def sort(xp, x, axis=-1, is_ascend=True):
     return y, vjp
 
 
-__all__ = [*_TABLE, "cumsum", "argsort", "sort"]
+__all__ = [*_TABLE, "selu", "gelu", "cumsum", "argsort", "sort"]
