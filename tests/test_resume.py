@@ -152,15 +152,17 @@ def test_on_nan_skip_skips_steps_up_to_its_limit(tmp_path):
 @pytest.mark.parametrize("args, checkpoint", [
     # truncated BPTT carries the hidden state across windows: it is in the checkpoint too
     (["model=lstm_lm", "model.embed_size=32", "model.hidden_size=32", "trainer.epochs=1"], 20),
-    # the tree loop's shuffling generator and the best epoch's parameters (kept for the test
-    # score) are in the checkpoint: resume in epoch 2 after epoch 1 set the best so far
+    # the tree loop's shuffling generator and the best epoch's parameters (the best-checkpoint
+    # callback's, for the test score) are in the checkpoint: resume in epoch 2 after epoch 1
+    # set the best so far
     (["model=treelstm", "model.hidden_size=16", "model.embed_size=16", "trainer.epochs=2"], 40),
     # two trainers (discriminator and generator), their optimizers' states both in it
     (["model=gan_mlp", "trainer.epochs=2"], 30),
-    # the mistake-driven rule checkpoints after each pass (400 examples, one step each)
-    (["model=perceptron", "trainer.epochs=4"], 400),
+    # the mistake-driven rule checkpoints after each pass (320 examples, one step each)
+    (["model=perceptron", "trainer.epochs=4"], 320),
     # the perceptron task's SGD path (7 steps a pass): optimizer state and loader order
-    (["model=logistic_regression", "dataset=separable", "loss=logistic", "trainer.epochs=3"], 7),
+    (["model=logistic_regression", "dataset=separable", "loss=logistic", "trainer.epochs=3",
+      "trainer.batch_size=48"], 7),
 ], ids=["lstm_lm", "treelstm", "gan", "perceptron", "perceptron_sgd"])
 def test_other_loops_resume_mid_epoch_exactly(tmp_path, args, checkpoint):
     import shutil
