@@ -69,6 +69,13 @@ def test_the_registered_model_loads_from_the_server_and_predict_takes_it(server,
     mlflow.set_tracking_uri(server.url)
     model = mlflow.pyfunc.load_model(f"models:/{NAME}/latest")
     np.testing.assert_allclose(model.predict(x), want, rtol=1e-5, atol=1e-6)
+    # the run shows its datasets (digits' three splits) and its logged model
+    run = mlflow.MlflowClient().get_run(run_id)
+    inputs = {d.dataset.name: [t.value for t in d.tags] for d in run.inputs.dataset_inputs}
+    assert inputs == {"digits-train": ["train"], "digits-val": ["val"], "digits-test": ["test"]}
+    assert len(run.outputs.model_outputs) == 1
+    body = json.loads((run_dir / "serving-example.json").read_text())  # the footer's curl body
+    assert np.asarray(body["inputs"]).shape == (2, 1, 28, 28)
     np.save(tmp_path / "x.npy", x[:9])
     dlrun("predict", f"models:/{NAME}/1", "--input", "x.npy", "--output", "p.csv", cwd=tmp_path,
           MLFLOW_TRACKING_URI=server.url)

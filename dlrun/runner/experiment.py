@@ -36,7 +36,7 @@ from .console import Column, ConsoleReporter, format_duration
 from .distributed import (bind_device, job_env, job_world, launch, per_worker_batch,
                           resume_with_workers, scale_learning_rate, sync_batchnorm)
 from .export import export_model
-from .publish import publish_run
+from .publish import SERVING_EXAMPLE, publish_run
 from .interrupt import is_interrupt
 from .loop import Loop, RunReporter
 from .resume import check_epochs, check_tracked, identity_hash, resumed_choices, resumed_config
@@ -374,7 +374,9 @@ def _print_results(console: ConsoleReporter, metrics: Mapping[str, float], rows_
                 pass
             footer.append(f"open: mlflow ui --backend-store-uri sqlite:///{db}")
     if model_uri:
-        footer.append(f"MLflow model: {model_uri} (serve it: MLFLOW_TRACKING_URI="
-                      f"{tracker.tracking_uri} mlflow models serve -m {model_uri.split(',')[0]} "
-                      "--env-manager local)")
+        footer.append(f"MLflow model: {model_uri}")
+        footer.append(f"serve it: MLFLOW_TRACKING_URI={tracker.tracking_uri} mlflow models serve "
+                      f"-m {model_uri.split(',')[0]} --env-manager local -p 5001")
+        footer.append("ask it: curl -H 'Content-Type: application/json' -d "
+                      f"@{run_dir / SERVING_EXAMPLE} http://127.0.0.1:5001/invocations")
     console.results("Results", rows, footer)

@@ -12,6 +12,7 @@ train/val/test splits are logged as its dataset inputs (name, digest, source, si
 """
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from pathlib import Path
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "model"        # runs:/<run id>/model
 EXAMPLES = 2                # rows of the input example
+SERVING_EXAMPLE = "serving-example.json"  # in the run folder: a body for /invocations
 USAGE = """\
 usage: dlrun log-model RUN_FOLDER [--register NAME] [--onnx]
 
@@ -81,11 +83,15 @@ def log_run_model(run_dir: Path, cfg: DictConfig, run_id: str, data: Any = None,
     graph = read_graph_meta(symbol)
     inp = graph["inputs"][0]
     mlflow.set_tracking_uri(str(cfg.logger.tracking_uri))
+    example = example_rows(data, inp["shape"], inp["dtype"])
     with tempfile.TemporaryDirectory() as tmp:
         onnx_file = _onnx_file(symbol, params, Path(tmp)) if onnx else None
-        return log_model(MODEL_NAME, symbol, params, run_id=run_id, registered_model_name=register,
-                         example=example_rows(data, inp["shape"], inp["dtype"]),
-                         info=model_info(cfg, graph, data), onnx_file=onnx_file)
+        info = log_model(MODEL_NAME, symbol, params, run_id=run_id, registered_model_name=register,
+                         example=example, info=model_info(cfg, graph, data), onnx_file=onnx_file)
+    # a request body for the served model: curl -d @RUN/serving-example.json .../invocations
+    (run_dir / SERVING_EXAMPLE).write_text(json.dumps(
+        {"inputs": example.tolist(), "params": {"predict_type": "class"}}) + "\n")
+    return info
 
 
 def _onnx_file(symbol: Path, params: Path, folder: Path) -> Path:
