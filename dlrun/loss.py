@@ -69,15 +69,15 @@ def _apply_weighting(loss: NDArray, weight: float | None, sample_weight: Any,
     return loss
 
 
-def _batch_mean(loss: NDArray, batch_axis: int, name: str = "loss") -> NDArray:
-    """The mean over every axis except ``batch_axis``: one value per sample."""
+def _batch_reduce(loss: NDArray, batch_axis: int, name: str = "loss", reduce: Any = ops.mean) -> NDArray:
+    """The mean (or ``reduce``) over every axis except ``batch_axis``: one value per sample."""
     if loss.ndim == 0:
         raise ValueError(f"{name}: pred must have a batch axis, got a scalar")
     if not -loss.ndim <= batch_axis < loss.ndim:
         raise ValueError(f"{name}: batch_axis={batch_axis} is out of range for a loss of shape "
                          f"{loss.shape}")
     axes = tuple(a for a in range(loss.ndim) if a != batch_axis % loss.ndim)
-    return ops.mean(loss, axis=axes) if axes else loss
+    return reduce(loss, axis=axes) if axes else loss
 
 
 class Loss(HybridBlock):
@@ -88,12 +88,15 @@ class Loss(HybridBlock):
         self._weight = weight
         self._batch_axis = batch_axis
 
+    _reduce = staticmethod(ops.mean)  # over the non-batch axes; KLDivLoss sums, as MXNet's
+
     def _finish(self, loss: NDArray, sample_weight: Any, weight: float | None = None) -> NDArray:
-        """Apply ``sample_weight`` and ``weight`` (``self._weight`` unless given), then average
-        over the non-batch axes."""
+        """Apply ``sample_weight`` and ``weight`` (``self._weight`` unless given), then reduce
+        (average) over the non-batch axes."""
         name = type(self).__name__
-        return _batch_mean(_apply_weighting(loss, self._weight if weight is None else weight,
-                                            sample_weight, name), self._batch_axis, name)
+        return _batch_reduce(_apply_weighting(loss, self._weight if weight is None else weight,
+                                              sample_weight, name), self._batch_axis, name,
+                             self._reduce)
 
     def _label(self, label: Any, pred: NDArray) -> NDArray:
         return _reshape_like(label, pred, type(self).__name__)
@@ -299,8 +302,9 @@ class PerceptronLoss(HingeLoss):
 
 
 class KLDivLoss(Loss):
-    """Kullback-Leibler divergence ``label * (log label - pred)``, averaged over the non-batch
-    axes as in Gluon.
+    """Kullback-Leibler divergence ``label * (log label - pred)``, summed over the non-batch
+    axes as MXNet 1.9's (its documentation says averaged; its code sums): one KL divergence
+    per sample.
 
     ``from_logits=True``: pred holds log-probabilities (e.g. a ``log_softmax`` output);
     ``from_logits=False``: pred are unnormalised scores and ``log_softmax`` along ``axis`` is
@@ -314,6 +318,8 @@ class KLDivLoss(Loss):
                  batch_axis: int = 0, **kwargs: Any):
         super().__init__(weight, batch_axis, **kwargs)
         self._from_logits, self._axis = from_logits, axis
+
+    _reduce = staticmethod(ops.sum)
 
     def forward(self, pred: NDArray, label: Any, sample_weight: Any = None) -> NDArray:
         label = _as_array(label, pred)

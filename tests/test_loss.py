@@ -59,14 +59,15 @@ def kl_ref(p, y):
 
 
 def reduce_ref(elem: np.ndarray, weight: float | None, sample_weight: np.ndarray | None,
-               batch_axis: int) -> np.ndarray:
-    """Gluon's tail: weight the elementwise loss, then average over the non-batch axes."""
+               batch_axis: int, total: bool = False) -> np.ndarray:
+    """Gluon's tail: weight the elementwise loss, then average (``total``: sum, as MXNet's
+    KLDivLoss) over the non-batch axes."""
     if sample_weight is not None:
         elem = elem * sample_weight
     if weight is not None:
         elem = elem * weight
     axes = tuple(a for a in range(elem.ndim) if a != batch_axis)
-    return elem.mean(axis=axes) if axes else elem
+    return (elem.sum(axis=axes) if total else elem.mean(axis=axes)) if axes else elem
 
 
 # ---------------------------------------------------------------- cases
@@ -115,6 +116,7 @@ class LossCase:
     kinks: Callable | None = None               # (pred, label) -> distance to the nearest kink
     label_grad: bool = False                    # also check the gradient w.r.t. the label
     kwargs: dict = field(default_factory=dict)  # extra call arguments (pos_weight)
+    total: bool = False                         # summed over the non-batch axes (KLDivLoss)
 
 
 CASES = [
@@ -154,9 +156,11 @@ CASES = [
     LossCase("perceptron", lambda **kw: PerceptronLoss(**kw), lambda f, y: np.maximum(0, -y * f),
              label=signed, kinks=lambda f, y: y * f),
     LossCase("kl-from-logits", lambda **kw: KLDivLoss(**kw), kl_ref, label=distribution,
-             pred=lambda rng, shape: np_log_softmax(rng.normal(size=shape)), label_grad=True),
+             pred=lambda rng, shape: np_log_softmax(rng.normal(size=shape)), label_grad=True,
+             total=True),
     LossCase("kl-scores", lambda **kw: KLDivLoss(from_logits=False, **kw),
-             lambda f, y: kl_ref(np_log_softmax(f), y), label=distribution, label_grad=True),
+             lambda f, y: kl_ref(np_log_softmax(f), y), label=distribution, label_grad=True,
+             total=True),
 ]
 CASE_PARAMS = [pytest.param(c, id=c.id) for c in CASES]
 
@@ -171,7 +175,7 @@ def make_inputs(case: LossCase, shape: tuple, seed: int) -> tuple[np.ndarray, np
 
 
 def expected(case: LossCase, pred, label, weight=None, sample_weight=None, batch_axis=0):
-    return reduce_ref(case.reference(pred, label), weight, sample_weight, batch_axis)
+    return reduce_ref(case.reference(pred, label), weight, sample_weight, batch_axis, case.total)
 
 
 # ---------------------------------------------------------------- forward against NumPy
@@ -316,14 +320,14 @@ def test_kl_div_is_stable_at_large_logits_and_zero_labels(dtype):
     f = np.array([[1000.0, -1000.0, 0.0]])
     label = np.array([[0.5, 0.0, 0.5]])
     v, g = value_and_grad(KLDivLoss(from_logits=False), f, label, dtype)
-    # log_softmax(f) = [0, -2000, -1000]; sum_k y_k (log y_k - p_k) / 3, 0 log 0 = 0
-    np.testing.assert_allclose(v, [(0.5 * np.log(0.5) + 0.5 * (np.log(0.5) + 1000)) / 3], rtol=1e-6)
-    # d/df = (softmax(f) sum(y) - y) / 3
-    np.testing.assert_allclose(g, [[0.5 / 3, 0, -0.5 / 3]], atol=1e-6)
+    # log_softmax(f) = [0, -2000, -1000]; sum_k y_k (log y_k - p_k) (MXNet sums), 0 log 0 = 0
+    np.testing.assert_allclose(v, [0.5 * np.log(0.5) + 0.5 * (np.log(0.5) + 1000)], rtol=1e-6)
+    # d/df = softmax(f) sum(y) - y
+    np.testing.assert_allclose(g, [[0.5, 0, -0.5]], atol=1e-6)
     logp = np.array([[0.0, -1000.0, -1000.0]])
     v, g = value_and_grad(KLDivLoss(), logp, label, dtype)
-    np.testing.assert_allclose(v, [(0.5 * np.log(0.5) + 0.5 * (np.log(0.5) + 1000)) / 3], rtol=1e-6)
-    np.testing.assert_allclose(g, [[-0.5 / 3, 0, -0.5 / 3]], atol=1e-7)
+    np.testing.assert_allclose(v, [0.5 * np.log(0.5) + 0.5 * (np.log(0.5) + 1000)], rtol=1e-6)
+    np.testing.assert_allclose(g, [[-0.5, 0, -0.5]], atol=1e-7)
 
 
 # ---------------------------------------------------------------- the seed's formulas, pointwise

@@ -28,7 +28,7 @@ SEED = 1234
 
 # ---- float64 references of the published rules -----------------------------------------
 
-DECAY_OWN = ("ftrl", "adagrad", "adadelta")  # MXNet applies their wd in the update itself
+DECAY_OWN = ("ftrl", "adagrad", "adadelta", "nag")  # MXNet applies their wd in the update itself
 DECAY_THEN_CLIP = ("adam", "adamax", "nadam", "rmsprop")  # MXNet clips after adding wd*w
 
 
@@ -56,7 +56,12 @@ def ref_sgd(w, g, s, t, hp):
 
 
 def ref_nag(w, g, s, t, hp):
-    return ref_sgd(w, g, s, t, {**hp, "nesterov": True})
+    # MXNet's nag_mom_update, in place: the decay of the momentum reads the new weight
+    lr, mu, wd = hp["learning_rate"], hp.get("momentum", 0.0), hp.get("wd", 0.0)
+    v = mu * s.get("v", 0.0)
+    new = w + mu * v - (1 + mu) * lr * (g + wd * w)
+    s["v"] = v - lr * (g + wd * new)
+    return new
 
 
 def ref_sgld(w, g, s, t, hp):

@@ -186,7 +186,7 @@ class AdaDelta(Optimizer):
 
     decay_in_grad = False
 
-    def __init__(self, learning_rate: float = 1.0, rho: float = 0.9, epsilon: float = 1e-6,
+    def __init__(self, learning_rate: float = 1.0, rho: float = 0.9, epsilon: float = 1e-5,
                  **kwargs: Any):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.rho = check_range("AdaDelta", "rho", rho, 0, 1)

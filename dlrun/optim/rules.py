@@ -56,10 +56,25 @@ class SGD(_Momentum):
 
 @register
 class NAG(SGD):
-    """Nesterov accelerated gradient: MXNet's name for ``SGD(nesterov=True)`` (see SGD)."""
+    """Nesterov accelerated gradient, as MXNet's nag_mom_update computes it in place:
+    ``v' = momentum*v;  w_new = w + momentum*v' - (1 + momentum)*lr*(g + wd*w);
+    v = v' - lr*(g + wd*w_new)`` -- ``SGD(nesterov=True)`` but for the decay in the momentum,
+    which MXNet takes from the weight it has just overwritten. Momentum 0 (MXNet's default)
+    is plain SGD.
+    """
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9, **kwargs: Any):
+    decay_in_grad = False
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, **kwargs: Any):
         super().__init__(learning_rate=learning_rate, momentum=momentum, nesterov=True, **kwargs)
+
+    def step(self, xp, w, g, state, lr, wd, t):
+        if state is None:
+            w -= lr * (g + wd * w)
+            return
+        state *= self.momentum
+        w += self.momentum * state - (1 + self.momentum) * lr * (g + wd * w)
+        state -= lr * (g + wd * w)
 
 
 @register
@@ -120,10 +135,12 @@ class DCASGD(_Momentum):
 class Signum(_Momentum):
     """signSGD and Signum (Bernstein et al. 2018, ICML, Algorithms 1 and 3; MXNet's Signum).
 
-    ``m <- momentum*m - (1 - momentum)*g;  w <- (1 - lr*wd_lh) w + lr*sign(m)``;
-    with momentum 0 (signSGD): ``w <- (1 - lr*wd_lh) w - lr*sign(g)``. ``wd`` enters ``g``
-    as in every rule; ``wd_lh`` is MXNet's decoupled weight decay (Loshchilov & Hutter).
+    ``m <- momentum*m - (1 - momentum)*(g + wd*w);  w <- (1 - lr*wd_lh) w + lr*sign(m)``;
+    with momentum 0 (signSGD, MXNet's signsgd_update): ``w <- (1 - lr*wd) w - lr*sign(g)``.
+    ``wd_lh`` is MXNet's decoupled weight decay (Loshchilov & Hutter).
     """
+
+    decay_in_grad = False
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9, wd_lh: float = 0.0,
                  **kwargs: Any):
@@ -131,11 +148,12 @@ class Signum(_Momentum):
         self.wd_lh = check_range("Signum", "wd_lh", wd_lh, 0)
 
     def step(self, xp, w, g, state, lr, wd, t):
+        if state is None:
+            w *= 1 - lr * wd
+            w -= lr * xp.sign(g)
+            return
         if self.wd_lh:
             w *= 1 - lr * self.wd_lh
-        if state is None:
-            w -= lr * xp.sign(g)
-        else:
-            state *= self.momentum
-            state -= (1 - self.momentum) * g
-            w += lr * xp.sign(state)
+        state *= self.momentum
+        state -= (1 - self.momentum) * (g + wd * w)
+        w += lr * xp.sign(state)
