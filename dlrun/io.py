@@ -57,13 +57,17 @@ class NDArrayIter:
         if last_batch_handle == "discard":
             self.num_data -= self.num_data % self.batch_size
         self._carry = np.zeros(0, dtype=np.int64)
-        self._order = np.arange(len(self.data[0][1]))
+        self._idx = np.arange(len(self.data[0][1]))
+        self._order = self._idx.copy()  # the examples in their current order
         self._shuffle()
         self.cursor = 0
 
     def _shuffle(self) -> None:
+        """As MXNet's: shuffle the index in place and reorder the already reordered data by
+        it (so a seeded run sees MXNet's order)."""
         if self.shuffle:
-            np.random.shuffle(self._order)
+            np.random.shuffle(self._idx)
+            self._order = self._order[self._idx]
 
     @property
     def provide_data(self) -> list[DataDesc]:

@@ -1,7 +1,7 @@
 """Gluon's samplers: which example indices, and which batches of them, a DataLoader takes."""
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -47,6 +47,19 @@ class RandomSampler(Sampler):
         return self._length
 
 
+class FilterSampler(Sampler):
+    """The indices of the examples of ``dataset`` for which ``fn(example)`` is true."""
+
+    def __init__(self, fn: Callable[[Any], bool], dataset: Any):
+        self._indices = [i for i in range(len(dataset)) if fn(dataset[i])]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._indices)
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+
 class BatchSampler(Sampler):
     """Batches of ``batch_size`` indices of ``sampler``; ``last_batch`` says what to do with
     a short last batch: 'keep' it, 'discard' it, or 'rollover' it into the next pass."""
@@ -83,7 +96,7 @@ class BatchSampler(Sampler):
 
 class IntervalSampler(Sampler):
     """0, k, 2k, ..., then 1, k+1, ... (every ``interval``-th index, each offset in turn;
-    only offset 0 when ``rollover`` is False)."""
+    only offset 0 when ``rollover`` is False); Gluon's ``contrib.data.IntervalSampler``."""
 
     def __init__(self, length: int, interval: int, rollover: bool = True):
         if not 0 < interval <= length:

@@ -1,4 +1,4 @@
-"""``gluon.contrib``: ``contrib.nn``."""
-from . import nn
+"""``gluon.contrib``: ``contrib.nn`` and ``contrib.data``."""
+from . import data, nn
 
-__all__ = ["nn"]
+__all__ = ["data", "nn"]

@@ -1,10 +1,10 @@
 """``gluon.data``: datasets, samplers and the DataLoader (:mod:`dlrun.data`), and ``vision``."""
 from ...data.batchloader import DataLoader, default_batchify_fn
 from ...data.dataset import ArrayDataset, Dataset, SimpleDataset
-from ...data.sampler import (BatchSampler, IntervalSampler, RandomSampler, Sampler,
+from ...data.sampler import (BatchSampler, FilterSampler, RandomSampler, Sampler,
                              SequentialSampler)
 from . import vision
 
-__all__ = ["ArrayDataset", "BatchSampler", "DataLoader", "Dataset", "IntervalSampler",
+__all__ = ["ArrayDataset", "BatchSampler", "DataLoader", "Dataset", "FilterSampler",
            "RandomSampler", "Sampler", "SequentialSampler", "SimpleDataset",
            "default_batchify_fn", "vision"]

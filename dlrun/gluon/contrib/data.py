@@ -1,0 +1,4 @@
+"""``gluon.contrib.data``: the IntervalSampler (:mod:`dlrun.data.sampler`)."""
+from ...data.sampler import IntervalSampler
+
+__all__ = ["IntervalSampler"]
