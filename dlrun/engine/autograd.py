@@ -7,6 +7,8 @@ import weakref
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from .backend import device_scope, scope_of
+
 if TYPE_CHECKING:
     from .ndarray import NDArray
 
@@ -168,8 +170,6 @@ def _propagate(heads: Sequence["NDArray"], head_grads: Sequence[Any] | None, ret
                train_mode: bool, wanted: set | None) -> dict:
     """The reverse sweep. With ``wanted`` it returns those (node id, output) gradients and
     leaves ``.grad`` alone; without, it writes every variable's ``.grad``."""
-    from .ndarray import NDArray  # circular at import time only
-
     if head_grads is None:
         head_grads = [None] * len(heads)
     if len(head_grads) != len(heads):
@@ -179,20 +179,10 @@ def _propagate(heads: Sequence["NDArray"], head_grads: Sequence[Any] | None, ret
     roots = []
     xp = heads[0]._ctx.xp if heads else None
     for head, hg in zip(heads, head_grads):
-        if head._node is None:
-            raise AutogradError(
-                f"cannot differentiate an array of shape {head.shape} that was not computed "
-                "under autograd.record() from an array with attach_grad(); wrap the "
-                "computation in `with autograd.record():`")
-        if hg is None:
-            g = xp.ones(head.shape, dtype=head.dtype)
-        else:
-            g = hg._data if isinstance(hg, NDArray) else xp.asarray(hg, dtype=head.dtype)
-            if g.shape != head.shape:
-                raise AutogradError(
-                    f"head gradient has shape {g.shape} but its head has shape {head.shape}")
-        _accumulate(grads, head._node, head._index, g)
+        with device_scope(head._ctx):
+            _seed_head(grads, head, hg, xp)
         roots.append(head._node)
+
 
     retained, _state.retain_graph = _state.retain_graph, retain_graph
     try:
@@ -201,6 +191,25 @@ def _propagate(heads: Sequence["NDArray"], head_grads: Sequence[Any] | None, ret
     finally:
         _state.retain_graph = retained
     return captured
+
+
+def _seed_head(grads: dict, head: "NDArray", hg: Any, xp: Any) -> None:
+    """Put ``head``'s gradient (``hg``, ones by default) in ``grads``."""
+    from .ndarray import NDArray  # circular at import time only
+
+    if head._node is None:
+        raise AutogradError(
+            f"cannot differentiate an array of shape {head.shape} that was not computed "
+            "under autograd.record() from an array with attach_grad(); wrap the "
+            "computation in `with autograd.record():`")
+    if hg is None:
+        g = xp.ones(head.shape, dtype=head.dtype)
+    else:
+        g = hg._data if isinstance(hg, NDArray) else xp.asarray(hg, dtype=head.dtype)
+        if g.shape != head.shape:
+            raise AutogradError(
+                f"head gradient has shape {g.shape} but its head has shape {head.shape}")
+    _accumulate(grads, head._node, head._index, g)
 
 
 def _sweep(nodes: list[Node], grads: dict, captured: dict, wanted: set | None,
@@ -221,12 +230,13 @@ def _sweep(nodes: list[Node], grads: dict, captured: dict, wanted: set | None,
             continue
         if node.vjp is None:
             raise graph_freed(node.name)
-        if node.n_out == 1:
-            in_grads = node.vjp(slots[0])
-        else:
-            in_grads = node.vjp(tuple(
-                xp.zeros(shape, dtype) if g is None else g
-                for g, (shape, dtype) in zip(slots, node.out_meta)))
+        with scope_of(next(g for g in slots if g is not None)):  # the node's device is current
+            if node.n_out == 1:
+                in_grads = node.vjp(slots[0])
+            else:
+                in_grads = node.vjp(tuple(
+                    xp.zeros(shape, dtype) if g is None else g
+                    for g, (shape, dtype) in zip(slots, node.out_meta)))
         for parent, g in zip(node.parents, in_grads):
             if parent is not None and g is not None:
                 _accumulate(grads, parent[0], parent[1], g)

@@ -180,6 +180,14 @@ def device_scope(ctx: Context) -> Any:
     return _import_cupy().cuda.Device(ctx.device_id)
 
 
+def scope_of(a: Any) -> Any:
+    """A context manager that makes the device of raw array ``a`` current (CuPy allocates and
+    launches on the current device, not on the inputs')."""
+    if isinstance(a, (np.ndarray, np.generic)):
+        return _NULL_SCOPE
+    return _import_cupy().cuda.Device(a.device.id)
+
+
 class _NullScope:
     def __enter__(self) -> None:
         return None

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..engine.backend import module_of
+from ..engine.backend import module_of, scope_of
 from .world import World
 
 BUCKET_BYTES = 25 * 2**20  # DDP's default bucket size
@@ -20,28 +20,32 @@ class Bucket:
     """Arrays of one device and dtype, copied into one flat buffer for a collective."""
 
     def __init__(self, arrays: list[Any], extra: int = 0):
-        first = arrays[0] if arrays else None
+        first = arrays[0] if arrays else np.empty(0)
         self.arrays = arrays
-        self.xp = np if first is None else module_of(first)
+        self.xp = module_of(first)
+        self.scope = lambda: scope_of(first)  # the arrays' device: CuPy works on the current one
         size = sum(a.size for a in arrays)
-        self.flat = self.xp.empty(size + extra, dtype=np.float64 if first is None else first.dtype)
+        with self.scope():
+            self.flat = self.xp.empty(size + extra, dtype=np.float64 if not arrays else first.dtype)
         self.sizes = [a.size for a in arrays]
 
     def pack(self, extra: Sequence[float] = ()) -> None:
         xp, n = self.xp, sum(self.sizes)
-        if self.arrays:
-            xp.concatenate([a.ravel() for a in self.arrays], out=self.flat[:n])
-        if len(extra):
-            self.flat[n:] = xp.asarray(extra, dtype=self.flat.dtype)
+        with self.scope():
+            if self.arrays:
+                xp.concatenate([a.ravel() for a in self.arrays], out=self.flat[:n])
+            if len(extra):
+                self.flat[n:] = xp.asarray(extra, dtype=self.flat.dtype)
 
     def unpack(self) -> np.ndarray:
         """Write the reduced values back; returns the extra values (on the host)."""
         offset = 0
-        for a, size in zip(self.arrays, self.sizes):
-            a[...] = self.flat[offset:offset + size].reshape(a.shape)
-            offset += size
-        tail = self.flat[offset:]
-        return tail if isinstance(tail, np.ndarray) else tail.get()
+        with self.scope():
+            for a, size in zip(self.arrays, self.sizes):
+                a[...] = self.flat[offset:offset + size].reshape(a.shape)
+                offset += size
+            tail = self.flat[offset:]
+            return tail if isinstance(tail, np.ndarray) else tail.get()
 
 
 def make_buckets(arrays: Sequence[Any], bucket_bytes: int = BUCKET_BYTES, extra: int = 0) -> list[Bucket]:
