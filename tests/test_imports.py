@@ -56,7 +56,7 @@ def import_graph() -> dict[str, set[str]]:
 LAYERS = [["config"], ["build"],
           ["tracking", "spool", "checkpoint", "resume", "distributed", "console", "interrupt",
            "callbacks", "updates",
-           "export", "sync", "runstore", "sqlstore", "mlflow_model", "preprocess"],
+           "export", "sync", "runstore", "sqlstore", "mlflow_model", "preprocess", "plots"],
           ["loop", "tasks"], ["experiment", "sweep", "predict", "publish", "predict_input"], ["main"]]
 
 

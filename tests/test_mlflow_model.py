@@ -168,3 +168,71 @@ def test_new_data_goes_through_the_datasets_preprocessing(tmp_path):
         read_input(tmp_path / "two.npz", spec, (1, 28, 28))
     with pytest.raises(InputError, match=r"do not fit the model, which takes 1 x 28 x 28"):
         standardise(spec, pixels)
+
+
+# --- pictures (item 7) -----------------------------------------------------------------------
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class Notes:
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def test_a_classification_run_gets_curves_a_confusion_matrix_and_per_class_accuracy(store, tmp_path):
+    from types import SimpleNamespace
+
+    from dlrun.runner.plots import run_plots
+
+    client, experiment = store
+    run_id = client.create_run(experiment).info.run_id
+    for step, (loss, acc) in enumerate([(1.0, 0.5), (0.6, 0.7), (0.4, 0.8)]):
+        client.log_metric(run_id, "train/loss", loss, step=step)
+        client.log_metric(run_id, "val/accuracy", acc, step=step)
+        client.log_metric(run_id, "train/step_loss", loss, step=step)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    data = SimpleNamespace(test=SimpleNamespace(label=labels), num_classes=3)
+    made = run_plots(client, run_id, tmp_path / "plots", data, lambda: np.array([0, 1, 1, 1, 2, 0]))
+    assert [p.name for p in made] == ["curves.png", "confusion_matrix.png", "per_class_accuracy.json"]
+    assert all(p.read_bytes().startswith(PNG) for p in made[:2])
+    logged = {a.path for a in client.list_artifacts(run_id, "plots")}
+    assert logged == {f"plots/{p.name}" for p in made}
+    metrics = client.get_run(run_id).data.metrics
+    assert {k: metrics[k] for k in metrics if k.startswith("test/class_accuracy")} == {
+        "test/class_accuracy/0": 0.5, "test/class_accuracy/1": 1.0, "test/class_accuracy/2": 0.5}
+
+
+def test_a_study_gets_optunas_history_and_importance_plots(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    from dlrun.runner.plots import study_plots
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("lr", 0.01, 1) + t.suggest_int("layers", 1, 3), n_trials=6)
+    made = study_plots(study, tmp_path)
+    assert [p.name for p in made] == ["optimization_history.png", "param_importances.png"]
+    assert all(p.read_bytes().startswith(PNG) for p in made)
+
+
+def test_without_matplotlib_the_plots_are_skipped_with_one_line(store, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from dlrun.runner import plots
+    from dlrun.runner.publish import publish_run
+
+    monkeypatch.setattr(plots, "figure_class", lambda: None)
+    client, experiment = store
+    run_id = client.create_run(experiment).info.run_id
+    tracker = SimpleNamespace(run_id=run_id, tracking_uri=mlflow.get_tracking_uri(), tags={})
+    notes = Notes()
+    setup = SimpleNamespace(data=None, report=notes, net=None, ctx=None)
+    cfg = OmegaConf.create({"logger": {"log_model": True, "log_plots": True},
+                            "dataset": {"_target_": "mypkg.data"}})
+    assert publish_run(cfg, tmp_path, tracker, setup, exported=None) is None
+    assert notes.lines == [plots.SKIPPED]
+    assert not client.list_artifacts(run_id)

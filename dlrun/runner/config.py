@@ -103,6 +103,7 @@ class LoggerConfig:
     # with log_model, also register the run's MLflow model as a new version of this name
     register_model: Optional[str] = None
     log_onnx: bool = False         # the run's MLflow model carries its ONNX conversion too
+    log_plots: bool = True         # curves, a classifier's confusion matrix (needs dlrun[plots])
 
 
 class LrScaling(Enum):

@@ -119,7 +119,7 @@ def run(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> float:
                 raise TrackingError(f"{e}\nThe training itself finished; its results are in "
                                     f"{run_dir}") from e
             # the run already failed for another reason: report that one
-    model_uri = publish_run(cfg, run_dir, tracker, setup.data, exported, setup.report)
+    model_uri = publish_run(cfg, run_dir, tracker, setup, exported)
     _print_results(console, metrics, task.results, run_dir, tracker, cfg, exported, model_uri)
     return float(metrics[objective(task.primary[0], task.has_val)])
 

@@ -133,30 +133,68 @@ def _source(cfg: DictConfig) -> str:
     return str(OmegaConf.select(cfg, "dataset._target_", default="dlrun"))
 
 
-def publish_run(cfg: DictConfig, run_dir: Path, tracker: Any, data: Any, exported: Path | None,
-                report: Any) -> str | None:
-    """The end of a successful run: its datasets and (when exported and ``logger.log_model``)
-    its MLflow model go to its MLflow run; returns the model's URI. Never raises: the training
-    is done, a failure here is a note (and in dlrun.log)."""
+def publish_run(cfg: DictConfig, run_dir: Path, tracker: Any, setup: Any,
+                exported: Path | None) -> str | None:
+    """The end of a successful run: its datasets, its plots (:mod:`.plots`) and (when exported
+    and ``logger.log_model``) its MLflow model go to its MLflow run; returns the model's URI.
+    Never raises: the training is done, a failure here is a note (and in dlrun.log)."""
     run_id = getattr(tracker, "run_id", None)
     if run_id is None or tracker.tracking_uri is None:
         return None
+    from mlflow.tracking import MlflowClient
+
+    from .plots import SKIPPED, figure_class, run_plots, test_predictions
+
+    data, report = setup.data, setup.report
+    # a sweep registers its best trial's model only (sweep_end), not each trial's
+    register = None if "dlrun.sweep.trial" in tracker.tags else cfg.logger.get("register_model")
     try:
         log_inputs(cfg, run_id, data)
+        if cfg.logger.get("log_plots", True) and figure_class() is None:
+            report.note(SKIPPED)
+        elif cfg.logger.get("log_plots", True):
+            run_plots(MlflowClient(tracker.tracking_uri), run_id, run_dir / "plots", data,
+                      lambda: test_predictions(setup.net, data, setup.ctx))
         if exported is None or not cfg.logger.log_model:
             return None
-        info = log_run_model(run_dir, cfg, run_id, data, cfg.logger.get("register_model"),
-                             bool(cfg.logger.get("log_onnx")))
+        info = log_run_model(run_dir, cfg, run_id, data, register, bool(cfg.logger.get("log_onnx")))
     except ModelError as e:
         report.note(f"no MLflow model logged: {e}")
         return None
     except Exception as e:  # noqa: BLE001 - the store, the disk, an unconvertible op...
-        log.warning("logging the MLflow model failed", exc_info=True)
-        report.note(f"no MLflow model logged: {type(e).__name__}: {e}")
+        log.warning("logging the run's model, data or plots to MLflow failed", exc_info=True)
+        report.note(f"MLflow: {type(e).__name__}: {e}")
         return None
     uri = f"runs:/{run_id}/{MODEL_NAME}"
     version = info.registered_model_version
-    return f"{uri}, registered as models:/{cfg.logger.register_model}/{version}" if version else uri
+    return f"{uri}, registered as models:/{register}/{version}" if version else uri
+
+
+def sweep_end(session: Any, config: DictConfig, study: Any = None) -> None:
+    """After a sweep: its Optuna study's plots go to the sweep's parent run, and with
+    ``logger.register_model=NAME`` the best trial's model becomes a version of NAME (a note
+    says what could not be done)."""
+    client, parent = getattr(session, "client", None), getattr(session, "parent_run_id", None)
+    if client is None or parent is None:
+        return
+    from .plots import study_plots
+
+    try:
+        for path in study_plots(study, Path(session.dir) / "plots") if study is not None else ():
+            client.log_artifact(parent, str(path), "plots")
+        name = OmegaConf.select(config, "logger.register_model", default=None)
+        best = client.get_run(parent).data.tags.get("dlrun.sweep.best_run_id")
+        if name and best:
+            import mlflow
+
+            mlflow.set_tracking_uri(session.tracking_uri)
+            outputs = client.get_run(best).outputs.model_outputs  # its logged model (the last)
+            uri = f"models:/{outputs[-1].model_id}" if outputs else f"runs:/{best}/{MODEL_NAME}"
+            version = mlflow.register_model(uri, name).version
+            print(f"registered the best trial's model: models:/{name}/{version}")
+    except Exception as e:  # noqa: BLE001 - the sweep's results stand without them
+        log.warning("the sweep's plots or registration failed", exc_info=True)
+        print(f"note: the sweep's plots or model registration failed: {type(e).__name__}: {e}")
 
 
 # --- dlrun log-model RUN ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from ..console import error as print_error
 from ..interrupt import INTERRUPTS, Interrupted, is_interrupt, signal_name
+from ..publish import sweep_end
 from .checks import check_job, clean_hydra_error
 from .session import SweepSession, active_session
 from .trial import FAILED, FINISHED, MAX_ERROR, TRIAL_FILE, read_record, write_json
@@ -119,4 +120,5 @@ def run_grid(sweeper: Any, arguments: list[str]) -> Any:
                              sweep_dir)
             index += len(batch)
             returns.append(results)
+    sweep_end(session, sweeper.config)  # the best trial's model registered (logger.register_model)
     return returns

@@ -29,6 +29,7 @@ from optuna.distributions import distribution_to_json
 from optuna.trial import TrialState
 
 from ..interrupt import INTERRUPTS
+from ..publish import sweep_end
 from .checks import check_job
 from .grid import launch
 from .resolvers import TRIAL_ENV
@@ -115,6 +116,7 @@ class OptunaSweeperImpl:
             OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
             session.started = True
             self._loop(study, params, fixed)
+        sweep_end(session, self.config, study)  # Optuna's plots; the best trial's model registered
         return None
 
     def _check_space(self, params: Sequence[Param], fixed: Sequence[str]) -> None:
