@@ -30,6 +30,12 @@ def mxnet_name(name: str) -> str:
     return MXNET_UNFUSED.sub(lambda m: f"{m[1]}{m[3] or 'l'}{m[2]}_{m[4]}", name)
 
 
+def _some(names: list[str], sep: str = ", ", limit: int = 8) -> str:
+    """The first ``limit`` of ``names``, and how many more there are."""
+    more = f"{sep}... ({len(names) - limit} more)" if len(names) > limit else ""
+    return sep.join(names[:limit]) + more
+
+
 def _read_parameter_file(filename: str) -> dict[str, np.ndarray]:
     """{name: array} of a dlrun .npz or an MXNet NDArray file that names its arrays."""
     if mxfile.is_mxnet_file(filename):
@@ -233,11 +239,11 @@ class Block:
                          n and n != m for n, m in zip(params[k].shape, loaded[k].shape)))]
         problems = []
         if missing and not allow_missing:
-            problems.append(f"missing in the file: {', '.join(missing)} (pass allow_missing=True to skip)")
+            problems.append(f"missing in the file: {_some(missing)} (pass allow_missing=True to skip)")
         if extra and not ignore_extra:
-            problems.append(f"not in the network: {', '.join(extra)} (pass ignore_extra=True to skip)")
+            problems.append(f"not in the network: {_some(extra)} (pass ignore_extra=True to skip)")
         if wrong:
-            problems.append(f"shape mismatch: {'; '.join(wrong)}")
+            problems.append(f"shape mismatch: {_some(wrong, '; ')}")
         if problems:
             raise ParameterFileError(f"{filename} does not fit {type(self).__name__}: " + " | ".join(problems))
         for name, p in params.items():

@@ -23,8 +23,13 @@ def mxnet_python():
 
 
 @pytest.fixture(scope="module")
-def oracle(request, mxnet_python, tmp_path_factory):
+def oracle_folder(request, tmp_path_factory):
+    """The folder the module's MXNet snippets run in (files they write stay there)."""
+    return tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+
+
+@pytest.fixture(scope="module")
+def oracle(request, mxnet_python, oracle_folder):
     """(arrays, errors) of every snippet of the requesting module (its SNIPPETS and INPUTS)."""
     module = request.module
-    folder = tmp_path_factory.mktemp(module.__name__.rpartition(".")[2])
-    return run_mxnet(mxnet_python, module.SNIPPETS, getattr(module, "INPUTS", {}), folder)
+    return run_mxnet(mxnet_python, module.SNIPPETS, getattr(module, "INPUTS", {}), oracle_folder)

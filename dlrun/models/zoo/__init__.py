@@ -53,6 +53,7 @@ def model_names() -> list[str]:
 
 def get_model(name: str, classes: int | None = 1000, in_channels: int | None = None,
               input_size: int | None = None, thumbnail: bool | None = None,
+              pretrained: bool = False, ctx: Any = None, root: str | None = None,
               **kwargs: Any) -> nn.HybridBlock:
     """The zoo model ``name`` (see :func:`model_names`), untrained.
 
@@ -62,6 +63,10 @@ def get_model(name: str, classes: int | None = 1000, in_channels: int | None = N
     input_size: side of the square input images; AlexNet and VGG size their first Dense
       layer from it; the other models do not need it and ignore it.
     thumbnail: ResNet only: a 3x3/1 stem without max pooling, for 32x32 or 28x28 images.
+    pretrained: load MXNet's ImageNet weights (``pretrained.pretrained_file``: the
+      model-zoo ``.params`` file under ``root``, MXNet's ``~/.mxnet/models`` by default,
+      downloaded and SHA-1-checked when missing); they need ``classes=1000``.
+    ctx: the context(s) the pretrained weights go to.
     kwargs: further arguments of the model's class (e.g. ``dropout`` of DenseNet).
     """
     key = str(name).lower()
@@ -81,7 +86,11 @@ def get_model(name: str, classes: int | None = 1000, in_channels: int | None = N
             raise ValueError(f"input_size must be a positive number of pixels, got {input_size}")
         if key == "alexnet" or key.startswith("vgg"):
             args["input_size"] = input_size
-    return build(**args)
+    net = build(**args)
+    if pretrained:
+        from .pretrained import pretrained_file
+        net.load_parameters(str(pretrained_file(key, root)), ctx=ctx)
+    return net
 
 
 def num_parameters(net: nn.Block, trainable: bool = True) -> int:
