@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from dlrun.engine import array
+from dlrun.models.gan import GANMLP
 from dlrun.models.lenet import LeNet
 from dlrun.models.lstm_lm import LSTMLM
 from dlrun.models.mlp import MLP
@@ -28,6 +29,8 @@ MODELS = {  # name: (the model, one example's shape)
     # ResNet-18's blocks (BasicBlockV1, 2 per stage, the thumbnail stem), an eighth of its widths
     "resnet18_v1": (lambda: ResNetV1(BasicBlockV1, [2, 2, 2, 2], [8, 8, 16, 32, 64], classes=10,
                                      thumbnail=True), (3, 32, 32)),
+    # a GAN's generator: images (flattened) from noise
+    "gan_generator": (lambda: GANMLP(image_shape=(1, 28, 28)).generator, (100,)),
 }
 
 
@@ -82,7 +85,7 @@ def test_the_pyfunc_of_a_run_predicts_what_the_network_computes(store, name, tmp
     # the signature: input 'data' of any batch, the output, the predict_type parameter
     (inp,) = model.metadata.get_input_schema().inputs
     assert (inp.name, inp.type, inp.shape) == ("data", np.dtype(np.float32), (-1, *shape))
-    assert model.metadata.get_output_schema().inputs[0].shape == (-1, 10)
+    assert model.metadata.get_output_schema().inputs[0].shape == (-1, *want.shape[1:])
     assert [p.name for p in model.metadata.get_params_schema().params] == ["predict_type"]
     # the folder: MLmodel with both flavors, the example, pinned requirements, no pickle
     folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model"))

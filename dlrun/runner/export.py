@@ -25,13 +25,16 @@ def export_files(prefix: Path) -> tuple[Path, Path]:
 
 
 def export_model(net: Any, run_dir: Path, report: Reporter, upload: bool = True) -> Path | None:
-    """Exports the hybridized ``net`` into ``run_dir`` and, with ``upload``, logs both files
-    under ``model/`` with the run's artifacts.
+    """Exports the hybridized ``net`` (a GAN's generator) into ``run_dir`` and, with
+    ``upload``, logs both files under ``export/`` with the run's artifacts.
 
     Returns the graph file, or None when the model cannot be exported (not a HybridBlock,
     untraceable, no predict-mode call): then a note says why. Never raises: the training is
     done and its results matter more than the export.
     """
+    if not callable(getattr(net, "export", None)) and callable(getattr(getattr(
+            net, "generator", None), "export", None)):
+        net = net.generator  # a GAN: its generator is the model that makes things (images from noise)
     if not callable(getattr(net, "export", None)):
         report.note(f"model not exported: {type(net).__name__} is not a HybridBlock (its "
                     "hybridized parts run as graphs, but only a HybridBlock exports as one)")

@@ -81,13 +81,12 @@ def confusion(Figure: Any, labels: np.ndarray, predicted: np.ndarray, classes: i
 
 
 def test_predictions(net: Any, data: Any, ctx: Any, batch: int = 256) -> np.ndarray | None:
-    """The predicted class of each test example of a classification dataset (None for other
-    data)."""
+    """The class ``net`` (a classifier) predicts for each test example of ``data`` (None when
+    the data has no test array)."""
     from dlrun.engine import array, autograd
 
-    test = getattr(data, "test", None)
-    x = getattr(test, "data", None)
-    if getattr(data, "task", None) != "classify" or not isinstance(x, np.ndarray) or not len(x):
+    x = getattr(getattr(data, "test", None), "data", None)
+    if not isinstance(x, np.ndarray) or not len(x):
         return None
     parts = []
     with autograd.predict_mode():

@@ -38,7 +38,7 @@ def parse(argv: Sequence[str]) -> tuple[str, dict[str, str]]:
     if bad or len(rest) % 2:
         raise PredictError(f"dlrun predict {target} --input FILE takes only "
                            f"{', '.join(OPTIONS)}, each with a value; got {' '.join(rest)}")
-    kind = options.get("--predict-type", "class")
+    kind = options.get("--predict-type", "class")  # checked here, defaulted by the model
     if kind not in PREDICT_TYPES:
         raise PredictError(f"--predict-type {kind!r}: use one of {', '.join(PREDICT_TYPES)}")
     return target, options
@@ -79,9 +79,8 @@ def predict_input(argv: Sequence[str]) -> Path:
     source = Path(options["--input"]).expanduser()
     x, names = read_input(source, model.meta.get("preprocess") or {"kind": "none"},
                           model.example_shape)
-    kind = options.get("--predict-type", "class")
-    if kind != "logits" and model.meta["graph"]["outputs"][0]["shape"][1:2] == []:
-        kind = "logits"  # one output per example (a regressor, a discriminator): no classes
+    # a classifier's default: its classes; other models' (a GAN's generator): their outputs
+    kind = options.get("--predict-type", "class" if model.meta.get("classes") else "logits")
     parts = [model.predict_as("logits", x[i:i + CHUNK]) for i in
              track(range(0, len(x), CHUNK), description=f"predicting {len(x)} examples")]
     out = np.concatenate(parts)
@@ -107,5 +106,6 @@ def write(path: Path, outputs: np.ndarray, names: list[str], kind: str) -> None:
     else:
         flat = values.reshape(len(values), -1)
         rows = [",".join([n, *(f"{v:.7g}" for v in row)]) for n, row in zip(names, flat)]
-        header = ",".join(["example", *(f"{kind}_{j}" for j in range(flat.shape[1]))])
+        column = "output" if kind == "logits" else kind
+        header = ",".join(["example", *(f"{column}_{j}" for j in range(flat.shape[1]))])
     path.write_text("\n".join([header, *rows]) + "\n")

@@ -30,6 +30,7 @@ from .preprocess import InputError, spec_for
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "model"        # runs:/<run id>/model
+CLASSIFY = "ClassifyTask"   # the task whose models are classifiers (predict_type=class)
 EXAMPLES = 2                # rows of the input example
 SERVING_EXAMPLE = "serving-example.json"  # in the run folder: a body for /invocations
 USAGE = """\
@@ -55,17 +56,20 @@ def model_info(cfg: DictConfig, graph: dict, data: Any = None) -> dict:
     of classes and the preprocessing of the run's dataset."""
     (inp,) = graph["inputs"][:1]
     target = str(OmegaConf.select(cfg, "dataset._target_", default=""))
-    task = str(getattr(data, "task", None) or OmegaConf.select(cfg, "task.name", default="") or "")
-    return {"task": task, "dataset": target, "classes": getattr(data, "num_classes", None),
+    task = str(OmegaConf.select(cfg, "task._target_", default="")).rsplit(".", 1)[-1]
+    out = graph["outputs"][0] or {"shape": []}
+    classes = (getattr(data, "num_classes", None) or out["shape"][-1]) if task == CLASSIFY else None
+    return {"task": task, "dataset": target, "classes": classes,
             "preprocess": spec_for(target, tuple(inp["shape"][1:]))}
 
 
 def example_rows(data: Any, shape: Sequence[int], dtype: str) -> np.ndarray:
-    """A few test examples of ``data`` for the input example (zeros when it has none)."""
+    """A few test examples of ``data`` for the input example (noise when it has none)."""
     x = getattr(getattr(data, "test", None), "data", None)
     if isinstance(x, np.ndarray) and x.shape[1:] == tuple(shape[1:]):
         return np.ascontiguousarray(x[:EXAMPLES]).astype(dtype)
-    return np.zeros((EXAMPLES, *shape[1:]), dtype=dtype)
+    # a GAN's generator takes noise: N(0, 1), seeded
+    return np.random.default_rng(0).standard_normal((EXAMPLES, *shape[1:])).astype(dtype)
 
 
 def log_run_model(run_dir: Path, cfg: DictConfig, run_id: str, data: Any = None,
@@ -83,14 +87,15 @@ def log_run_model(run_dir: Path, cfg: DictConfig, run_id: str, data: Any = None,
     graph = read_graph_meta(symbol)
     inp = graph["inputs"][0]
     mlflow.set_tracking_uri(str(cfg.logger.tracking_uri))
-    example = example_rows(data, inp["shape"], inp["dtype"])
+    example, meta = example_rows(data, inp["shape"], inp["dtype"]), model_info(cfg, graph, data)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_file = _onnx_file(symbol, params, Path(tmp)) if onnx else None
         info = log_model(MODEL_NAME, symbol, params, run_id=run_id, registered_model_name=register,
-                         example=example, info=model_info(cfg, graph, data), onnx_file=onnx_file)
+                         example=example, info=meta, onnx_file=onnx_file)
     # a request body for the served model: curl -d @RUN/serving-example.json .../invocations
     (run_dir / SERVING_EXAMPLE).write_text(json.dumps(
-        {"inputs": example.tolist(), "params": {"predict_type": "class"}}) + "\n")
+        {"inputs": example.tolist(), **({"params": {"predict_type": "class"}}
+                                        if meta["classes"] else {})}) + "\n")
     return info
 
 
@@ -125,12 +130,13 @@ def log_inputs(cfg: DictConfig, run_id: str, data: Any) -> int:
     return len(inputs)
 
 
-def _source(cfg: DictConfig) -> str:
-    """Where the run's data came from: its folder for a downloaded dataset, else its builder."""
+def _source(cfg: DictConfig) -> Any:
+    """Where the run's data came from: its builder and, for a downloaded dataset, its folder."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
     root = OmegaConf.select(cfg, "dataset.root", default=None)
-    if root:
-        return str(Path(str(root)).expanduser())
-    return str(OmegaConf.select(cfg, "dataset._target_", default="dlrun"))
+    return CodeDatasetSource({"dlrun.dataset": str(OmegaConf.select(cfg, "dataset._target_", default="")),
+                              **({"root": str(Path(str(root)).expanduser())} if root else {})})
 
 
 def publish_run(cfg: DictConfig, run_dir: Path, tracker: Any, setup: Any,
@@ -153,8 +159,9 @@ def publish_run(cfg: DictConfig, run_dir: Path, tracker: Any, setup: Any,
         if cfg.logger.get("log_plots", True) and figure_class() is None:
             report.note(SKIPPED)
         elif cfg.logger.get("log_plots", True):
+            classify = str(OmegaConf.select(cfg, "task._target_", default="")).endswith(CLASSIFY)
             run_plots(MlflowClient(tracker.tracking_uri), run_id, run_dir / "plots", data,
-                      lambda: test_predictions(setup.net, data, setup.ctx))
+                      lambda: test_predictions(setup.net, data, setup.ctx) if classify else None)
         if exported is None or not cfg.logger.log_model:
             return None
         info = log_run_model(run_dir, cfg, run_id, data, register, bool(cfg.logger.get("log_onnx")))
