@@ -5,12 +5,18 @@ of a small model. The tracker therefore only enqueues: a worker thread imports m
 (itself about a second and a half, also kept off the main path), creates the run, and sends
 whatever has queued up with ``log_batch`` (at most 1000 metrics and 100 params a call).
 ``finish()`` flushes the queue, uploads the artifacts and sets the run's final status.
+
+A server that is slow or away never holds training up for long: a checkpoint waits at most
+FLUSH_SECONDS for the records before it (none while the server is known to be away), then
+writes what has not reached the server into the run's spool itself; the worker sends the spool
+when the store answers again. A record can then reach the store twice (sent late, and from
+the spool): MLflow's SQL stores keep a metric once per (key, step, timestamp, value), and
+tags, params and artifacts are the same when written again.
 """
 from __future__ import annotations
 
 import logging
 import math
-import queue
 import re
 import subprocess
 import threading
@@ -29,6 +35,7 @@ MAX_METRICS_PER_BATCH = 1000
 MAX_TAGS_PER_BATCH = 100
 MAX_PARAM_VALUE_LENGTH = 6000
 RETRY_SECONDS = 5.0  # while the store is unreachable, how often to try it again
+FLUSH_SECONDS = 2.0  # the longest a checkpoint (or a run's end, in an outage) waits for a server
 _INVALID_KEY_CHARS = re.compile(r"[^\w\-. /]")
 
 
@@ -94,7 +101,7 @@ class NullTracker:
     def wait_for_run(self, timeout: float = 60.0) -> str | None:
         return None
 
-    def flush(self, timeout: float = 60.0) -> None:
+    def flush(self, timeout: float | None = None) -> None:
         pass
 
 
@@ -126,7 +133,12 @@ class MlflowTracker:
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self.error: BaseException | None = None
-        self._queue: queue.Queue = queue.Queue()
+        # (kind, payload) records for the worker; `_inflight` the batch it is sending, `_taken`:
+        # the training thread spooled that batch (see _spill)
+        self._cond = threading.Condition()
+        self._pending: list[tuple[str, Any]] = []
+        self._inflight: list = []
+        self._taken = False
         self._thread = threading.Thread(target=self._work, name="dlrun-mlflow", daemon=True)
         self._started = False
         self._opened = threading.Event()  # set once the run exists (or could not be created)
@@ -141,21 +153,30 @@ class MlflowTracker:
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         if self.error is None:
             ts = int(time.time() * 1000)
-            self._queue.put(("metrics", [(sanitize_key(k), float(v), ts, int(step))
-                                         for k, v in metrics.items()]))
+            self._put("metrics", [(sanitize_key(k), float(v), ts, int(step))
+                                  for k, v in metrics.items()])
 
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
-        self._queue.put(("artifact", (str(path), artifact_path)))
+        self._put("artifact", (str(path), artifact_path))
 
     def log_tags(self, tags: Mapping[str, Any]) -> None:
-        self._queue.put(("tags", {k: str(v) for k, v in tags.items()}))
+        self._put("tags", {k: str(v) for k, v in tags.items()})
+
+    def _put(self, kind: str, payload: Any) -> None:
+        with self._cond:
+            self._pending.append((kind, payload))
+            self._cond.notify()
 
     def finish(self, status: str = "FINISHED", timeout: float | None = 120.0) -> None:
-        """Flushes everything queued, ends the run with ``status``; raises TrackingError on failure."""
+        """Flushes everything queued, ends the run with ``status``; raises TrackingError on failure.
+        In an outage (with a spool) it waits FLUSH_SECONDS, then spools the rest and the end."""
         if not self._started:
             return
-        self._queue.put(("end", status))
-        self._thread.join(timeout)
+        self._put("end", status)
+        self._thread.join(FLUSH_SECONDS if self.outage and self.spool is not None else timeout)
+        if self._thread.is_alive() and self.spool is not None:
+            self._spill([("end", status)])
+            return
         if self._thread.is_alive():
             raise TrackingError(
                 f"MLflow ({self.tracking_uri}) did not take the run's data within {timeout:.0f} s; "
@@ -168,17 +189,48 @@ class MlflowTracker:
         """The spool file when records are waiting in it (the store was unreachable)."""
         return self.spool.path if self.spool is not None and self.spool.pending else None
 
-    def flush(self, timeout: float = 60.0) -> None:
-        """Wait until everything logged so far reached the store (or the spool): a checkpoint
-        must not get ahead of the metrics a crash right after it would lose."""
-        if self._started and self._thread.is_alive():
-            done = threading.Event()
-            self._queue.put(("flush", done))
-            done.wait(timeout)
+    def flush(self, timeout: float | None = None) -> None:
+        """Everything logged so far in the store or on disk in the spool when this returns: a
+        checkpoint must not get ahead of the metrics a crash right after it would lose.
+
+        Waits for the run to exist (a fresh store's tables take seconds), then for a server at
+        most ``timeout`` seconds (FLUSH_SECONDS; a local store: 60), and not at all while the
+        store is known to be away: then the spool takes the records here."""
+        if not (self._started and self._thread.is_alive()):
+            return
+        self.wait_for_run()
+        if self.spool is not None and self.outage is not None:
+            self._spill()
+            return
+        if timeout is None:
+            timeout = FLUSH_SECONDS if self.tracking_uri.startswith(("http://", "https://")) else 60.0
+        done = threading.Event()
+        self._put("flush", done)
+        if not done.wait(timeout) and self.spool is not None:
+            self.outage = f"no answer within {timeout:g} s"
+            self._spill()
+
+    def _spill(self, extra: list | None = None) -> None:
+        """Spools (from the training thread) the batch the worker is sending, what is queued
+        behind it, and ``extra``: they are on disk now, whatever becomes of the worker's send."""
+        with self._cond:
+            items = [] if self._taken else list(self._inflight)
+            self._taken = True
+            for kind, payload in self._pending:
+                if kind == "flush":
+                    payload.set()
+                elif kind != "end":  # a run's end is in ``extra``
+                    items.append((kind, payload))
+            self._pending = []
+            items += extra or []
+            if items:
+                self.spool.describe(self.run_record())
+                self.spool.append(items)
 
     def wait_for_run(self, timeout: float = 60.0) -> str | None:
-        """The MLflow run's id once the worker created it (None if it could not)."""
-        if self._started:
+        """The MLflow run's id once the worker created it (None if it could not, or not yet
+        while the store is known to be away)."""
+        if self._started and self.outage is None:
             self._opened.wait(timeout)
         return self.run_id
 
@@ -194,16 +246,12 @@ class MlflowTracker:
         client = self._connect()
         self._opened.set()
         while True:
-            items = [self._queue.get()]
-            while True:  # take everything queued up so far: one log_batch for all of it
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            items = self._take()  # everything queued up so far: one log_batch for all of it
             end = next((payload for kind, payload in items if kind == "end"), None)
             if self.error is None:
-                client = self._deliver(client, [i for i in items if i[0] not in ("end", "flush")],
-                                       final=end is not None)
+                client = self._deliver(client, self._inflight, final=end is not None)
+            with self._cond:
+                self._inflight = []
             for kind, payload in items:
                 if kind == "flush":
                     payload.set()
@@ -213,6 +261,16 @@ class MlflowTracker:
                 else:
                     self._end(client, end)
                 return
+
+    def _take(self) -> list[tuple[str, Any]]:
+        """Waits for records; takes all of them, the ones to send as the batch in flight."""
+        with self._cond:
+            while not self._pending:
+                self._cond.wait()
+            items, self._pending = self._pending, []
+            self._inflight = [i for i in items if i[0] not in ("end", "flush")]
+            self._taken = False
+            return items
 
     def _connect(self) -> Any:
         """The client with the run created (or resumed); None while the store is unreachable."""
@@ -230,8 +288,9 @@ class MlflowTracker:
         if client is not None:
             try:
                 if self.spool is not None and self.spool.pending:
-                    self.send(client, self.spool.read())
-                    self.spool.clear()
+                    spooled, upto = self.spool.take()
+                    self.send(client, spooled)
+                    self.spool.drop(upto)
                     log.warning("MLflow at %s is back; the spooled records were sent", self.tracking_uri)
                 self.send(client, items)
                 self.outage = None
@@ -239,7 +298,10 @@ class MlflowTracker:
             except BaseException as e:  # noqa: BLE001
                 client = self._failed(e)
         if self.spool is not None and self.outage is not None:
-            self.spool.append(items)
+            with self._cond:  # unless the training thread spooled them already
+                if not self._taken:
+                    self._taken = True
+                    self.spool.append(items)
         return None
 
     def _failed(self, error: BaseException) -> None:
