@@ -122,7 +122,11 @@ def _accumulate(grads: dict, node: Node, index: int, value: Any) -> None:
     slots = grads.get(node.id)
     if slots is None:
         slots = grads[node.id] = [None] * node.n_out
-    slots[index] = value if slots[index] is None else slots[index] + value
+    if slots[index] is None:
+        slots[index] = value
+    else:
+        with scope_of(value):  # on the gradient's device, which CuPy does not make current
+            slots[index] = slots[index] + value
 
 
 def graph_freed(name: str) -> AutogradError:
@@ -226,7 +230,8 @@ def _sweep(nodes: list[Node], grads: dict, captured: dict, wanted: set | None,
         if node.leaf is not None:
             array = node.leaf()
             if array is not None and wanted is None:
-                array._write_grad(slots[0])
+                with scope_of(slots[0]):
+                    array._write_grad(slots[0])
             continue
         if node.vjp is None:
             raise graph_freed(node.name)

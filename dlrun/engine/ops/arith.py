@@ -143,7 +143,9 @@ def _move(data: Any, ctx: Context) -> Any:
     if ctx.device_type == "cpu":
         return data.get()
     with device_scope(ctx):
-        return array_module(ctx).asarray(data)  # device-to-device copy
+        # device to device: CuPy's copy() lands on the current device (asarray would hand
+        # back the array itself, still on its own device)
+        return data.copy()
 
 
 @register("copy_to_context", moves_context=True)

@@ -29,12 +29,19 @@ def softmax(xp, x, axis=-1, temperature=None):
     return y, lambda g: (y * (g - (g * y).sum(axis=axis, keepdims=True)) / t,)
 
 
+def _index_range(xp, idx) -> tuple[int, int]:
+    """The smallest and largest of integer array ``idx``, in one device-to-host transfer."""
+    low, high = xp.stack([idx.min(), idx.max()]).tolist()
+    return int(low), int(high)
+
+
 def _class_index(xp, index, x, axis: int, op: str):
     """``index`` (x's shape without ``axis``) as int64 with ``axis`` kept as size 1, range-checked."""
     idx = xp.expand_dims(index.astype(xp.int64, copy=False), axis)
-    if idx.min() < 0 or idx.max() >= x.shape[axis]:
+    low, high = _index_range(xp, idx)
+    if low < 0 or high >= x.shape[axis]:
         raise IndexError(f"{op}: indices must lie in [0, {x.shape[axis]}) along axis {axis}, "
-                         f"got values from {int(idx.min())} to {int(idx.max())}")
+                         f"got values from {low} to {high}")
     return idx
 
 
@@ -198,9 +205,10 @@ def embedding(xp, data, weight):
     The backward scatter-adds into the rows that were used (repeats accumulate).
     """
     idx = data.astype(xp.int64, copy=False)
-    if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
+    low, high = _index_range(xp, idx) if idx.size else (0, -1)
+    if low < 0 or high >= weight.shape[0]:
         raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}) (input_dim), got "
-                         f"values from {int(idx.min())} to {int(idx.max())}")
+                         f"values from {low} to {high}")
 
     def vjp(g):
         gw = xp.zeros_like(weight)
