@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dlrun import nn
 from dlrun.engine import array
 from dlrun.models.gan import GANMLP
 from dlrun.models.lenet import LeNet
@@ -19,7 +20,7 @@ from dlrun.models.mlp import MLP
 from dlrun.models.zoo import BasicBlockV1, ResNetV1
 from dlrun.runner.mlflow_model import ModelError, _load_pyfunc, dlrun_version, log_model, save_model
 from dlrun.runner.predict_input import predict_input
-from dlrun.runner.preprocess import InputError, read_input, spec_for, standardise
+from dlrun.runner.preprocess import InputError, read_input, spec_for, standardise, text_spec
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -120,14 +121,48 @@ def test_the_registry_gives_a_version_per_logged_model_and_predict_takes_them(st
     assert rows[0] == "example,class,probability" and len(rows) == 6
 
 
-def test_a_language_model_with_states_is_refused_by_the_flavor(tmp_path):
-    net = LSTMLM(20, 8, 8, num_layers=1)
+def test_a_language_model_is_served_next_token_logits_and_reads_text(store, tmp_path, monkeypatch):
+    client, experiment = store
+    net = LSTMLM(6, 8, 8, num_layers=2)
     net.initialize()
     net.hybridize()
-    net(array(np.zeros((3, 2), np.int32)), net.begin_state(2))
+    net(array(np.zeros((5, 3), np.int32)), net.begin_state(3))  # traced on (T, N) = (5, 3)
     net.export(str(tmp_path / "lm"))
-    with pytest.raises(ModelError, match="takes 3 inputs and gives 3 outputs.*language model"):
-        save_model(tmp_path / "m", tmp_path / "lm-symbol.json", tmp_path / "lm-0000.params")
+    vocab = ["<unk>", "a", "b", "c", "d", "<eos>"]
+    run_id = client.create_run(experiment).info.run_id
+    log_model("model", tmp_path / "lm-symbol.json", tmp_path / "lm-0000.params", run_id=run_id,
+              example=np.array([[1, 2, 3]], np.int32),
+              info={"task": "LanguageModelTask", "classes": None, "preprocess": text_spec(vocab, "word")})
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    (inp,) = model.metadata.get_input_schema().inputs
+    assert inp.shape == (-1, -1) and inp.type == np.dtype(np.int32)
+    tokens = np.random.default_rng(5).integers(0, 6, (4, 7)).astype(np.int32)  # any N and T
+    logits, _ = net(array(tokens.T), net.begin_state(4))
+    np.testing.assert_allclose(model.predict(tokens), logits.asnumpy()[-1], rtol=1e-5, atol=1e-6)
+    # dlrun predict --input a text file: the next token of each line, unknown words as <unk>
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())
+    (tmp_path / "lines.txt").write_text("a b c\n\nd zz\n")
+    out = predict_input([f"runs:/{run_id}/model", "--input", str(tmp_path / "lines.txt"),
+                         "--output", str(tmp_path / "next.csv")])
+    rows = out.read_text().splitlines()
+    assert rows[0] == "line,next_token,probability" and len(rows) == 3
+    for row, ids in zip(rows[1:], ([1, 2, 3], [4, 0])):
+        want, _ = net(array(np.array([ids], np.int32).T), net.begin_state(1))
+        assert row.split(",")[1] == f'"{vocab[int(want.asnumpy()[-1].argmax())]}"'
+
+
+class TwoHeads(nn.HybridBlock):
+    def forward(self, x):
+        return x * 2, x + 1
+
+
+def test_a_graph_of_two_outputs_is_refused_by_the_flavor(tmp_path):
+    net = TwoHeads()
+    net.hybridize()
+    net(array(np.zeros((2, 3), np.float32)))
+    net.export(str(tmp_path / "two"))
+    with pytest.raises(ModelError, match="takes 1 inputs and gives 2 outputs.*dlrun export"):
+        save_model(tmp_path / "m", tmp_path / "two-symbol.json", tmp_path / "two-0000.params")
 
 
 def test_a_batch_of_the_wrong_shape_or_type_is_refused_naming_what_the_model_takes(tmp_path):

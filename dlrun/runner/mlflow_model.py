@@ -51,28 +51,41 @@ def read_graph_meta(symbol_file: Path) -> dict:
     return {"inputs": spec["inputs"], "outputs": [meta[s] for s in spec["outputs"]]}
 
 
-def check_servable(graph: dict) -> None:
-    """Raises ModelError unless the graph takes one float input and gives one output: the
-    shape of model the flavor serves (a language model with its states is refused)."""
+def is_language_model(graph: dict) -> bool:
+    """Whether ``graph`` is a language model's: (T, N) token ids and the (layers, N, hidden)
+    states h and c in; logits (T, N, vocabulary) and the states out."""
     ins, outs = graph["inputs"], graph["outputs"]
-    if len(ins) != 1 or len(outs) != 1 or outs[0] is None:
+    return (len(ins) == 3 and len(outs) == 3 and np.dtype(ins[0]["dtype"]).kind in "iu"
+            and len(ins[0]["shape"]) == 2 and all(len(i["shape"]) == 3 for i in ins[1:])
+            and outs[0] is not None and len(outs[0]["shape"]) == 3)
+
+
+def check_servable(graph: dict) -> None:
+    """Raises ModelError unless the graph takes one input and gives one output, or is a
+    language model's (:func:`is_language_model`): the models the flavor serves."""
+    ins, outs = graph["inputs"], graph["outputs"]
+    if not is_language_model(graph) and (len(ins) != 1 or len(outs) != 1 or outs[0] is None):
         raise ModelError(f"the exported graph takes {len(ins)} inputs and gives {len(outs)} "
                          "outputs; the dlrun MLflow flavor serves models of one input and one "
-                         "output (a classifier, a regressor, a GAN's generator or "
-                         "discriminator); a language model with states is not served: export "
-                         "it with 'dlrun export RUN --format onnx' instead")
+                         "output (a classifier, a regressor, a GAN's generator) and language "
+                         "models (tokens and states in, logits and states out); export this one "
+                         "with 'dlrun export RUN --format onnx' instead")
 
 
 def signature_for(graph: dict) -> Any:
     """The MLflow signature of ``graph``: tensor ``data`` with a variable batch axis, the
-    output likewise, and the ``predict_type`` parameter."""
+    output likewise, and the ``predict_type`` parameter. A language model takes (N, T) token
+    ids (any N and T) and gives the next token's logits (N, vocabulary)."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
-    (inp,), (out,) = graph["inputs"], graph["outputs"]
+    inp, out = graph["inputs"][0], graph["outputs"][0]
+    ins, outs = (-1, *inp["shape"][1:]), (-1, *out["shape"][1:])
+    if is_language_model(graph):
+        ins, outs = (-1, -1), (-1, out["shape"][-1])
     return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(inp["dtype"]), (-1, *inp["shape"][1:]), inp["name"])]),
-        outputs=Schema([TensorSpec(np.dtype(out["dtype"]), (-1, *out["shape"][1:]))]),
+        inputs=Schema([TensorSpec(np.dtype(inp["dtype"]), ins, inp["name"])]),
+        outputs=Schema([TensorSpec(np.dtype(out["dtype"]), outs)]),
         params=ParamSchema([ParamSpec("predict_type", "string", "logits")]))
 
 
@@ -159,9 +172,11 @@ class DlrunModel:
     def __init__(self, block: Any, meta: dict):
         self.block = block
         self.meta = meta
-        (inp,) = meta["graph"]["inputs"]
+        inp = meta["graph"]["inputs"][0]
+        self.language_model = is_language_model(meta["graph"])
         self.batch = int(inp["shape"][0])
-        self.example_shape = tuple(inp["shape"][1:])
+        # a language model takes (N, T) token ids of any T
+        self.example_shape = (-1,) if self.language_model else tuple(inp["shape"][1:])
         self.dtype = np.dtype(inp["dtype"])
 
     @classmethod
@@ -213,6 +228,11 @@ class DlrunModel:
                 raise ModelError(f"the model takes one input ('data'), got {sorted(model_input)}")
             model_input = next(iter(model_input.values()))
         x = np.asarray(model_input)
+        if self.language_model:
+            if x.ndim != 2 or x.shape[1] == 0 or x.dtype.kind not in "iu":
+                raise ModelError(f"the language model takes (N, T) integer token ids, got a "
+                                 f"{x.dtype} array of shape {list(x.shape)}")
+            return x.astype(self.dtype, copy=False)
         size = int(np.prod(self.example_shape))
         if x.ndim == 2 and x.shape[1] == size and x.shape[1:] != self.example_shape:
             x = x.reshape(len(x), *self.example_shape)  # flattened examples
@@ -223,10 +243,28 @@ class DlrunModel:
             raise ModelError(f"the model takes numbers ({self.dtype.name}), got {x.dtype}")
         return x.astype(self.dtype, copy=False)
 
+    def next_token_logits(self, tokens: np.ndarray) -> np.ndarray:
+        """A language model's logits of the token after each row of ``tokens`` (N, T), from
+        zero states. The graph's ops take any T and N, so it runs as it is."""
+        from dlrun.engine import array, cpu
+
+        vocab = self.meta["graph"]["outputs"][0]["shape"][-1]
+        if tokens.min() < 0 or tokens.max() >= vocab:
+            raise ModelError(f"token ids must lie in [0, {vocab}), got {tokens.min()}..{tokens.max()}")
+        graph, ctx = self.block.graph, cpu()
+        layers, _, hidden = self.meta["graph"]["inputs"][1]["shape"]
+        zeros = array(np.zeros((layers, len(tokens), hidden), np.float32), ctx=ctx)
+        params = [self.block.collect_params()[n].data() for n in graph.param_names]
+        logits = graph.run([array(np.ascontiguousarray(tokens.T), ctx=ctx), zeros, zeros],
+                           params, ctx)[0]
+        return logits.asnumpy()[-1]
+
     def outputs(self, x: np.ndarray) -> np.ndarray:
         """The graph's outputs for ``x``, in chunks of its batch size (the last one padded)."""
         from dlrun.engine import array, cpu
 
+        if self.language_model:
+            return self.next_token_logits(x)
         parts = []
         for start in range(0, len(x), self.batch):
             chunk = x[start:start + self.batch]

@@ -8,12 +8,14 @@ preprocessing, written to a CSV (or NPY) file.
 MODEL is a run folder (its export, its config's dataset for the preprocessing) or an MLflow
 model URI (``models:/NAME/VERSION``, ``models:/NAME/latest``, ``runs:/ID/model``) in the store
 of MLFLOW_TRACKING_URI (default: outputs/mlflow.db under the current folder, as dlrun's).
-FILE is a ``.npy``/``.npz`` array or a folder of PNG/JPEG images (:mod:`.preprocess`). The CSV
-has a row per example: its name, the class and its probability (a classifier), or the
-outputs. ``--output X.npy`` writes the outputs array instead.
+FILE is a ``.npy``/``.npz`` array or a folder of PNG/JPEG images (:mod:`.preprocess`), or for
+a language model a text file. The CSV has a row per example: its name, the class and its
+probability (a classifier), the next token of each line and its probability (a language
+model), or the outputs. ``--output X.npy`` writes the array instead.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,8 +25,8 @@ from omegaconf import OmegaConf
 
 from .mlflow_model import FLAVOR_NAME, PREDICT_TYPES, DlrunModel, read_graph_meta
 from .predict import PredictError, locate
-from .preprocess import read_input
-from .publish import model_info
+from .preprocess import read_input, read_text
+from .publish import corpus_of, model_info
 
 CHUNK = 256  # examples per step of the progress bar
 OPTIONS = ("--input", "--output", "--predict-type")
@@ -65,7 +67,8 @@ def load(target: str) -> DlrunModel:
     config = run_dir / "config.yaml"
     cfg = OmegaConf.load(config) if config.is_file() else OmegaConf.create({})
     graph = read_graph_meta(symbol)
-    return DlrunModel.from_export(symbol, params, {**model_info(cfg, graph), "graph": graph})
+    meta = model_info(cfg, graph, corpus_of(cfg, graph))  # a language model's vocabulary
+    return DlrunModel.from_export(symbol, params, {**meta, "graph": graph})
 
 
 def predict_input(argv: Sequence[str]) -> Path:
@@ -77,21 +80,31 @@ def predict_input(argv: Sequence[str]) -> Path:
         raise PredictError("dlrun predict MODEL needs --input FILE (a .npy/.npz or a folder of images)")
     model = load(target)
     source = Path(options["--input"]).expanduser()
-    x, names = read_input(source, model.meta.get("preprocess") or {"kind": "none"},
-                          model.example_shape)
+    spec = model.meta.get("preprocess") or {"kind": "none"}
+    path = Path(options.get("--output") or f"{source.stem or 'input'}-predictions.csv")
+    if model.language_model:  # a text file: the next token of each line
+        rows, _ = read_text(source, spec)
+        out = np.concatenate([model.predict_as("logits", ids[None]) for ids in
+                              track(rows, description=f"predicting {len(rows)} lines")])
+        write(path, out, [str(n) for n in range(1, len(rows) + 1)],
+              options.get("--predict-type", "class"), spec["vocab"])
+        print(f"wrote {len(out)} predictions of {target} to {path}")
+        return path
+    x, names = read_input(source, spec, model.example_shape)
     # a classifier's default: its classes; other models' (a GAN's generator): their outputs
     kind = options.get("--predict-type", "class" if model.meta.get("classes") else "logits")
     parts = [model.predict_as("logits", x[i:i + CHUNK]) for i in
              track(range(0, len(x), CHUNK), description=f"predicting {len(x)} examples")]
     out = np.concatenate(parts)
-    path = Path(options.get("--output") or f"{source.stem or 'input'}-predictions.csv")
     write(path, out, names, kind)
     print(f"wrote {len(out)} predictions of {target} to {path}")
     return path
 
 
-def write(path: Path, outputs: np.ndarray, names: list[str], kind: str) -> None:
-    """The predictions as ``path`` (.npy: the ``kind`` array; else CSV rows per example)."""
+def write(path: Path, outputs: np.ndarray, names: list[str], kind: str,
+          vocab: list[str] | None = None) -> None:
+    """The predictions as ``path`` (.npy: the ``kind`` array; else CSV rows per example; a
+    language model's class is its next token, from ``vocab``)."""
     values: Any = outputs
     if kind != "logits":
         e = np.exp(outputs - outputs.max(axis=1, keepdims=True))
@@ -100,7 +113,10 @@ def write(path: Path, outputs: np.ndarray, names: list[str], kind: str) -> None:
     if path.suffix == ".npy":
         np.save(path, values)
         return
-    if kind == "class":
+    if kind == "class" and vocab is not None:
+        rows = [f"{n},{json.dumps(vocab[c])},{probs[i, c]:.6f}" for i, (n, c) in enumerate(zip(names, values))]
+        header = "line,next_token,probability"
+    elif kind == "class":
         rows = [f"{n},{c},{probs[i, c]:.6f}" for i, (n, c) in enumerate(zip(names, values))]
         header = "example,class,probability"
     else:

@@ -123,3 +123,35 @@ def read_input(path: Path, spec: dict, example_shape: tuple[int, ...]) -> tuple[
                          f"takes examples of shape {list(example_shape)} (N x "
                          f"{' x '.join(map(str, example_shape))})")
     return x, [str(i) for i in range(len(x))]
+
+
+def text_spec(itos: list[str], level: str) -> dict:
+    """The preprocessing record of a language model's corpus: its vocabulary (``itos``) and
+    whether it reads words or characters."""
+    return {"kind": "text", "level": level, "vocab": list(itos)}
+
+
+def read_text(path: Path, spec: dict) -> tuple[list[np.ndarray], list[str]]:
+    """(the token ids of each non-empty line of the text file ``path``, the lines), tokenized
+    as the corpus was (words split at whitespace, or characters); a token outside the
+    vocabulary is ``<unk>`` when it has one."""
+    if spec.get("kind") != "text":
+        raise InputError(f"{path} is text, but the model was not trained on text; give a .npy "
+                         "file of its examples")
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read {path} as UTF-8 text: {e}") from None
+    if not lines:
+        raise InputError(f"{path} holds no line of text")
+    stoi = {t: i for i, t in enumerate(spec["vocab"])}
+    unk = stoi.get("<unk>")
+    rows = []
+    for n, line in enumerate(lines, 1):
+        tokens = list(line) if spec["level"] == "char" else line.split()
+        missing = [t for t in tokens if t not in stoi]
+        if missing and unk is None:
+            raise InputError(f"{path}, line {n}: {missing[:5]} are not in the model's vocabulary "
+                             "(which has no <unk>)")
+        rows.append(np.array([stoi.get(t, unk) for t in tokens], dtype=np.int32))
+    return rows, lines

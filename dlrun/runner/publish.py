@@ -24,8 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from dlrun.engine.onnx_export import OnnxExportError
 
 from .export import PREFIX, ExportError, export_files
-from .mlflow_model import ModelError, read_graph_meta
-from .preprocess import InputError, spec_for
+from .mlflow_model import ModelError, is_language_model, read_graph_meta
+from .preprocess import InputError, spec_for, text_spec
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +59,39 @@ def model_info(cfg: DictConfig, graph: dict, data: Any = None) -> dict:
     task = str(OmegaConf.select(cfg, "task._target_", default="")).rsplit(".", 1)[-1]
     out = graph["outputs"][0] or {"shape": []}
     classes = (getattr(data, "num_classes", None) or out["shape"][-1]) if task == CLASSIFY else None
+    vocab = getattr(getattr(data, "vocab", None), "itos", None)  # a language model's corpus
+    level = str(OmegaConf.select(cfg, "dataset.level", default="word") or "word")
     return {"task": task, "dataset": target, "classes": classes,
-            "preprocess": spec_for(target, tuple(inp["shape"][1:]))}
+            "preprocess": text_spec(vocab, level) if vocab else spec_for(target, tuple(inp["shape"][1:]))}
 
 
-def example_rows(data: Any, shape: Sequence[int], dtype: str) -> np.ndarray:
-    """A few test examples of ``data`` for the input example (noise when it has none)."""
+def example_rows(data: Any, graph: dict) -> np.ndarray:
+    """A few test examples of ``data`` for the input example of ``graph``'s model: for a
+    language model, windows of the test token stream (N, T); noise when there are none."""
+    inp = graph["inputs"][0]
+    shape, dtype = inp["shape"], np.dtype(inp["dtype"])
+    if is_language_model(graph):
+        ids = np.asarray(getattr(data, "test", None) if data is not None else [])
+        steps = min(int(shape[0]), 8)
+        if ids.ndim == 1 and len(ids) >= EXAMPLES * steps:
+            return ids[:EXAMPLES * steps].reshape(EXAMPLES, steps).astype(dtype)
+        return np.zeros((EXAMPLES, steps), dtype=dtype)
     x = getattr(getattr(data, "test", None), "data", None)
     if isinstance(x, np.ndarray) and x.shape[1:] == tuple(shape[1:]):
         return np.ascontiguousarray(x[:EXAMPLES]).astype(dtype)
     # a GAN's generator takes noise: N(0, 1), seeded
     return np.random.default_rng(0).standard_normal((EXAMPLES, *shape[1:])).astype(dtype)
+
+
+def corpus_of(cfg: DictConfig, graph: dict) -> Any:
+    """For a language model's graph, the corpus its run trained on (its vocabulary goes with
+    the model), built from the run's config as the run built it; None for other models."""
+    if not is_language_model(graph):
+        return None
+    from .build import allow_targets, build
+
+    allow_targets(cfg.get("allowed_targets") or [])
+    return build(cfg.dataset, "dataset")
 
 
 def log_run_model(run_dir: Path, cfg: DictConfig, run_id: str, data: Any = None,
@@ -85,9 +107,8 @@ def log_run_model(run_dir: Path, cfg: DictConfig, run_id: str, data: Any = None,
         raise PublishError(f"{run_dir} holds no exported model ({symbol.name}, {params.name}); "
                            "only runs with model.hybridize=true export one")
     graph = read_graph_meta(symbol)
-    inp = graph["inputs"][0]
     mlflow.set_tracking_uri(str(cfg.logger.tracking_uri))
-    example, meta = example_rows(data, inp["shape"], inp["dtype"]), model_info(cfg, graph, data)
+    example, meta = example_rows(data, graph), model_info(cfg, graph, data)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_file = _onnx_file(symbol, params, Path(tmp)) if onnx else None
         info = log_model(MODEL_NAME, symbol, params, run_id=run_id, registered_model_name=register,
@@ -243,7 +264,9 @@ def log_model_command(argv: Sequence[str]) -> str:
         raise PublishError(f"{run_dir} was not tracked in MLflow (logger=none); its model has no "
                            "MLflow run to go to")
     run_id = find_run_id(run_dir, str(cfg.logger.tracking_uri))
-    info = log_run_model(run_dir, cfg, run_id, register=register, onnx=onnx)
+    symbol = export_files(run_dir / PREFIX)[0]
+    data = corpus_of(cfg, read_graph_meta(symbol)) if symbol.is_file() else None
+    info = log_run_model(run_dir, cfg, run_id, data, register=register, onnx=onnx)
     uri = f"runs:/{run_id}/{MODEL_NAME}"
     print(f"logged {uri} (model id {info.model_id})")
     if info.registered_model_version:
