@@ -274,3 +274,17 @@ def test_without_matplotlib_the_plots_are_skipped_with_one_line(store, tmp_path,
     assert publish_run(cfg, tmp_path, tracker, setup, exported=None) is None
     assert notes.lines == [plots.SKIPPED]
     assert not client.list_artifacts(run_id)
+
+
+def test_the_mlflow_model_can_carry_its_onnx_conversion(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from dlrun.engine.onnx_export import export_graph_file
+
+    net, files, shape = exported("lenet", tmp_path)
+    onnx_file = export_graph_file(*files, tmp_path / "lenet.onnx")
+    save_model(tmp_path / "m", *files, onnx_file=onnx_file)  # what logger.log_onnx=true does
+    flavor = mlflow.pyfunc.load_model(str(tmp_path / "m")).metadata.flavors["dlrun"]
+    carried = tmp_path / "m" / flavor["data"] / flavor["onnx"]
+    x = np.random.default_rng(6).standard_normal((3, *shape)).astype(np.float32)
+    (got,) = ort.InferenceSession(str(carried), providers=["CPUExecutionProvider"]).run(None, {"data": x})
+    np.testing.assert_allclose(got, net(array(x)).asnumpy(), rtol=1e-4, atol=1e-5)
