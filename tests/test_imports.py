@@ -56,7 +56,8 @@ def import_graph() -> dict[str, set[str]]:
 LAYERS = [["config"], ["build"],
           ["tracking", "spool", "checkpoint", "resume", "distributed", "console", "interrupt",
            "callbacks", "updates",
-           "export", "sync", "runstore", "sqlstore", "mlflow_model", "preprocess", "plots"],
+           "export", "sync", "runstore", "sqlstore", "mlflow_model", "preprocess", "plots",
+           "pairing", "explain"],
           ["loop", "tasks"], ["experiment", "sweep", "predict", "publish", "predict_input"], ["main"]]
 
 

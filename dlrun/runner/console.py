@@ -58,11 +58,11 @@ class Reporter(Protocol):
 
 
 class SamplesPerSecond(ProgressColumn):
-    """Throughput of the running epoch, in samples per second."""
+    """Throughput of the running epoch, in the task's unit per second (samples, tokens)."""
 
     def render(self, task: Task) -> Text:
-        rate = task.fields.get("rate")
-        return Text(f"{rate:,.0f} samples/s" if rate else "- samples/s", style="cyan",
+        rate, unit = task.fields.get("rate"), task.fields.get("unit", "samples")
+        return Text(f"{rate:,.0f} {unit}/s" if rate else f"- {unit}/s", style="cyan",
                     no_wrap=True)
 
 
@@ -93,6 +93,11 @@ def make_console(stderr: bool = False, soft_wrap: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=UNWRAPPED)
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 epoch``, ``3 epochs``."""
+    return f"{count} {noun}" + ("" if int(count) == 1 else "s")
+
+
 def format_duration(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     h, rest = divmod(seconds, 3600)
@@ -117,6 +122,7 @@ class ConsoleReporter:
         self._last_plain = 0.0
         self._loss: float | None = None
         self._columns: list[tuple[str, str, str, int]] = []
+        self._unit = "samples"  # what the rate counts: the task's throughput column's unit
 
     # --- run-level ------------------------------------------------------------------------
     def header(self, title: str, rows: Sequence[tuple[str, str]]) -> None:
@@ -129,6 +135,8 @@ class ConsoleReporter:
     def start(self, epochs: int, steps_per_epoch: int, columns: Sequence[Column] = EPOCH_COLUMNS) -> None:
         self._epochs, self._steps = epochs, steps_per_epoch
         self._columns = [(label, key, fmt, max(len(label), 9)) for label, key, fmt in columns]
+        self._unit = next((label.split("/")[0] for label, key, _ in columns
+                           if key.endswith("_per_sec")), "samples")
         header = "  ".join(f"{label:>{w}}" for label, _, _, w in self._columns)
         self.console.print(Text(header, style="bold"))
         if self.interactive:
@@ -152,7 +160,8 @@ class ConsoleReporter:
             if self._task is not None:
                 self._progress.remove_task(self._task)
             self._task = self._progress.add_task(f"epoch {epoch}/{self._epochs}",
-                                                 total=self._steps, rate=None, loss="", eta=None)
+                                                 total=self._steps, rate=None, loss="", eta=None,
+                                                 unit=self._unit)
 
     def step(self, epoch: int, step: int, samples: int, loss: float | None = None) -> None:
         """Called after each training step; ``loss`` when a fresh value was fetched."""
@@ -174,7 +183,7 @@ class ConsoleReporter:
             eta = left * elapsed / step
             loss_text = f"  loss {self._loss:.4f}" if self._loss is not None else ""
             self.console.print(f"  epoch {epoch}/{self._epochs}  step {step}/{self._steps}"
-                               f"{loss_text}  {rate:,.0f} samples/s  eta {format_duration(eta)}")
+                               f"{loss_text}  {rate:,.0f} {self._unit}/s  eta {format_duration(eta)}")
 
     def epoch_end(self, metrics: Mapping[str, float]) -> None:
         cells = [f"{fmt.format(metrics[key]) if key in metrics else '-':>{width}}"

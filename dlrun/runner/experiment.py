@@ -39,6 +39,7 @@ from .export import export_model
 from .publish import SERVING_EXAMPLE, publish_run
 from .interrupt import is_interrupt
 from .loop import Loop, RunReporter
+from .pairing import mismatch
 from .resume import check_epochs, check_tracked, identity_hash, resumed_choices, resumed_config
 from .runstore import lookup_run
 from .sweep.trial import MAX_ERROR
@@ -71,6 +72,9 @@ def run(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> float:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items()
                if not k.startswith("hydra") and v is not None}
+    unfit = mismatch(cfg.model, cfg.dataset, choices)  # model=lenet dataset=pydoc: before building
+    if unfit:
+        raise ConfigError(unfit)
     resume_from = None
     if cfg.get("resume"):  # the run continues in its own folder, with its own config
         cfg, resume_from = resumed_config(cfg, overrides)

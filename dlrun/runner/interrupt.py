@@ -139,6 +139,12 @@ def is_interrupt(error: BaseException | None) -> bool:
     return False
 
 
+def exit_status(name: str) -> int:
+    """The shell's exit status of a process stopped by the signal ``name``: 128 + its number
+    (130 for SIGINT, Ctrl-C; 143 for SIGTERM, ``kill``)."""
+    return 128 + int(getattr(signal.Signals, name, signal.SIGINT))
+
+
 def signal_name(error: BaseException | None) -> str:
     """The signal behind an interrupt (the recorded one, else the error's, else SIGINT)."""
     return INTERRUPTS.requested or getattr(error, "signal_name", None) or "SIGINT"

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .callbacks import LoopState
 from .updates import Accumulator, DivergenceError, Guard
-from .console import Column, ConsoleReporter
+from .console import Column, ConsoleReporter, plural
 from .interrupt import INTERRUPTS, StopRequested
 from .resume import ResumeError
 from .tracking import TrackingError
@@ -319,7 +319,7 @@ class Loop:
             if "metrics" not in c.state.get("loop", {}):
                 raise ResumeError(f"{c.source} holds no metrics of the run's last epoch; resume "
                                   "from an earlier checkpoint")
-            s.report.note(f"all {self.epochs} epochs were done when the run stopped; finishing "
+            s.report.note(f"all {plural(self.epochs, 'epoch')} were done when the run stopped; finishing "
                           f"it from {c.source}")
         s.checkpoints.restore(c)
         for trainer in self.task.trainers.values():

@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra._internal import utils as hydra_utils
 from omegaconf import DictConfig
 
 from .config import moved_key, register_configs
-from .interrupt import INTERRUPTS, Interrupted, StopRequested
+from .explain import explain, versions
+from .interrupt import INTERRUPTS, Interrupted, StopRequested, exit_status, signal_name
 from .sweep import register_resolvers
 
 register_resolvers()  # also where a joblib worker unpickles the task function
@@ -34,6 +36,7 @@ INTERRUPTS.install_in_worker()  # there too: a worker records Ctrl-C as the laun
 
 _DEBUG_ARG = re.compile(r"\+*debug=(true|True|TRUE|yes|1)")
 _RESUME_ARG = re.compile(r"\+*resume=(.+)")
+DEBUG_HINT = "run again with debug=true to see the full traceback"
 
 
 def _message(error: BaseException) -> tuple[str, str | None]:
@@ -53,6 +56,9 @@ def _message(error: BaseException) -> tuple[str, str | None]:
     from .tasks import DivergenceError
     from .tracking import TrackingError
 
+    explained = explain(error)  # Hydra's, OmegaConf's, YAML's: a missing value, a bad file
+    if explained is not None:
+        return explained, DEBUG_HINT
     if isinstance(error, (ContextError, DataError, ConfigError, TrackingError, DivergenceError,
                           TrialFailed, GraphFormatError, PredictError,
                           CheckpointError, ResumeError, SyncError, DistributedError)):
@@ -61,7 +67,20 @@ def _message(error: BaseException) -> tuple[str, str | None]:
         return str(error), None
     if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
         return str(error), None
-    return f"{type(error).__name__}: {error}", "run again with debug=true to see the full traceback"
+    return f"{type(error).__name__}: {error}", DEBUG_HINT
+
+
+def _compose_report(func: Any) -> Any:
+    """Hydra's run_and_report: what goes wrong while Hydra composes the config (an unknown
+    key or option, a malformed YAML file) ends in dlrun's message, not Hydra's format."""
+    from .build import in_debug_mode
+
+    try:
+        return func()
+    except Exception as e:
+        if in_debug_mode():
+            raise
+        raise SystemExit(_report(e)) from None
 
 
 def _report(error: BaseException) -> int:
@@ -92,7 +111,8 @@ def _run(cfg: DictConfig) -> Any:
 
     # not the module's globals: a joblib worker gets this function by value, and a copy of
     # INTERRUPTS would not be the one its signal handler and the training loop share
-    from .interrupt import INTERRUPTS, Interrupted, TrialInterrupted, is_interrupt, signal_name
+    from .interrupt import (INTERRUPTS, Interrupted, TrialInterrupted, exit_status, is_interrupt,
+                            signal_name)
 
     trial = TrialScope() if in_multirun() else None
     try:
@@ -120,7 +140,7 @@ def _run(cfg: DictConfig) -> Any:
         from .console import error as print_error
 
         print_error(f"{INTERRUPTS.requested} arrived as the run was ending; it finished")
-        raise SystemExit(130)
+        raise SystemExit(exit_status(INTERRUPTS.requested))
     from dlrun.parallel import current
     from dlrun.parallel.launch import JobStopped
 
@@ -139,7 +159,7 @@ def _run(cfg: DictConfig) -> Any:
         # an Exception, which Hydra returns as the job's result: the sweep stops at its next
         # safe point (a KeyboardInterrupt would make joblib kill the other running trials)
         raise TrialInterrupted(signal_name(stop)) from stop
-    raise SystemExit(130) from None
+    raise SystemExit(exit_status(signal_name(stop))) from None
 
 
 def _failed(e: Exception, cfg: DictConfig, trial: Any) -> None:
@@ -267,8 +287,12 @@ def main() -> None:
 
             print_error(moved)
             raise SystemExit(1)
+    if sys.argv[1:2] in (["--version"], ["-V"]):  # dlrun's, not Hydra's
+        print(versions())
+        raise SystemExit(0)
     register_configs()
     register_resolvers()
+    hydra_utils.run_and_report = _compose_report  # Hydra's errors in dlrun's words
     # `kill` (SIGTERM) ends a run like Ctrl-C: a training loop stops after its step and writes
     # a checkpoint, the MLflow run ends KILLED rather than left RUNNING, a sweep's table is
     # printed and its study is ready to resume; a second signal stops at once
@@ -291,7 +315,7 @@ def main() -> None:
         from .console import error as print_error
 
         print_error(*_interrupted(stop))
-        raise SystemExit(130) from None
+        raise SystemExit(exit_status(signal_name(stop))) from None
 
 
 if __name__ == "__main__":

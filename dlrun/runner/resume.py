@@ -8,6 +8,7 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import Checkpoint, config_hash, load_checkpoint
+from .console import plural
 
 # what a resumed run may change; anything else would make it another experiment
 CHANGEABLE = ("trainer.", "logger.", "logger=", "device.", "device=", "debug=", "distributed.")
@@ -75,7 +76,7 @@ def check_epochs(ckpt: Checkpoint, epochs: int, run_dir: Path) -> bool:
     if ckpt.epoch <= epochs:
         return False
     if (run_dir / "results.json").is_file():
-        raise ResumeError(f"the run already finished its {done} epochs; to train on, resume "
+        raise ResumeError(f"the run already finished its {plural(done, 'epoch')}; to train on, resume "
                           f"with trainer.epochs={ckpt.epoch} or more")
     if ckpt.epoch > epochs + 1 or ckpt.batch > 0:
         needed = ckpt.epoch if ckpt.batch > 0 else done

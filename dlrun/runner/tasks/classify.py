@@ -9,6 +9,7 @@ import numpy as np
 from dlrun.data import DataLoader
 from dlrun.engine import array, autograd
 
+from ..console import plural
 from ..loop import StepResult
 from .base import Setup, TaskBase
 
@@ -56,7 +57,7 @@ class ClassifyTask(TaskBase):
         val = 0 if data.val is None else len(data.val)
         return [("data", f"{len(data.train):,} / {val:,} / {len(data.test):,} examples "
                          f"(train/val/test), {shape}{self.data_note()}"),
-                ("schedule", f"{self.tcfg.epochs} epochs x {self.steps} steps, "
+                ("schedule", f"{plural(self.tcfg.epochs, 'epoch')} x {self.steps} steps, "
                              f"batch {self.setup.batch_text()}")]
 
     def data_note(self) -> str:

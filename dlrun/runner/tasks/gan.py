@@ -56,6 +56,7 @@ from dlrun.data.images import image_grid, write_png
 from dlrun.engine import array, autograd, ops
 from dlrun.loss import SigmoidBinaryCrossEntropyLoss
 
+from ..console import plural
 from ..loop import StepResult, Totals
 from .base import Setup, TaskBase
 from .scorer import (SCORE_BATCH, SCORE_SAMPLES, class_scores, load_scorer, scorer_accuracy,
@@ -172,7 +173,7 @@ class GANTask(TaskBase):
                   f"LeNet trained here for {self.scorer_steps} steps on the train split")
         return [("data", f"{len(s.data.train):,} train images, {shape}, rescaled from "
                          f"[{self.low:.3f}, {self.high:.3f}] to [-1, 1]"),
-                ("schedule", f"{self.tcfg.epochs} epochs x {self.steps} steps, batch "
+                ("schedule", f"{plural(self.tcfg.epochs, 'epoch')} x {self.steps} steps, batch "
                              f"{s.batch_text()}; per step a D then a G update, each with "
                              f"its own {type(self.trainers['d'].optimizer).__name__}"),
                 ("loss", "D: log(1+exp(-D(x))) + log(1+exp(D(G(z)))), G: log(1+exp(-D(G(z)))) "

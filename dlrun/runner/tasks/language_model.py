@@ -17,6 +17,7 @@ import numpy as np
 from dlrun.data.text import batchify
 from dlrun.engine import array, autograd
 
+from ..console import plural
 from ..loop import StepResult, Totals
 from .base import Setup, TaskBase
 
@@ -73,7 +74,7 @@ class LanguageModelTask(TaskBase):
         d = self.setup.data
         return [("data", f"{len(d.train):,} / {len(d.valid):,} / {len(d.test):,} tokens "
                          f"(train/valid/test), vocabulary {len(d.vocab):,}"),
-                ("schedule", f"{self.tcfg.epochs} epochs x {self.steps} windows of {self.bptt} steps, "
+                ("schedule", f"{plural(self.tcfg.epochs, 'epoch')} x {self.steps} windows of {self.bptt} steps, "
                              f"batch {self.setup.batch_text()}")]
 
     def batches(self, epoch: int, skip: int) -> Iterable[tuple[np.ndarray, np.ndarray]]:

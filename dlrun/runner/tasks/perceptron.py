@@ -24,6 +24,7 @@ from dlrun.data import DataLoader
 from dlrun.engine import array, autograd
 from dlrun.loss import LogisticLoss, SigmoidBinaryCrossEntropyLoss, SoftmaxCrossEntropyLoss
 
+from ..console import plural
 from ..loop import StepResult, Totals
 from .base import Setup, TaskBase
 
@@ -82,7 +83,7 @@ class PerceptronTask(TaskBase):
             rows.append(("schedule", f"the perceptron rule (no optimizer): up to "
                                      f"{self.tcfg.epochs} passes, until one without a mistake"))
         else:
-            rows.append(("schedule", f"{self.tcfg.epochs} epochs x {self.steps} steps, "
+            rows.append(("schedule", f"{plural(self.tcfg.epochs, 'epoch')} x {self.steps} steps, "
                                      f"batch {self.setup.batch_text()}"))
         return rows
 

@@ -26,6 +26,7 @@ from dlrun.engine import array, autograd, ops
 from dlrun.models.treelstm import TreeBatch, flatten_tree
 
 from ..build import ConfigError
+from ..console import plural
 from ..loop import StepResult, Totals
 from .base import Setup, TaskBase
 
@@ -87,7 +88,7 @@ class TreeSentimentTask(TaskBase):
         return [("data", f"{len(d.train):,} / {len(d.dev):,} / {len(d.test):,} trees "
                          f"(train/val/test), {nodes / max(trees, 1):.1f} nodes per tree, "
                          f"vocabulary {len(d.vocab):,}, {d.num_classes} classes, {vectors}"),
-                ("schedule", f"{self.tcfg.epochs} epochs x {self.steps} steps, batch "
+                ("schedule", f"{plural(self.tcfg.epochs, 'epoch')} x {self.steps} steps, batch "
                              f"{self.batch_size} trees, classify {self.nodes}"
                              f" nodes, {mode}")]
 
