@@ -205,7 +205,9 @@ class NDArray:
         self._data[_raw_key(key)] = value
 
     def __getitem__(self, key: Any) -> "NDArray":
-        return _ops().getitem(self, key=_raw_key(key))
+        """``x[key]``; where NumPy would give a 0-d array, the shape is (1,), as MXNet 1.x's."""
+        out = _ops().getitem(self, key=_raw_key(key))
+        return _ops().reshape(out, shape=(1,)) if out.ndim == 0 else out
 
     # ---- MXNet's in-place operators: a += b writes into a (kvstore updaters rely on it) ----
     def _assign(self, result: "NDArray", symbol: str) -> "NDArray":
@@ -302,8 +304,8 @@ class NDArray:
         return _ops().transpose(self, axes=axes or None)
 
     def __repr__(self) -> str:
-        body = np.array2string(self._host(), separator=", ", threshold=20)
-        return f"{body}\n<NDArray {'x'.join(map(str, self.shape)) or 'scalar'} @{self._ctx}>"
+        """MXNet's form: the values as NumPy prints them, then ``<NDArray 2x3 @cpu(0)>``."""
+        return f"\n{self._host()}\n<NDArray {'x'.join(map(str, self.shape)) or 'scalar'} @{self._ctx}>"
 
 
 def _method(name: str) -> Any:
@@ -314,10 +316,26 @@ def _method(name: str) -> Any:
     return method
 
 
+def full_reduction(name: str) -> Any:
+    """The reduction ``ops.<name>`` with MXNet 1.x's shape for a full reduction: (1,), not
+    NumPy's () (``x.sum()`` prints ``[6.]``, ``x.sum()[0]`` and ``x.sum().asnumpy()[0]``
+    work as in 1.x). The engine's ops keep NumPy's shapes."""
+    def reduce(self: NDArray, axis: Any = None, keepdims: bool = False, **kwargs: Any) -> NDArray:
+        out = getattr(_ops(), name)(self, axis=axis, keepdims=keepdims, **kwargs)
+        return _ops().reshape(out, shape=(1,)) if out.ndim == 0 else out
+    reduce.__name__ = name
+    reduce.__doc__ = f"``ops.{name}(self, ...)``; a full reduction has shape (1,), as in MXNet 1.x."
+    return reduce
+
+
+REDUCTIONS = ("sum", "mean", "max", "min", "prod", "norm")
+for _name in REDUCTIONS:
+    setattr(NDArray, _name, full_reduction(_name))
+
 # x.op(...) is ops.op(x, ...) for these, as NDArray methods are in MXNet
 for _name in ("flatten", "exp", "log", "sqrt", "square", "abs", "sign", "tanh", "sigmoid", "relu",
-              "softmax", "log_softmax", "sum", "mean", "max", "min", "prod", "argmax", "argmin",
-              "norm", "logsumexp", "topk", "clip", "swapaxes", "expand_dims", "squeeze",
+              "softmax", "log_softmax", "argmax", "argmin",
+              "logsumexp", "topk", "clip", "swapaxes", "expand_dims", "squeeze",
               "broadcast_to", "tile", "repeat", "flip", "take", "pick", "one_hot", "split",
               "slice_axis", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh",
               "tanh", "floor", "ceil", "round", "rint", "fix", "trunc", "reciprocal", "rsqrt",

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..engine import NDArray, autograd, ops
 from ..engine.backend import Context
-from ..engine.ndarray import array, zeros
+from ..engine.ndarray import REDUCTIONS, array, full_reduction, zeros
 
 # ---- creation ----
 
@@ -38,6 +38,9 @@ def identity(data: NDArray) -> NDArray:
     """A copy of ``data`` (gradients flow through)."""
     return ops.copy(data)
 
+
+# ---- reductions with MXNet 1.x's shape (1,) for a full reduction ----
+sum, mean, max, min, prod, norm = (full_reduction(n) for n in REDUCTIONS)  # noqa: A001
 
 # ---- broadcasting arithmetic of 1.x: the plain ops already broadcast ----
 broadcast_add = broadcast_plus = elemwise_add = ops.add
@@ -261,7 +264,7 @@ def sample_multinomial(data: NDArray, shape: Any = (), get_prob: bool = False,
     return random.multinomial(data, shape, get_prob, dtype=dtype)
 
 
-__all__ = ["empty", "eye", "linspace", "identity", "broadcast_add", "broadcast_plus",
+__all__ = [*REDUCTIONS, "empty", "eye", "linspace", "identity", "broadcast_add", "broadcast_plus",
            "elemwise_add", "broadcast_sub", "broadcast_minus", "elemwise_sub", "broadcast_mul",
            "elemwise_mul", "broadcast_div", "elemwise_div", "broadcast_power", "broadcast_maximum",
            "broadcast_minimum", "broadcast_equal", "broadcast_not_equal", "broadcast_greater",

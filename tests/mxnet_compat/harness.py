@@ -126,18 +126,14 @@ def run_dlrun(name: str, code: str, inputs: dict[str, np.ndarray]) -> dict[str, 
 
 
 def compare(name: str, ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray],
-            rtol: float = 1e-5, atol: float = 1e-6, scalar_shapes: bool = False,
-            dtypes: bool = True) -> None:
+            rtol: float = 1e-5, atol: float = 1e-6, dtypes: bool = True) -> None:
     """Assert that every result of snippet ``name`` agrees: the same keys, shapes, dtypes
-    (float width and integer-or-float kind) and values. ``scalar_shapes`` accepts dlrun's
-    0-d result where MXNet 1.x gives shape (1,) (full reductions; see the README)."""
+    (unless ``dtypes`` is False) and values."""
     mine = {k for k in ours if k.startswith(name + "/")}
     other = {k for k in theirs if k.startswith(name + "/")}
     assert mine == other, f"{name}: dlrun gives {sorted(mine)}, MXNet {sorted(other)}"
     for key in sorted(mine):
         a, b = ours[key], theirs[key]
-        if scalar_shapes and a.shape == () and b.shape == (1,):
-            b = b.reshape(())
         assert a.shape == b.shape, f"{key}: shape {a.shape} in dlrun, {b.shape} in MXNet"
         if dtypes:
             assert a.dtype == b.dtype, f"{key}: dtype {a.dtype} in dlrun, {b.dtype} in MXNet"

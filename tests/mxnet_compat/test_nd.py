@@ -226,9 +226,7 @@ l = nd.load(os.path.join(d, 'l.nd')); dd = nd.load(os.path.join(d, 'd.nd'))
 nd.waitall()
 out = {'list': l, 'a': dd['a'], 'b': dd['b'], 'keys': np.array(sorted(dd))}
 """
-# full reductions: MXNet 1.x gives shape (1,), dlrun NumPy's () (README, "Python API")
-SCALAR_SHAPES = {k for k in SNIPPETS if k.startswith("reduce_") and (k.endswith("_None") or k.endswith("_0_1"))}
-SCALAR_SHAPES |= {"methods"}
+SNIPPETS["indexing_to_one_element"] = VALUE.format(src="x", expr="[x[1, 2], x[0][1], x.sum()[0], x.reshape((-1,))[-1]]")
 # dtype differences that remain (README): indices (argmax, argmin, topk) are int64 in dlrun,
 # float32 in MXNet; nd.array of an integer NumPy array keeps its dtype in dlrun
 NO_DTYPE = {"op_argmax", "op_topk_indices", "array_of_integers"}
@@ -254,5 +252,4 @@ def test_nd_function_matches_mxnet(name, oracle):
     for key in MXNET_WRONG:
         ours.pop(key, None)
         theirs = {k: v for k, v in theirs.items() if k != key}
-    compare(name, ours, theirs, rtol=2e-5, atol=2e-6, scalar_shapes=name in SCALAR_SHAPES,
-            dtypes=name not in NO_DTYPE)
+    compare(name, ours, theirs, rtol=2e-5, atol=2e-6, dtypes=name not in NO_DTYPE)
