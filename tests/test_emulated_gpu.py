@@ -9,12 +9,11 @@ import pytest
 import dlrun as mx
 from dlrun import autograd, gluon, nd
 from dlrun.engine import ContextError, gpu
-from dlrun.engine.backend import array_module, device_scope
+from dlrun.engine.backend import array_module, device_scope, emulated_gpus
 from dlrun.engine.testing import counting, load_snapshot
 from dlrun.models.lenet import LeNet
-from tests.contexts import EMULATED
-
-pytestmark = pytest.mark.skipif(not EMULATED, reason="the emulated GPU is off (a real GPU, or DLRUN_EMULATE_GPU=0)")
+pytestmark = pytest.mark.skipif(emulated_gpus() < 2, reason="needs the emulated GPUs (DLRUN_EMULATE_GPU=2, "
+                                "as tests/conftest.py sets it where CuPy sees no GPU)")
 
 
 @pytest.fixture

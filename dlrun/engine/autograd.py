@@ -25,10 +25,20 @@ class _State(threading.local):
         # False during a backward() that frees the graph as it goes: a node standing for a
         # whole sub-graph (a hybridized block) may then free its parts as it goes too
         self.retain_graph = True
+        # dlrun.contrib.amp's implicit loss scaling: the head gradient is this (a callable
+        # giving the scale) times ones, instead of ones
+        self.head_scale: Callable[[], float] | None = None
 
 
 _state = _State()
 _ids = itertools.count()
+
+
+def set_head_scale(scale: Callable[[], float] | None) -> Callable[[], float] | None:
+    """Seed every ``backward()`` without head gradients with ``scale()`` instead of ones (None:
+    ones again); returns the previous setting. Mixed precision's loss scaling uses it."""
+    previous, _state.head_scale = _state.head_scale, scale
+    return previous
 
 
 def is_recording() -> bool:
@@ -207,7 +217,8 @@ def _seed_head(grads: dict, head: "NDArray", hg: Any, xp: Any) -> None:
             "under autograd.record() from an array with attach_grad(); wrap the "
             "computation in `with autograd.record():`")
     if hg is None:
-        g = xp.ones(head.shape, dtype=head.dtype)
+        scale = 1.0 if _state.head_scale is None else _state.head_scale()
+        g = xp.full(head.shape, scale, dtype=head.dtype)
     else:
         g = hg._data if isinstance(hg, NDArray) else xp.asarray(hg, dtype=head.dtype)
         if g.shape != head.shape:

@@ -9,6 +9,8 @@ from .backend import Context, ContextError, array_module, device_scope, generato
 from .ndarray import NDArray
 
 OPS: dict[str, "Op"] = {}
+# dlrun.contrib.amp.init(): ``autocast(op, inputs) -> inputs`` casts an op's inputs (None: off)
+autocast: Callable[["Op", tuple], tuple] | None = None
 
 
 class Op:
@@ -78,6 +80,8 @@ def _context_of(inputs: tuple, op: Op) -> Context:
 def invoke(op: Op, inputs: tuple, attrs: dict) -> Any:
     """Run ``op`` on NDArray (or Python scalar) inputs; record it when autograd is on, and
     report it to the jit's tracer during a trace."""
+    if autocast is not None:
+        inputs = autocast(op, inputs)
     ctx = _context_of(inputs, op)
     raw = [x._data if isinstance(x, NDArray) else x for x in inputs]
     op_attrs = attrs

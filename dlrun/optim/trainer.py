@@ -121,6 +121,7 @@ class Trainer:
             "Trainer", "clip_global_norm", clip_global_norm, 0, low_open=True))
         self._states: dict[int, Any] = {}
         self._reducer = _reducer(kvstore, self._params, bucket_bytes)
+        self._amp_loss_scaler: Any = None  # dlrun.contrib.amp.init_trainer: dynamic loss scaling
         self._synced = False
         if self._reducer is not None and all(p._data is not None for p in self._params):
             self.broadcast_params()
@@ -185,6 +186,13 @@ class Trainer:
         scale = self._scale if batch_size is None else self._scale / batch_size
         norm = None
         trainable = self._fresh(ignore_stale_grad)
+        if self._amp_loss_scaler is not None:  # mixed precision: unscale, skip an overflow
+            scale /= self._amp_loss_scaler.loss_scale
+            overflow = self._amp_loss_scaler.has_overflow([p.list_data()[0].grad for _, p in trainable])
+            self._amp_loss_scaler.update_scale(overflow)
+            if overflow:
+                self._consume(trainable)
+                return None
         if self.clip_global_norm is not None:
             norm = scale * global_norm(p.list_data()[0].grad for _, p in trainable)
             if not math.isfinite(norm):
@@ -199,9 +207,15 @@ class Trainer:
             self._optimizer.update(i, weight, weight.grad, self._states[i])
             for copy in copies:
                 copy[...] = weight
-            for data in (weight, *copies):
-                data._fresh_grad = False
+        self._consume(trainable)
         return norm
+
+    @staticmethod
+    def _consume(trainable: list[tuple[int, Parameter]]) -> None:
+        """The gradients of ``trainable`` are used: stale until the next backward."""
+        for _, p in trainable:
+            for data in p.list_data():
+                data._fresh_grad = False
 
     # ---- optimizer state: arrays in .npz, scalars in JSON, no pickle ----
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -218,6 +232,8 @@ class Trainer:
                 out[f"{i}.{k}"] = _host(a)
         meta = {"format": _FORMAT, "optimizer": self._optimizer.scalar_state(), "layouts": layouts,
                 "num_params": len(self._params)}
+        if self._amp_loss_scaler is not None:
+            meta["amp"] = self._amp_loss_scaler.state()
         out[_META] = np.array(json.dumps(meta))
         return out
 
@@ -244,6 +260,8 @@ class Trainer:
             states[i] = state
         self._optimizer.load_scalar_state(meta["optimizer"])
         self._states = states
+        if "amp" in meta and self._amp_loss_scaler is not None:
+            self._amp_loss_scaler.load_state(meta["amp"])
 
     def save_states(self, fname: str | os.PathLike) -> None:
         """Write the optimizer state to ``fname`` (.npz, no pickle), atomically."""
