@@ -48,6 +48,19 @@ def test_a_damaged_array_file_is_refused_by_name(tmp_path, damage):
         load_checkpoint(manifest)
 
 
+def test_a_corrupt_newest_checkpoint_names_the_one_before_it(tmp_path):
+    store = CheckpointStore(tmp_path, keep=3)
+    first, _ = store.save(make(5)), store.save(make(9))
+    npz = tmp_path / "ckpt-00000009.npz"
+    npz.write_bytes(npz.read_bytes()[:100])
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(tmp_path)
+    assert str(refused.value).endswith(f"resume from the one before it: dlrun resume={first}")
+    (tmp_path / "ckpt-00000005.npz").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="no earlier checkpoint is left"):
+        load_checkpoint(first)
+
+
 def test_a_pickle_bearing_npz_is_never_unpickled(tmp_path):
     manifest = CheckpointStore(tmp_path).save(make(5))
     npz = tmp_path / "ckpt-00000005.npz"

@@ -196,6 +196,14 @@ class CheckpointStore:
                 arrays.unlink(missing_ok=True)
 
 
+def _earlier(path: Path) -> str:
+    """How to go on from the checkpoint before ``path`` in its folder (named), if any."""
+    earlier = [m for m in CheckpointStore(path.parent).manifests() if m.name < path.name]
+    if not earlier:
+        return "no earlier checkpoint is left in its folder: start the run again"
+    return f"resume from the one before it: dlrun resume={earlier[-1]}"
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """The checkpoint of a manifest (``ckpt-*.json``), a checkpoints folder or a run folder
     (its newest checkpoint): the npz verified against the manifest's SHA-256 before anything
@@ -223,7 +231,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: its array file {arrays_path.name} is missing")
     if _sha256(arrays_path) != spec.get("sha256"):
         raise CheckpointError(f"{arrays_path} does not match the SHA-256 in {path.name}: the "
-                              "checkpoint is corrupt or truncated; resume from an earlier one")
+                              f"checkpoint is corrupt or truncated; {_earlier(path)}")
     try:
         with np.load(arrays_path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}

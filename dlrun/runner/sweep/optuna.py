@@ -107,6 +107,9 @@ class OptunaSweeperImpl:
         with session.running(self.config):
             if self.direction not in ("maximize", "minimize"):
                 raise SweepError(f"hydra.sweeper.direction={self.direction}: use maximize or minimize")
+            if self.n_trials < 1:  # refused before the parent run is kept: none is left FAILED
+                raise SweepError(f"hydra.sweeper.n_trials={self.n_trials}: a study counts its "
+                                 "trials in all; give at least 1 (hydra.sweeper.n_trials=20)")
             lines = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
             params, fixed = parse_search_space(lines, self.hydra_context.config_loader)
             self._check_space(params, fixed)

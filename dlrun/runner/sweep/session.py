@@ -149,6 +149,9 @@ class SweepSession:
             self.parent_status = found[0].info.status
             client.update_run(self.parent_run_id, status=RUNNING)
             client.set_tag(self.parent_run_id, "dlrun.sweep.resumed", iso(time.time()))
+            for key, value in self._parent_tags().items():  # n_trials=5 now, not the first run's 3
+                if key in ("dlrun.sweep.n_trials", "dlrun.sweep.n_jobs"):
+                    client.set_tag(self.parent_run_id, key, value)
             return
         tags = self._parent_tags()
         run = client.create_run(self.experiment_id, run_name=self.title.replace(" ", "-"),
