@@ -87,7 +87,12 @@ def test_the_pyfunc_of_a_run_predicts_what_the_network_computes(store, name, tmp
     (inp,) = model.metadata.get_input_schema().inputs
     assert (inp.name, inp.type, inp.shape) == ("data", np.dtype(np.float32), (-1, *shape))
     assert model.metadata.get_output_schema().inputs[0].shape == (-1, *want.shape[1:])
-    assert [p.name for p in model.metadata.get_params_schema().params] == ["predict_type"]
+    assert [p.name for p in model.metadata.get_params_schema().params] == ["predict_type", "pixels"]
+    if len(shape) == 3:  # raw pixels, standardised by the model as the dataset did
+        pixels = np.random.default_rng(7).integers(0, 256, (3, *shape)).astype(np.uint8)
+        spec = spec_for("dlrun.data.vision.mnist", shape)
+        np.testing.assert_allclose(model.predict(pixels.astype(np.float32), params={"pixels": True}),
+                                   net(array(standardise(spec, pixels))).asnumpy(), rtol=1e-5, atol=1e-6)
     # the folder: MLmodel with both flavors, the example, pinned requirements, no pickle
     folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model"))
     assert set(model.metadata.flavors) == {"python_function", "dlrun"}

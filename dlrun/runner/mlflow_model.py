@@ -11,7 +11,9 @@ conversion, and ``dlrun.json``: the task, the classes and the preprocessing of t
 dataset (:mod:`dlrun.runner.preprocess`). Nothing is pickled: loading reads JSON and npz.
 
 ``predict(batch, params={"predict_type": ...})`` gives ``logits`` (the network's outputs, the
-default), ``probabilities`` (their softmax) or ``class`` (the argmax, for classifiers).
+default), ``probabilities`` (their softmax) or ``class`` (the argmax, for classifiers);
+``params={"pixels": True}`` takes images of pixel values (0..255) and standardises them as
+the run's dataset did.
 The graph has static shapes, so batches run in chunks of its batch size, the last one padded.
 """
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .preprocess import InputError, standardise
 
 FLAVOR_NAME = "dlrun"
 DATA = "dlrun"                 # the model's own files, under <model>/data/dlrun/
@@ -86,7 +90,8 @@ def signature_for(graph: dict) -> Any:
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(inp["dtype"]), ins, inp["name"])]),
         outputs=Schema([TensorSpec(np.dtype(out["dtype"]), outs)]),
-        params=ParamSchema([ParamSpec("predict_type", "string", "logits")]))
+        params=ParamSchema([ParamSpec("predict_type", "string", "logits"),
+                            ParamSpec("pixels", "boolean", False)]))
 
 
 def save_model(path: str | Path, symbol_file: str | Path, params_file: str | Path,
@@ -161,6 +166,15 @@ def log_model(name: str, symbol_file: str | Path, params_file: str | Path, *, ru
                      params_file=params_file, await_registration_for=30, **kwargs)
 
 
+def the_input(model_input: Any) -> Any:
+    """The one input of ``model_input`` (MLflow passes a named tensor as a {name: array})."""
+    if isinstance(model_input, dict):
+        if len(model_input) != 1:
+            raise ModelError(f"the model takes one input ('data'), got {sorted(model_input)}")
+        return next(iter(model_input.values()))
+    return model_input
+
+
 # --- loading (MLflow calls _load_pyfunc with the model's data folder) -----------------------
 def _load_pyfunc(data_path: str) -> "DlrunModel":
     return DlrunModel.load(Path(data_path))
@@ -199,12 +213,23 @@ class DlrunModel:
         """The outputs for the examples ``model_input`` (an array, or a {name: array} dict;
         MLflow makes a DataFrame of flattened examples one); ``params['predict_type']`` as
         the module says."""
+        params = params or {}
         try:
-            return self.predict_as((params or {}).get("predict_type", "logits"), model_input)
-        except ModelError as e:  # a 400 with its message when served, not a 500
+            if params.get("pixels"):  # raw pixels: standardised as the run's dataset did
+                model_input = self.standardise(model_input)
+            return self.predict_as(params.get("predict_type", "logits"), model_input)
+        except (ModelError, InputError) as e:  # a 400 with its message when served, not a 500
             from mlflow.exceptions import MlflowException
 
             raise MlflowException.invalid_parameter_value(str(e)) from None
+
+    def standardise(self, pixels: Any) -> np.ndarray:
+        """Images of pixel values (0..255, the model's size) as the run's dataset gave them."""
+        spec = self.meta.get("preprocess") or {}
+        if spec.get("kind") != "image":
+            raise ModelError("pixels=true is for models trained on images; this one takes "
+                             f"examples of shape {list(self.example_shape)} as they are")
+        return standardise(spec, np.asarray(the_input(pixels)))
 
     def predict_as(self, kind: str, model_input: Any) -> np.ndarray:
         """:meth:`predict` with ``predict_type`` ``kind``; a bad batch is a ModelError."""
@@ -223,11 +248,7 @@ class DlrunModel:
 
     def as_batch(self, model_input: Any) -> np.ndarray:
         """``model_input`` as an array of examples of the graph's shape and dtype."""
-        if isinstance(model_input, dict):
-            if len(model_input) != 1:
-                raise ModelError(f"the model takes one input ('data'), got {sorted(model_input)}")
-            model_input = next(iter(model_input.values()))
-        x = np.asarray(model_input)
+        x = np.asarray(the_input(model_input))
         if self.language_model:
             if x.ndim != 2 or x.shape[1] == 0 or x.dtype.kind not in "iu":
                 raise ModelError(f"the language model takes (N, T) integer token ids, got a "
