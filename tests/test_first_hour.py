@@ -27,3 +27,24 @@ def test_an_optuna_study_resumed_to_more_trials_says_so_and_zero_trials_are_refu
     assert zero.returncode == 1 and "Traceback" not in zero.output, zero
     assert "hydra.sweeper.n_trials=0" in zero.stderr
     assert parents(zero.cwd, "none") == []
+
+
+def test_dlrun_sync_sends_a_spool_to_the_store_given(run_dlrun, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: the store is away for the whole run
+        s.bind(("127.0.0.1", 0))
+        away = f"http://127.0.0.1:{s.getsockname()[1]}"
+    ran = run_dlrun(*TINY, f"logger.tracking_uri={away}")
+    assert ran.returncode == 0, ran
+    (folder,) = ran.run_dirs()
+    assert away in ran.stdout  # the warning names the store, whole
+    assert run_dlrun("sync", str(folder), "model=mlp").returncode == 1
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    synced = run_dlrun("sync", str(folder), f"logger.tracking_uri={other}")
+    assert synced.returncode == 0, synced
+    assert not (folder / "mlflow-spool.jsonl").exists()
+    client = mlflow.MlflowClient(tracking_uri=other)
+    (record,) = client.search_runs([client.get_experiment_by_name("dlrun").experiment_id])
+    assert record.info.status == "FINISHED" and record.data.tags["dlrun.run_dir"] == str(folder.absolute())
+    assert client.get_metric_history(record.info.run_id, "train/step_loss")

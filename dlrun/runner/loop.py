@@ -103,7 +103,7 @@ class RunReporter:
         self.tracker.log_artifact(path, artifact_path)
 
     def note(self, text: str) -> None:
-        self.console.console.print(text)
+        self.console.console.print(text, soft_wrap=True)  # a URL in it stays whole on a terminal
 
     def epoch_end(self, epoch: int, global_step: int, metrics: Mapping[str, float]) -> None:
         self.console.epoch_end(metrics)
@@ -134,7 +134,8 @@ class Loop:
         self.guard = Guard(tcfg)
         self.accumulate = Accumulator(int(tcfg.get("accumulate_steps", 1)), self.guard)
         self.callbacks: list[Any] = list(getattr(setup, "callbacks", []))
-        self.state = LoopState(setup.net, task.trainers, setup.report.tracker, setup.run_dir)
+        self.state = LoopState(setup.net, task.trainers, getattr(setup.report, "tracker", None),
+                               setup.run_dir)  # a Reporter of a test may have no tracker
         self.names: list[str] = []  # the task's extra per-step sums, in a fixed order
         self.train_time = 0.0
         if setup.checkpoints is not None:

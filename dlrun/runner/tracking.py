@@ -312,7 +312,7 @@ class MlflowTracker:
             return None
         if self.outage is None:
             log.warning("MLflow at %s is unreachable: %s", self.tracking_uri, error)
-        self.outage = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}"
+        self.outage = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:500] if str(error).strip() else ''}"
         self._retry_at = time.monotonic() + RETRY_SECONDS
         self.spool.describe(self.run_record())
 
