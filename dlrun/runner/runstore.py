@@ -15,8 +15,9 @@ def mlflow_env() -> None:
     """MLflow's settings for a dlrun process (unless the user set them)."""
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # logs go to the run's log file
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # we print our own
-    # an unreachable server should fail in seconds, not after MLflow's minutes of retries
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    # an unreachable server should fail in seconds, not after MLflow's minutes of retries: the
+    # tracker retries on its own (every RETRY_SECONDS), and its records wait in the spool
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 

@@ -11,7 +11,6 @@ overrides and metric, marks the best child run, and records failed or killed tri
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shlex
 import sys
