@@ -83,7 +83,7 @@ def test_perceptron_model_starts_at_zero_and_applies_the_rule_to_its_parameters(
 
 
 def test_perceptron_reaches_zero_mistakes_on_separable_data():
-    data = separable(num_examples=300, features=3, margin=0.1, seed=1)
+    data = separable(num_examples=300, features=3, margin=0.1, seed=1, val_fraction=0)
     net = Perceptron()
     net.initialize()
     x, y = data.train.data, data.train.label
@@ -158,7 +158,7 @@ def test_softmax_regression_loss_falls():
 
 
 def test_fizzbuzz_model_loss_falls():
-    data = fizzbuzz(train_max=400)
+    data = fizzbuzz(train_max=400, val_fraction=0)
     net = FizzBuzz(hidden=[32])
     before, after = _train(net, losses.SoftmaxCELoss(), data.train.data, data.train.label,
                            steps=60, lr=0.05, batch=32)
@@ -170,8 +170,8 @@ def test_fizzbuzz_model_loss_falls():
 def test_linear_synthetic_has_the_tutorial_truth_and_is_deterministic():
     a, b = linear_synthetic(seed=5), linear_synthetic(seed=5)
     assert a.true_weight.tolist() == [[2.0, -3.4]] and a.true_bias.tolist() == [4.2]
-    assert (len(a.train), len(a.test)) == (800, 200)
-    assert a.train.data.dtype == np.float32 and a.train.data.shape == (800, 2)
+    assert (len(a.train), len(a.val), len(a.test)) == (640, 160, 200)  # val: 0.2 of training
+    assert a.train.data.dtype == np.float32 and a.train.data.shape == (640, 2)
     np.testing.assert_array_equal(a.train.data, b.train.data)
     assert not np.array_equal(a.train.data, linear_synthetic(seed=6).train.data)
     assert a.task == "regression" and a.model_args == {"outputs": 1}
@@ -186,9 +186,10 @@ def test_linear_synthetic_has_the_tutorial_truth_and_is_deterministic():
 
 def test_separable_data_is_separated_with_its_margin():
     data = separable(num_examples=300, features=4, margin=0.2, seed=7)
-    x = np.concatenate([data.train.data, data.test.data]).astype(np.float64)
-    y = np.concatenate([data.train.label, data.test.label])
+    x = np.concatenate([data.train.data, data.val.data, data.test.data]).astype(np.float64)
+    y = np.concatenate([data.train.label, data.val.label, data.test.label])
     assert set(np.unique(y).tolist()) == {-1.0, 1.0} and len(y) == 300
+    assert np.mean(data.val.label == 1) == pytest.approx(np.mean(data.train.label == 1), abs=0.02)
     distance = y * (x @ data.true_weight + data.true_bias)
     assert distance.min() >= 0.2 - 1e-5
     assert np.linalg.norm(data.true_weight) == pytest.approx(1.0)
@@ -200,7 +201,8 @@ def test_fizzbuzz_data():
     assert [fizzbuzz_text(n, fizzbuzz_label(n)) for n in range(1, 16)] == [
         "1", "2", "Fizz", "4", "Buzz", "Fizz", "7", "8", "Fizz", "Buzz", "11", "Fizz", "13", "14",
         "FizzBuzz"]
-    data = fizzbuzz(train_max=1024)
+    assert (len(fizzbuzz().train), len(fizzbuzz().val)) == (832, 92)  # val: 0.1, stratified
+    data = fizzbuzz(train_max=1024, val_fraction=0)
     assert (len(data.train), len(data.test)) == (924, 100) and data.num_classes == 4
     assert data.model_args == {"classes": 4, "image_shape": [3]} and data.task == "classify"
     assert data.test.data[8].tolist() == [0.0, 4.0, 9.0]          # 9: (0, 4, 9)
@@ -320,7 +322,8 @@ def test_linear_regression_recipe_recovers_the_true_weights(run_dlrun):
 def test_perceptron_recipe_ends_with_a_pass_without_mistakes(run_dlrun):
     res = run_dlrun("+recipe=perceptron", "logger=none")
     metrics = _results(res)
-    assert metrics["train/mistakes"] == 0 and metrics["test/accuracy"] == 1.0, res
+    assert metrics["train/mistakes"] == 0 and metrics["val/accuracy"] == 1.0, res
+    assert metrics["test/accuracy"] >= 0.99  # the model of the first pass at 100% on val
     assert 1 < metrics["epoch"] < 100  # it needed several passes, and stopped when done
     assert "the perceptron rule" in res.stdout
 

@@ -69,7 +69,7 @@ def test_the_store_stops_mid_run_and_comes_back(server, tmp_path):
     steps = {m.step for m in client.get_metric_history(record.info.run_id, "train/step_loss")}
     total = int(out.split("| steps")[1].split("|")[1])
     assert steps == set(range(1, total + 1))
-    assert len(client.get_metric_history(record.info.run_id, "eval/accuracy")) == epochs
+    assert len(client.get_metric_history(record.info.run_id, "val/accuracy")) == epochs
 
 
 def test_an_unreachable_store_spools_and_dlrun_sync_sends_it(server, tmp_path):

@@ -152,11 +152,12 @@ def test_unlabelled_nodes_carry_no_target():
     cost = task._loss(net(batch), rows, labels).sum().asscalar()
     assert cost == pytest.approx(expected, rel=1e-12)
     # evaluation counts the labelled nodes only, and the roots
-    ev = task.evaluate(trees, "eval")
-    assert ev["eval/loss"] == pytest.approx(expected / 17, rel=1e-12)
+    task.splits["val"] = trees
+    ev = task.evaluate("val")
+    assert ev["val/loss"] == pytest.approx(expected / 17, rel=1e-12)
     pred = logits.argmax(axis=1)
-    assert ev["eval/all_accuracy"] == pytest.approx(np.mean(pred[rows] == labels))
-    assert ev["eval/root_accuracy"] == pytest.approx(np.mean(pred[batch.roots] == root_labels))
+    assert ev["val/all_accuracy"] == pytest.approx(np.mean(pred[rows] == labels))
+    assert ev["val/root_accuracy"] == pytest.approx(np.mean(pred[batch.roots] == root_labels))
 
 
 def _data(trees, vocab=10, classes=5):
@@ -194,7 +195,7 @@ def test_training_on_listops_lowers_the_loss(batched):
     net.initialize(mx.init.Xavier(magnitude=2.24))
     report = Recorder()
     cfg = OmegaConf.create({"trainer": {"epochs": 3, "batch_size": 25, "log_every": 1,
-                                        "eval_every_epoch": True, "eval_batch_size": None}})
+                                        "val_every": 1, "eval_batch_size": None}})
     trainer = Trainer(net.collect_params(), AdaGrad(learning_rate=0.1))
     setup = Setup(cfg=cfg, ctx=cpu(), data=data, net=net, loss=SoftmaxCrossEntropyLoss(),
                   trainer=trainer, seed=0, report=report)
@@ -203,13 +204,13 @@ def test_training_on_listops_lowers_the_loss(batched):
     assert len(losses) == 3 * 6 and all(math.isfinite(v) for v in losses)
     assert np.mean(losses[-6:]) < 0.75 * np.mean(losses[:3]), losses
     assert report.epochs[-1]["train/loss"] < report.epochs[0]["train/loss"]
-    for key in ("eval/root_accuracy", "eval/all_accuracy", "test/root_accuracy",
+    for key in ("val/root_accuracy", "val/all_accuracy", "test/root_accuracy",
                 "test/all_accuracy", "train/trees_per_sec"):
         assert key in metrics, key
     assert 0 <= metrics["test/root_accuracy"] <= 1 and metrics["train/trees_per_sec"] > 0
     # digit leaves are labelled with their own value: every-node accuracy beats the roots'
-    assert metrics["eval/all_accuracy"] > metrics["eval/root_accuracy"]
-    assert all("eval/root_accuracy" in m for m in report.epochs)  # the console's dev column
+    assert metrics["val/all_accuracy"] > metrics["val/root_accuracy"]
+    assert all("val/root_accuracy" in m for m in report.epochs)  # the console's dev column
 
 
 def test_pretrained_word_vectors_are_copied_and_can_be_frozen():
@@ -246,11 +247,11 @@ def test_dlrun_treelstm_on_listops_end_to_end(run_dlrun):
                     "dataset.n_train=60", "dataset.n_test=20", "dataset.max_depth=2",
                     "model.embed_size=8", "model.hidden_size=8", "logger=none")
     assert res.returncode == 0, res
-    assert "listops" in res.stdout and "dev root accuracy" in res.stdout, res
+    assert "listops" in res.stdout and "val root accuracy" in res.stdout, res
     assert "test root accuracy" in res.stdout, res
     (run_dir,) = res.run_dirs()
     results = json.loads((run_dir / "results.json").read_text())
-    assert 0 <= results["eval/root_accuracy"] <= 1 and 0 <= results["test/root_accuracy"] <= 1
+    assert 0 <= results["val/root_accuracy"] <= 1 and 0 <= results["test/root_accuracy"] <= 1
     assert results["steps"] == 6 and results["train/trees_per_sec"] > 0
     bad = run_dlrun("model=treelstm", "model.cell=binary", "trainer.epochs=1", "logger=none",
                     "dataset.n_train=20", "dataset.n_test=5")

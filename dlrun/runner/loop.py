@@ -103,7 +103,7 @@ class RunReporter:
         self.tracker.log_artifact(path, artifact_path)
 
     def note(self, text: str) -> None:
-        self.console.console.print(text, soft_wrap=True)  # a URL in it stays whole on a terminal
+        self.console.print(text, soft_wrap=True)  # a URL in it stays whole on a terminal
 
     def epoch_end(self, epoch: int, global_step: int, metrics: Mapping[str, float]) -> None:
         self.console.epoch_end(metrics)
