@@ -6,6 +6,7 @@ refuses malformed ones with a 4xx that says why, and keeps serving; ``dlrun log-
 ``dlrun export --format onnx`` work on the finished run."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -93,31 +95,59 @@ def post(url: str, body: bytes | str, content_type: str = "application/json") ->
         return e.code, e.read().decode()
 
 
-@pytest.fixture(scope="module")
-def served(server, trained, tmp_path_factory):
-    """The /invocations URL of ``mlflow models serve -m runs:/<id>/model`` on a free port."""
-    _, run_id, _, _ = trained
-    port, log = free_port(), tmp_path_factory.mktemp("serve") / "serve.log"
+@contextlib.contextmanager
+def serving(model_uri: str, tracking_uri: str, folder: Path) -> Iterator[str]:
+    """``mlflow models serve -m MODEL_URI --env-manager local`` on a free port: its
+    /invocations URL while it runs."""
+    port, log = free_port(), folder / "serve.log"
     cli = Path(sys.executable).parent / "mlflow"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(cli), "models", "serve", "-m", f"runs:/{run_id}/model",
+        proc = subprocess.Popen([str(cli), "models", "serve", "-m", model_uri,
                                  "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
-                                 "-w", "1"], env=clean_env(MLFLOW_TRACKING_URI=server.url),
+                                 "-w", "1"], env=clean_env(MLFLOW_TRACKING_URI=tracking_uri),
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while True:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            with DIRECT.open(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.3)
-    yield f"http://127.0.0.1:{port}/invocations"
-    os.killpg(proc.pid, signal.SIGKILL)  # nothing to save: no graceful shutdown to wait for
-    proc.wait(timeout=30)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                with DIRECT.open(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}/invocations"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # nothing to save: no graceful shutdown to wait for
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def served(server, trained, tmp_path_factory):
+    """The /invocations URL of the run's model, served: runs:/<id>/model."""
+    with serving(f"runs:/{trained[1]}/model", server.url, tmp_path_factory.mktemp("serve")) as url:
+        yield url
+
+
+@pytest.mark.parametrize("name", ["lenet", "resnet18_v1"])
+def test_lenet_and_a_resnet_are_served_as_dlrun_computes_them(server, name, tmp_path):
+    """The same flavor for LeNet and a ResNet, logged to a run of the server's store."""
+    from .test_mlflow_model import exported, log_model
+
+    mlflow.set_tracking_uri(server.url)
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("serving").experiment_id
+    net, files, shape = exported(name, tmp_path)
+    run_id = client.create_run(experiment).info.run_id
+    log_model("model", *files, run_id=run_id, info={"task": "ClassifyTask", "classes": 10})
+    x = np.random.default_rng(8).standard_normal((5, *shape)).astype(np.float32)
+    with serving(f"runs:/{run_id}/model", server.url, tmp_path) as url:
+        status, text = post(url, json.dumps({"inputs": x.tolist()}))
+    assert status == 200, text
+    np.testing.assert_allclose(json.loads(text)["predictions"], net(array(x)).asnumpy(), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_the_served_model_answers_json_tensor_and_dataframe_payloads_as_dlrun(served, trained):
