@@ -48,3 +48,16 @@ def test_dlrun_sync_sends_a_spool_to_the_store_given(run_dlrun, tmp_path):
     (record,) = client.search_runs([client.get_experiment_by_name("dlrun").experiment_id])
     assert record.info.status == "FINISHED" and record.data.tags["dlrun.run_dir"] == str(folder.absolute())
     assert client.get_metric_history(record.info.run_id, "train/step_loss")
+
+
+def test_every_trials_dlrun_log_tells_its_story(run_dlrun):
+    swept = run_dlrun("-m", "loss=softmax_ce,hinge", "logger=none", *TINY)
+    assert swept.returncode == 0, swept
+    ok, failed = sorted((swept.cwd / "outputs" / "multirun").glob("*/*/[01]_*/dlrun.log"))
+    for log in (ok.read_text(), failed.read_text()):
+        assert "command: " in log and "versions: dlrun " in log and "CPU cores" in log
+        assert "resolved config:\n" in log and "_target_: dlrun.models.mlp.MLP" in log
+        assert "train loss" in log  # the console's lines
+    assert "test accuracy (selected model)" in ok.read_text() and "Traceback" not in ok.read_text()
+    text = failed.read_text()
+    assert "[ERROR] - ValueError: HingeLoss" in text and "Traceback (most recent call last)" in text

@@ -4,10 +4,13 @@ On a terminal the progress bar (samples/s, ETA) is redrawn in place with rich. W
 is not a terminal (CI logs, ``| cat``, files) the same information comes as plain lines: no
 cursor movement, no colour codes, progress lines at most every ``plain_interval`` seconds, and
 no line broken at a width (rich would break them at ``$COLUMNS``, else 80), so that a run
-folder or an error message stays whole on its line for ``grep``.
+folder or an error message stays whole on its line for ``grep``. Everything printed also goes,
+as plain text, to the logger ``dlrun.console``: the run's ``dlrun.log`` (no progress bar).
 """
 from __future__ import annotations
 
+import io
+import logging
 import sys
 import time
 from pathlib import Path
@@ -77,6 +80,15 @@ class RunETA(ProgressColumn):
 
 # the width a console that is not a terminal renders at: no line is broken, no table squeezed
 UNWRAPPED = 1 << 20
+LOG = logging.getLogger("dlrun.console")  # what the console shows, for the run's dlrun.log
+
+
+def plain(*objects: Any) -> str:
+    """``objects`` as rich prints them, without colour or cursor codes, lines unbroken."""
+    out = io.StringIO()
+    Console(file=out, width=UNWRAPPED, soft_wrap=True, color_system=None, highlight=False,
+            force_terminal=False).print(*objects)
+    return out.getvalue().rstrip("\n")
 
 
 def make_console(stderr: bool = False, soft_wrap: bool = False) -> Console:
@@ -124,12 +136,18 @@ class ConsoleReporter:
         self._columns: list[tuple[str, str, str, int]] = []
         self._unit = "samples"  # what the rate counts: the task's throughput column's unit
 
+    def print(self, *objects: Any, soft_wrap: bool | None = None) -> None:
+        """Prints ``objects`` on the console and, as plain text, to the run's log."""
+        self.console.print(*objects, soft_wrap=soft_wrap)
+        if objects and LOG.isEnabledFor(logging.INFO):
+            LOG.info(plain(*objects))
+
     # --- run-level ------------------------------------------------------------------------
     def header(self, title: str, rows: Sequence[tuple[str, str]]) -> None:
-        self.console.print(Text(title, style="bold"))
+        self.print(Text(title, style="bold"))
         width = max(len(k) for k, _ in rows) if rows else 0
         for key, value in rows:
-            self.console.print(Text.assemble(("  " + key.ljust(width) + "  ", "dim"), value))
+            self.print(Text.assemble(("  " + key.ljust(width) + "  ", "dim"), value))
         self.console.print()
 
     def start(self, epochs: int, steps_per_epoch: int, columns: Sequence[Column] = EPOCH_COLUMNS) -> None:
@@ -138,7 +156,7 @@ class ConsoleReporter:
         self._unit = next((label.split("/")[0] for label, key, _ in columns
                            if key.endswith("_per_sec")), "samples")
         header = "  ".join(f"{label:>{w}}" for label, _, _, w in self._columns)
-        self.console.print(Text(header, style="bold"))
+        self.print(Text(header, style="bold"))
         if self.interactive:
             self._progress = Progress(
                 TextColumn("[progress.description]{task.description}"), BarColumn(bar_width=24),
@@ -182,13 +200,13 @@ class ConsoleReporter:
             left = (self._epochs - epoch) * self._steps + (self._steps - step)
             eta = left * elapsed / step
             loss_text = f"  loss {self._loss:.4f}" if self._loss is not None else ""
-            self.console.print(f"  epoch {epoch}/{self._epochs}  step {step}/{self._steps}"
+            self.print(f"  epoch {epoch}/{self._epochs}  step {step}/{self._steps}"
                                f"{loss_text}  {rate:,.0f} {self._unit}/s  eta {format_duration(eta)}")
 
     def epoch_end(self, metrics: Mapping[str, float]) -> None:
         cells = [f"{fmt.format(metrics[key]) if key in metrics else '-':>{width}}"
                  for _, key, fmt, width in self._columns]
-        self.console.print("  ".join(cells))
+        self.print("  ".join(cells))
 
     # --- the end --------------------------------------------------------------------------
     def results(self, title: str, rows: Sequence[tuple[str, str]],
@@ -201,9 +219,9 @@ class ConsoleReporter:
         for key, value in rows:
             table.add_row(key, value)
         self.console.print()
-        self.console.print(table)
+        self.print(table)
         for line in footer:
-            self.console.print(line, soft_wrap=True)
+            self.print(line, soft_wrap=True)
 
 
 def error(message: str, hint: str | None = None) -> None:

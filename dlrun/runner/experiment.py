@@ -41,6 +41,7 @@ from .interrupt import is_interrupt
 from .loop import Loop, RunReporter
 from .pairing import mismatch
 from .resume import check_epochs, check_tracked, identity_hash, resumed_choices, resumed_config
+from .runlog import log_start
 from .runstore import lookup_run
 from .sweep.trial import MAX_ERROR
 from .tasks import Setup, TaskBase
@@ -94,6 +95,7 @@ def run(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> float:
     allow_targets(cfg.get("allowed_targets") or [])
     seed_everything(int(cfg.seed))
     place.ctx = bind_device(make_context(cfg.device), world)
+    log_start(cfg, place.ctx, world)  # the run's dlrun.log: command, versions, device, config
     # in a data-parallel job rank 0 alone prints, tracks and writes the run's files
     console = ConsoleReporter() if world.is_root else ConsoleReporter(_silent_console())
     tracker = _start_tracking(place, overrides, _run_name(choices, hydra_cfg), tags)

@@ -113,6 +113,7 @@ def _run(cfg: DictConfig) -> Any:
     # INTERRUPTS would not be the one its signal handler and the training loop share
     from .interrupt import (INTERRUPTS, Interrupted, TrialInterrupted, exit_status, is_interrupt,
                             signal_name)
+    from .runlog import log_failure
 
     trial = TrialScope() if in_multirun() else None
     try:
@@ -147,6 +148,7 @@ def _run(cfg: DictConfig) -> Any:
     if isinstance(stop, JobStopped):  # its signal went to the job, not to this handler
         INTERRUPTS.note("a signal")
     text, hint = _interrupted(stop)
+    log_failure(text, None)
     if trial is not None:
         trial.killed(text)
     elif in_debug_mode(cfg):
@@ -166,8 +168,10 @@ def _failed(e: Exception, cfg: DictConfig, trial: Any) -> None:
     """A run that failed: its message and exit 1; a sweep's trial: ``trial.json`` says FAILED
     and TrialFailed tells Hydra, and the sweep goes on."""
     from .build import in_debug_mode
+    from .runlog import log_failure
     from .sweep import TrialFailed
 
+    log_failure(_message(e)[0], e)  # the run's dlrun.log: the message and its traceback
     if trial is None:
         if in_debug_mode(cfg):
             raise e
