@@ -157,5 +157,19 @@ def implicit_scaling(trainer: Any) -> Iterator[None]:
         autograd.set_head_scale(previous)
 
 
-__all__ = ["AmpError", "FP16_OPS", "FP32_OPS", "LossScaler", "implicit_scaling", "init",
+def enable(trainer: Any, mode: str, ctx: Any) -> LossScaler:
+    """The runner's ``trainer.amp=MODE`` ('fp16'; 'bf16' is refused) for the run's one
+    ``trainer`` on ``ctx``: the op casts on, a loss scaler, and every ``backward()`` seeded
+    with its scale (the tasks call ``loss.backward()`` as they are)."""
+    if autograd._state.head_scale is not None:
+        raise AmpError(f"trainer.amp={mode} works with the one trainer of a run; this task builds "
+                       "several (a GAN's generator and discriminator): use trainer.amp=none")
+    target_dtype(mode, ctx)
+    init(mode)
+    scaler = init_trainer(trainer)
+    autograd.set_head_scale(lambda: scaler.loss_scale)
+    return scaler
+
+
+__all__ = ["AmpError", "enable", "FP16_OPS", "FP32_OPS", "LossScaler", "implicit_scaling", "init",
            "init_trainer", "is_enabled", "scale_loss", "shutdown", "target_dtype"]

@@ -38,6 +38,12 @@ class NanPolicy(Enum):
     skip = "skip"
 
 
+class AmpMode(Enum):
+    none = "none"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
 @dataclass
 class EarlyStoppingConfig:
     patience: Optional[int] = None   # validations without improvement before the run stops (null: off)
@@ -73,6 +79,7 @@ class TrainerConfig:
     keep_checkpoints: int = 2      # the newest N checkpoints are kept in <run>/checkpoints/
     on_nan: NanPolicy = NanPolicy.stop  # a NaN/Inf gradient: stop the run, or skip the step
     max_nan_skips: int = 10        # on_nan=skip: stop after this many skipped steps
+    amp: AmpMode = AmpMode.none     # mixed precision: fp16 compute, float32 master weights, loss scaling
 
 
 class DeviceType(Enum):

@@ -24,6 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import dlrun
+from dlrun.contrib.amp import enable as enable_amp
 from dlrun.optim import Trainer
 from dlrun.parallel import World
 from dlrun.parallel.launch import record_rank
@@ -185,7 +186,7 @@ class TrainerFactory:
     optimizer is built at once, so that a bad value fails before any data is read."""
 
     def __init__(self, cfg: DictConfig, world: World, ctx: Any):
-        self.cfg, self.world = cfg, world
+        self.cfg, self.world, self.ctx = cfg, world, ctx
         self.kvstore = None if world.size == 1 else "nccl" if ctx.device_type == "gpu" else "dist_sync"
         self._next = self._optimizer()
 
@@ -198,9 +199,13 @@ class TrainerFactory:
 
     def __call__(self, params: Any) -> Trainer:
         optimizer, self._next = self._next or self._optimizer(), None
-        return Trainer(params, optimizer, kvstore=self.kvstore,
-                       clip_global_norm=self.cfg.trainer.clip_global_norm,
-                       bucket_bytes=int(float(self.cfg.distributed.bucket_mb) * 2**20))
+        trainer = Trainer(params, optimizer, kvstore=self.kvstore,
+                          clip_global_norm=self.cfg.trainer.clip_global_norm,
+                          bucket_bytes=int(float(self.cfg.distributed.bucket_mb) * 2**20))
+        mode = getattr(self.cfg.trainer.amp, "value", self.cfg.trainer.amp)
+        if mode != "none":
+            enable_amp(trainer, mode, self.ctx)
+        return trainer
 
 
 def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:

@@ -24,7 +24,7 @@ class Guard:
     def update(self, trainer: Any, batch_size: int) -> None:
         """One update of ``trainer`` for a batch of ``batch_size``, unless its gradients are
         not finite (``skip``); a non-finite clipped norm stops the run."""
-        if self.skips_nan:
+        if self.skips_nan and getattr(trainer, "_amp_loss_scaler", None) is None:  # amp skips its own
             from dlrun.optim import global_norm
 
             grads = [p.data().grad for p in trainer._params if p.grad_req != "null"]
