@@ -164,7 +164,7 @@ def test_initializers():
     np.testing.assert_allclose(w.std(), np.sqrt(2.0 / ((256 + 128) / 2)), rtol=0.05)
     q = mx.init.Orthogonal(scale=1.0)("w", (64, 128), np.float64)
     np.testing.assert_allclose(q @ q.T, np.eye(64), atol=1e-10)
-    b = mx.init.LSTMBias(forget_bias=1.0)("i2h_bias", (12,), np.float32, explicit=True)
+    b = mx.init.LSTMBias(forget_bias=1.0)("i2h_bias", (12,), np.float32)
     np.testing.assert_array_equal(b, [0] * 3 + [1] * 3 + [0] * 6)
     net = nn.HybridSequential()
     net.add(nn.Dense(3, in_units=2), nn.Dense(2, in_units=3))

@@ -65,10 +65,12 @@ class NDArray:
 
     # ---- data movement ----
     def asnumpy(self) -> np.ndarray:
-        """A NumPy copy (host memory) of the data."""
+        """A NumPy copy (host memory) of the data. A one-element array converts to a number
+        (``float``, ``'%f' %``) as under NumPy 1.x, which MXNet 1.x code relies on."""
         if autograd._state.tracer is not None:
             autograd._state.tracer.escape(self, "asnumpy()")
-        return self._host()
+        host = self._host()
+        return host.view(_OneElement) if host.size == 1 and host.ndim else host
 
     def _host(self) -> np.ndarray:
         if self._ctx.device_type == "cpu":
@@ -306,6 +308,20 @@ class NDArray:
     def __repr__(self) -> str:
         """MXNet's form: the values as NumPy prints them, then ``<NDArray 2x3 @cpu(0)>``."""
         return f"\n{self._host()}\n<NDArray {'x'.join(map(str, self.shape)) or 'scalar'} @{self._ctx}>"
+
+
+class _OneElement(np.ndarray):
+    """A one-element NumPy array that converts to a Python number, as NumPy 1.x allowed
+    (NumPy 2 refuses ``float()`` of a 1-d array): ``'%f' % loss.mean().asnumpy()``."""
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __complex__(self) -> complex:
+        return complex(self.item())
 
 
 def _method(name: str) -> Any:

@@ -9,25 +9,18 @@ import numpy as np
 
 from ..engine.backend import cpu, generator
 
-# Parameters named like these get a fixed value whatever the initializer (as in MXNet).
-_ZERO_SUFFIXES = ("bias", "beta", "running_mean", "moving_mean")
-_ONE_SUFFIXES = ("gamma", "running_var", "moving_var")
-
-
 class Initializer:
     """Fills a parameter's array.
 
-    Applied as a block-wide default, it leaves biases and normalisation shifts at zero and
-    scales at one (by parameter name, as MXNet does); a parameter's own initializer
-    (``explicit``) is applied as it is.
+    As in Gluon, a block-wide default fills every parameter that has no initializer of its
+    own, whatever its name: the layers give their biases, shifts, scales and running
+    statistics their own ('zeros', 'ones'), so ``net.initialize(Xavier())`` leaves those
+    alone, while a bias a custom block makes with ``params.get('bias', shape=...)`` gets the
+    default, as in MXNet.
     """
 
-    def __call__(self, name: str, shape: tuple, dtype: Any, explicit: bool = False) -> np.ndarray:
+    def __call__(self, name: str, shape: tuple, dtype: Any) -> np.ndarray:
         """A host array of ``shape`` for the parameter ``name``."""
-        if not explicit and name.endswith(_ZERO_SUFFIXES):
-            return np.zeros(shape, dtype)
-        if not explicit and name.endswith(_ONE_SUFFIXES):
-            return np.ones(shape, dtype)
         return np.asarray(self.sample(shape), dtype=dtype)
 
     def sample(self, shape: tuple) -> np.ndarray:
@@ -164,10 +157,10 @@ class Mixed(Initializer):
                              f"and {len(initializers)} initializers")
         self.rules = [(re.compile(p), create(i)) for p, i in zip(patterns, initializers)]
 
-    def __call__(self, name: str, shape: tuple, dtype: Any, explicit: bool = False) -> np.ndarray:
+    def __call__(self, name: str, shape: tuple, dtype: Any) -> np.ndarray:
         for pattern, init in self.rules:
             if pattern.search(name):
-                return init(name, shape, dtype, explicit)
+                return init(name, shape, dtype)
         raise ValueError(f"no pattern of Mixed matches parameter '{name}'; add a catch-all '.*'")
 
 

@@ -43,7 +43,7 @@ class Parameter:
         self._grad_req = grad_req if differentiable else "null"
         self._data: NDArray | None = None  # the copy on the first context
         self._replicas: list[NDArray] = []  # the copies on the other contexts, in order
-        # (initializer, contexts, explicit, structural name) until the values exist
+        # (initializer, contexts, structural name) until the values exist
         self._deferred: tuple | None = None
 
     def __repr__(self) -> str:
@@ -97,7 +97,7 @@ class Parameter:
         chosen = own or _init.create(default_init) or _init.Uniform()
         contexts = _contexts(ctx)
         self._data, self._replicas = None, []
-        self._deferred = (chosen, contexts, own is not None, path or self.name)
+        self._deferred = (chosen, contexts, path or self.name)
         if self._shape_known():
             self._materialize()
         elif not self.allow_deferred_init:
@@ -105,8 +105,8 @@ class Parameter:
                 f"cannot initialize parameter '{path or self.name}' of unknown shape {self._shape}")
 
     def _materialize(self) -> None:
-        chosen, contexts, explicit, path = self._deferred
-        self._set(chosen(path, self._shape, self.dtype, explicit), contexts)
+        chosen, contexts, path = self._deferred
+        self._set(chosen(path, self._shape, self.dtype), contexts)
         self._deferred = None
 
     def _set(self, values: Any, contexts: list[Context]) -> None:

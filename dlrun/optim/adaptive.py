@@ -122,7 +122,7 @@ class AdaGrad(Optimizer):
 
     decay_in_grad = False
 
-    def __init__(self, learning_rate: float = 0.01, eps: float = 1e-7, **kwargs: Any):
+    def __init__(self, learning_rate: float | None = None, eps: float = 1e-7, **kwargs: Any):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.eps = check_range("AdaGrad", "eps", eps, 0, low_open=True)
 

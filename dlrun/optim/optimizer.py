@@ -56,11 +56,14 @@ class Optimizer:
     decay_in_grad = True
     clip_after_decay = False
 
-    def __init__(self, learning_rate: float = 0.01, wd: float = 0.0, rescale_grad: float = 1.0,
+    def __init__(self, learning_rate: float | None = None, wd: float = 0.0, rescale_grad: float = 1.0,
                  clip_gradient: float | None = None, lr_scheduler: LRScheduler | None = None,
                  lr: float | None = None, param_dict: dict | None = None):
         name = type(self).__name__
-        self.lr = check_range(name, "learning_rate (lr)", learning_rate if lr is None else lr, 0)
+        rate = learning_rate if lr is None else lr
+        if rate is None:  # as MXNet: the schedule's base rate, else 0.01 (a given rate replaces it)
+            rate = lr_scheduler.base_lr if lr_scheduler is not None else 0.01
+        self.lr = check_range(name, "learning_rate (lr)", rate, 0)
         self.wd = check_range(name, "wd", wd, 0)
         self.rescale_grad = check_range(name, "rescale_grad", rescale_grad, 0, low_open=True)
         self.clip_gradient = (None if clip_gradient is None else

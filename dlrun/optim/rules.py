@@ -16,7 +16,7 @@ from .optimizer import Optimizer, check_range, register
 class _Momentum(Optimizer):
     """Base of the rules with one optional momentum buffer (None when momentum == 0)."""
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, **kwargs: Any):
+    def __init__(self, learning_rate: float | None = None, momentum: float = 0.0, **kwargs: Any):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.momentum = check_range(type(self).__name__, "momentum", momentum, 0, 1)
 
@@ -36,7 +36,7 @@ class SGD(_Momentum):
     NAG): ``v <- momentum*v - lr*g;  w <- w + momentum*v - lr*g``.
     """
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+    def __init__(self, learning_rate: float | None = None, momentum: float = 0.0, nesterov: bool = False,
                  **kwargs: Any):
         super().__init__(learning_rate=learning_rate, momentum=momentum, **kwargs)
         self.nesterov = bool(nesterov)
@@ -65,7 +65,7 @@ class NAG(SGD):
 
     decay_in_grad = False
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, **kwargs: Any):
+    def __init__(self, learning_rate: float | None = None, momentum: float = 0.0, **kwargs: Any):
         super().__init__(learning_rate=learning_rate, momentum=momentum, nesterov=True, **kwargs)
 
     def step(self, xp, w, g, state, lr, wd, t):
@@ -106,7 +106,7 @@ class DCASGD(_Momentum):
     (with momentum 0, v is just the step). ``w_prev`` starts as the initial weight.
     """
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, lamda: float = 0.04,
+    def __init__(self, learning_rate: float | None = None, momentum: float = 0.0, lamda: float = 0.04,
                  **kwargs: Any):
         super().__init__(learning_rate=learning_rate, momentum=momentum, **kwargs)
         self.lamda = check_range("DCASGD", "lamda", lamda, 0)

@@ -1,6 +1,6 @@
 """``gluon.data.vision``: MNIST, FashionMNIST, CIFAR10 (:mod:`dlrun.data.gluon_vision`) and
 ``transforms``."""
-from ....data.gluon_vision import CIFAR10, MNIST, FashionMNIST
-from . import transforms
+from . import datasets, transforms
+from .datasets import CIFAR10, MNIST, FashionMNIST
 
-__all__ = ["CIFAR10", "MNIST", "FashionMNIST", "transforms"]
+__all__ = ["CIFAR10", "MNIST", "FashionMNIST", "datasets", "transforms"]
