@@ -224,6 +224,12 @@ class ConsoleReporter:
             self.print(line, soft_wrap=True)
 
 
+def warning(message: str) -> None:
+    """A warning for the user on stderr (and in the run's log): the run goes on."""
+    make_console(stderr=True, soft_wrap=True).print(Text.assemble(("warning: ", "yellow"), message))
+    LOG.warning(message)
+
+
 def error(message: str, hint: str | None = None) -> None:
     """An error for the user on stderr: the message, then how to get more detail."""
     console = make_console(stderr=True, soft_wrap=True)

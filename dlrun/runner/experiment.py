@@ -42,6 +42,7 @@ from .interrupt import is_interrupt
 from .loop import Loop, RunReporter
 from .pairing import mismatch
 from .resume import check_epochs, check_tracked, identity_hash, resumed_choices, resumed_config
+from .preflight import check_distributed_task, check_job, warn_large_batch
 from .runlog import log_start
 from .runstore import lookup_run
 from .sweep.trial import MAX_ERROR
@@ -85,6 +86,7 @@ def run(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> float:
         check_epochs(resume_from, int(cfg.trainer.epochs), run_dir)
     world = job_world(cfg)
     if world is None:  # distributed.workers > 1: this process starts the job and waits for it
+        check_job(cfg, choices, resume_from)  # in one line here, not once per rank after MPI starts
         return launch(cfg, list(hydra_cfg.overrides.task), Path(hydra_cfg.runtime.output_dir), run_dir,
                       env=job_env(tags))  # the job's rank 0 tags its run with ``tags``
     if world.size > 1:  # the job's folder is rank 0's (ranks started by hand stamp their own)
@@ -236,10 +238,7 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
         raise ConfigError(f"trainer.accumulate_steps={cfg.trainer.accumulate_steps}: the "
                           f"{place.choices.get('task', task_class.__name__)} task updates its "
                           "own trainers in turn and cannot sum batches; set trainer.accumulate_steps=1")
-    if world.size > 1 and not task_class.distributed:
-        raise ConfigError(f"the {place.choices.get('task', task_class.__name__)} task trains in one "
-                          "process only; drop distributed.workers (data-parallel: classification, "
-                          "language models)")
+    check_distributed_task(task_class, place.choices.get("task", task_class.__name__), world.size)
     tracker = report.tracker
     checkpoints = RunCheckpoints(
         CheckpointStore(place.run_dir / "checkpoints", int(cfg.trainer.keep_checkpoints)),
@@ -250,6 +249,8 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
                   seed=int(cfg.seed), report=report, run_dir=place.run_dir,
                   checkpoints=checkpoints, resume_from=place.resume_from, world=world,
                   worker_batch=per_worker_batch(cfg, world), make_trainer=make_trainer)
+    if world.is_root:
+        warn_large_batch(setup.batch_size, data)
     task = task_class(setup)
     setup.callbacks = make_callbacks(cfg, task.primary, task.has_val)
     if not task.has_val and any(hasattr(t.optimizer.lr_scheduler, "observe")
