@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from dlrun.runner.checkpoint import (Checkpoint, CheckpointError, CheckpointStore, load_checkpoint,
-                                     rng_state, set_rng_state)
+from dlrun.runner.checkpoint import (Checkpoint, CheckpointError, CheckpointStore, kept_checkpoints,
+                                     load_checkpoint, rng_state, set_rng_state)
 
 
 def make(step: int, value: float = 1.0) -> Checkpoint:
@@ -32,6 +32,17 @@ def test_round_trip_and_keeps_the_newest(tmp_path):
     np.testing.assert_array_equal(ckpt.arrays["optim/0.0"], np.arange(5.0))
     assert ckpt.state == {"schedule": {"lr": 0.5}, "best": [1, 2]}
     assert load_checkpoint(tmp_path / "ckpt-00000020.json").step == 20
+
+
+def test_keep_zero_keeps_the_newest_until_the_run_finished(tmp_path):
+    store = CheckpointStore(tmp_path, keep=0)
+    for step in (10, 20):
+        store.save(make(step))
+    assert [p.name for p in store.manifests()] == ["ckpt-00000020.json"]  # a crash can resume
+    store.finished()
+    assert list(tmp_path.iterdir()) == []
+    CheckpointStore(tmp_path, keep=2).finished()  # the default keeps them
+    assert (kept_checkpoints(None, False), kept_checkpoints(None, True), kept_checkpoints(3, True)) == (2, 0, 3)
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])

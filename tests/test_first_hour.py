@@ -59,5 +59,6 @@ def test_every_trials_dlrun_log_tells_its_story(run_dlrun):
         assert "resolved config:\n" in log and "_target_: dlrun.models.mlp.MLP" in log
         assert "train loss" in log  # the console's lines
     assert "test accuracy (selected model)" in ok.read_text() and "Traceback" not in ok.read_text()
+    assert not list(ok.parent.glob("checkpoints/ckpt-*"))  # a finished trial keeps no checkpoint
     text = failed.read_text()
     assert "[ERROR] - ValueError: HingeLoss" in text and "Traceback (most recent call last)" in text

@@ -203,7 +203,7 @@ def test_wrong_type_on_the_command_line(run_dlrun):
 
 BAD_VALUES = [("trainer.epochs", "0", "at least 1"), ("trainer.batch_size", "0", "at least 1"),
               ("trainer.batch_size", "-1", "at least 1"),
-              ("trainer.keep_checkpoints", "0", "at least 1"),
+              ("trainer.keep_checkpoints", "-1", "0 or more"),
               ("trainer.checkpoint_every", "-1", "0 or more"),
               ("trainer.log_every", "-5", "at least 1"), ("trainer.max_nan_skips", "-1", "0 or more"),
               ("trainer.eval_batch_size", "0", "at least 1"),

@@ -137,11 +137,12 @@ def _sha256(path: Path) -> str:
 
 
 class CheckpointStore:
-    """The checkpoints of one run, in ``folder``; the newest ``keep`` are kept."""
+    """The checkpoints of one run, in ``folder``; the newest ``keep`` are kept (0: the newest
+    while the run goes on, none once it finished)."""
 
     def __init__(self, folder: str | Path, keep: int = 2):
-        if keep < 1:
-            raise ValueError(f"trainer.keep_checkpoints must be >= 1, got {keep}")
+        if keep < 0:
+            raise ValueError(f"trainer.keep_checkpoints must be >= 0, got {keep}")
         self.folder = Path(folder)
         self.keep = keep
 
@@ -184,8 +185,14 @@ class CheckpointStore:
         found = self.manifests()
         return found[-1] if found else None
 
-    def _prune(self) -> None:
-        for manifest in self.manifests()[:-self.keep]:
+    def finished(self) -> None:
+        """The run finished: with ``keep=0`` its checkpoints are deleted."""
+        if self.keep == 0:
+            self._prune(0)
+
+    def _prune(self, keep: int | None = None) -> None:
+        found = self.manifests()
+        for manifest in found[:len(found) - (max(self.keep, 1) if keep is None else keep)]:
             try:
                 spec = json.loads(manifest.read_text())
                 arrays = self.folder / Path(str(spec.get("arrays", ""))).name
@@ -202,6 +209,11 @@ def _earlier(path: Path) -> str:
     if not earlier:
         return "no earlier checkpoint is left in its folder: start the run again"
     return f"resume from the one before it: dlrun resume={earlier[-1]}"
+
+
+def kept_checkpoints(keep: int | None, trial: bool) -> int:
+    """``trainer.keep_checkpoints``; null: 2 for a run, 0 for a sweep's ``trial``."""
+    return int(keep) if keep is not None else 0 if trial else 2
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

@@ -76,7 +76,8 @@ class TrainerConfig:
     wd: float = 0.0                # weight decay as MXNet's: w <- w - lr (g + wd w) (every optimizer)
     clip_global_norm: Optional[float] = None  # clip the global gradient norm (after the 1/batch rescale)
     checkpoint_every: int = 0      # steps between checkpoints (0: only at the end of each epoch)
-    keep_checkpoints: int = 2      # the newest N checkpoints are kept in <run>/checkpoints/
+    keep_checkpoints: Optional[int] = None  # the newest N in <run>/checkpoints/; 0: none once the
+    #                                        run finished; null: 2 for a run, 0 for a sweep trial
     on_nan: NanPolicy = NanPolicy.stop  # a NaN/Inf gradient: stop the run, or skip the step
     max_nan_skips: int = 10        # on_nan=skip: stop after this many skipped steps
     amp: AmpMode = AmpMode.none     # mixed precision: fp16 compute, float32 master weights, loss scaling
@@ -189,7 +190,7 @@ RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "trainer.early_stopping.min_delta": (0, None, "the least change that counts as an improvement"),
     "trainer.checkpoint.keep_best": (0, None, "how many of the best validations' parameters are kept"),
     "trainer.checkpoint_every": (0, None, "steps between checkpoints (0: at each epoch's end)"),
-    "trainer.keep_checkpoints": (1, None, "how many of the newest checkpoints are kept"),
+    "trainer.keep_checkpoints": (0, None, "how many of the newest checkpoints are kept (0: none once the run finished)"),
     "trainer.max_nan_skips": (0, None, "skipped NaN steps before the run stops"),
     "trainer.wd": (0, None, "the weight-decay factor"),
     "trainer.clip_global_norm": (0, None, "the largest global gradient norm (null: no clipping)"),

@@ -32,7 +32,7 @@ from dlrun.parallel.launch import record_rank
 from .build import (ConfigError, allow_targets, build, check_config, check_node, data_model_args,
                     make_context, seed_everything, target_of)
 from .callbacks import make_callbacks, objective
-from .checkpoint import Checkpoint, CheckpointStore, RunCheckpoints, write_atomic
+from .checkpoint import Checkpoint, CheckpointStore, RunCheckpoints, kept_checkpoints, write_atomic
 from .console import Column, ConsoleReporter, format_duration
 from .distributed import (bind_device, job_env, job_world, launch, per_worker_batch,
                           resume_with_workers, scale_learning_rate, sync_batchnorm)
@@ -45,6 +45,7 @@ from .resume import check_epochs, check_tracked, identity_hash, resumed_choices,
 from .preflight import check_distributed_task, check_job, warn_large_batch
 from .runlog import log_start
 from .runstore import lookup_run
+from .sweep import in_multirun
 from .sweep.trial import MAX_ERROR
 from .tasks import Setup, TaskBase
 from .spool import SPOOL_NAME, Spool
@@ -241,7 +242,8 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
     check_distributed_task(task_class, place.choices.get("task", task_class.__name__), world.size)
     tracker = report.tracker
     checkpoints = RunCheckpoints(
-        CheckpointStore(place.run_dir / "checkpoints", int(cfg.trainer.keep_checkpoints)),
+        CheckpointStore(place.run_dir / "checkpoints",
+                        kept_checkpoints(cfg.trainer.get("keep_checkpoints"), in_multirun())),
         int(cfg.trainer.checkpoint_every), net, identity_hash(cfg),
         tracker.wait_for_run, tracker.flush, world=world)  # a resume continues that MLflow run
     setup = Setup(cfg=cfg, ctx=ctx, data=data, net=net, loss=loss,
@@ -307,6 +309,7 @@ def _save_results(place: Place, setup: Setup, task: TaskBase, metrics: Mapping[s
     tracker.log_artifact(run_dir / "config.yaml")
     if cfg.logger.log_model:
         tracker.log_artifact(params_file)
+    setup.checkpoints.store.finished()  # keep_checkpoints=0 (a sweep trial's default): deleted
     return exported
 
 
