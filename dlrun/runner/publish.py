@@ -168,6 +168,10 @@ def publish_run(cfg: DictConfig, run_dir: Path, tracker: Any, setup: Any,
     run_id = getattr(tracker, "run_id", None)
     if run_id is None or tracker.tracking_uri is None:
         return None
+    if getattr(tracker, "outage", None) or getattr(tracker, "spooled", None):
+        setup.report.note(f"no MLflow model logged: the store is unreachable; once it is back: "
+                          f"dlrun sync {run_dir}, then dlrun log-model {run_dir}")
+        return None
     from mlflow.tracking import MlflowClient
 
     from .plots import SKIPPED, figure_class, run_plots, test_predictions
