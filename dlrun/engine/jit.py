@@ -694,12 +694,17 @@ class CachedOp:
             return self._trace(key, leaves)
         self.graphs.move_to_end(key)
         graph, objs = entry
-        outs = graph.run(leaves, [p.data() for p in objs], leaves[0]._ctx)
+        ctx = leaves[0]._ctx
+        outs = graph.run(leaves, [p.data(ctx) for p in objs], ctx)
         return unflatten_output(graph.output_tree, outs)
 
     def _trace(self, key: tuple, leaves: list[NDArray]) -> Any:
+        ctx = leaves[0]._ctx
+
         def arrays() -> dict[str, NDArray]:
-            return {n: p._data for n, p in self.params().items() if getattr(p, "_data", None) is not None}
+            # the copy on the inputs' context of a parameter held on several (Gluon's ctx=[...])
+            return {n: p.data(ctx) if ctx in p.list_ctx() else p._data for n, p in self.params().items()
+                    if getattr(p, "_data", None) is not None}
         graph, result, reason = trace(self.fn, leaves, lambda xs: rebuild_args(key[0], xs), arrays)
         self.traces += 1
         if graph is None:

@@ -336,11 +336,16 @@ def full_reduction(name: str) -> Any:
     """The reduction ``ops.<name>`` with MXNet 1.x's shape for a full reduction: (1,), not
     NumPy's () (``x.sum()`` prints ``[6.]``, ``x.sum()[0]`` and ``x.sum().asnumpy()[0]``
     work as in 1.x). The engine's ops keep NumPy's shapes."""
-    def reduce(self: NDArray, axis: Any = None, keepdims: bool = False, **kwargs: Any) -> NDArray:
+    def reduce(self: NDArray, axis: Any = None, keepdims: bool = False, exclude: bool = False,
+               **kwargs: Any) -> NDArray:
+        if exclude:  # MXNet's exclude=True: reduce over every axis but ``axis``
+            kept = {a % self.ndim for a in ((axis,) if isinstance(axis, int) else axis or ())}
+            axis = tuple(a for a in range(self.ndim) if a not in kept)
         out = getattr(_ops(), name)(self, axis=axis, keepdims=keepdims, **kwargs)
         return _ops().reshape(out, shape=(1,)) if out.ndim == 0 else out
     reduce.__name__ = name
-    reduce.__doc__ = f"``ops.{name}(self, ...)``; a full reduction has shape (1,), as in MXNet 1.x."
+    reduce.__doc__ = (f"``ops.{name}(self, ...)``; ``exclude=True`` reduces the axes not named; a "
+                      "full reduction has shape (1,), as in MXNet 1.x.")
     return reduce
 
 

@@ -30,6 +30,15 @@ def mxnet_name(name: str) -> str:
     return MXNET_UNFUSED.sub(lambda m: f"{m[1]}{m[3] or 'l'}{m[2]}_{m[4]}", name)
 
 
+def _input_context(args: tuple) -> Any:
+    """The first input's context as the current one (parameters copied on several contexts
+    then give that context's copy, as Gluon's ``with x.context``), or nothing to do."""
+    ctx = getattr(args[0], "ctx", None) if args else None
+    if isinstance(ctx, Context) and ctx != current_context():
+        return ctx
+    return contextlib.nullcontext()
+
+
 def _some(names: list[str], sep: str = ", ", limit: int = 8) -> str:
     """The first ``limit`` of ``names``, and how many more there are."""
     more = f"{sep}... ({len(names) - limit} more)" if len(names) > limit else ""
@@ -195,11 +204,7 @@ class Block:
         return self
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        ctx = getattr(args[0], "ctx", None) if args else None
-        if isinstance(ctx, Context) and ctx != current_context():
-            with ctx:  # parameters copied on several contexts give the input's copy
-                out = self.forward(*args, **kwargs)
-        else:
+        with _input_context(args):
             out = self.forward(*args, **kwargs)
         for hook in self._forward_hooks:
             hook(self, args, out)
@@ -300,7 +305,8 @@ class HybridBlock(Block):
         cached = self.__dict__.get("_cached")
         if cached is None or kwargs or autograd._state.tracer is not None:
             return super().__call__(*args, **kwargs)  # inside a trace: the outer graph records
-        out = cached(args)
+        with _input_context(args):
+            out = cached(args)
         for hook in self._forward_hooks:
             hook(self, args, out)
         return out

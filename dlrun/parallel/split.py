@@ -9,8 +9,8 @@ from ..engine import Context, NDArray, array
 
 def split_data(data: NDArray, num_slice: int, batch_axis: int = 0, even_split: bool = True) -> list[NDArray]:
     """``data`` cut into ``num_slice`` parts along ``batch_axis``; with ``even_split=False``
-    the last part takes the remainder (and a batch smaller than ``num_slice`` gives one part
-    per example)."""
+    the first ``size % num_slice`` parts take one example more, as MXNet 1.9's (and a batch
+    smaller than ``num_slice`` gives one part per example, where MXNet adds empty parts)."""
     size = data.shape[batch_axis]
     if even_split and size % num_slice:
         raise ValueError(
@@ -19,10 +19,12 @@ def split_data(data: NDArray, num_slice: int, batch_axis: int = 0, even_split: b
             "even_split=False to allow uneven parts")
     if num_slice > size:
         num_slice = size
-    step = size // num_slice
+    step, extra = divmod(size, num_slice)
+    bounds = [0]
+    for i in range(num_slice):
+        bounds.append(bounds[-1] + step + (i < extra))
     lead = (slice(None),) * batch_axis
-    return [data[lead + (slice(i * step, (i + 1) * step if i < num_slice - 1 else size),)]
-            for i in range(num_slice)]
+    return [data[lead + (slice(a, b),)] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def split_and_load(data: Any, ctx_list: Sequence[Context], batch_axis: int = 0,
