@@ -83,6 +83,11 @@ def test_the_registered_model_loads_from_the_server_and_predict_takes_it(server,
           MLFLOW_TRACKING_URI=server.url)
     rows = (tmp_path / "p.csv").read_text().splitlines()
     assert [int(r.split(",")[1]) for r in rows[1:]] == want[:9].argmax(1).tolist()
+    # dlrun predict models:/NAME/VERSION: the registered model on the run's own test split
+    res = dlrun("predict", f"models:/{NAME}/1", cwd=tmp_path, MLFLOW_TRACKING_URI=server.url)
+    correct, examples = map(int, re.search(r"test accuracy\s*\|\s*[\d.]+% \((\d+) of (\d+)\)",
+                                          res.stdout).groups())
+    assert correct / examples == run.data.metrics["test/accuracy"]
 
 
 def post(url: str, body: bytes | str, content_type: str = "application/json") -> tuple[int, str]:

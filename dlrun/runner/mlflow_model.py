@@ -175,6 +175,32 @@ def the_input(model_input: Any) -> Any:
     return model_input
 
 
+def is_model_uri(target: str) -> bool:
+    """Whether ``target`` names an MLflow model (``models:/NAME/VERSION``, ``runs:/ID/model``)."""
+    return str(target).startswith(("models:/", "runs:/"))
+
+
+def download(uri: str) -> Path:
+    """The local ``data/dlrun`` folder of the dlrun MLflow model ``uri``, from the store of
+    MLFLOW_TRACKING_URI (default: outputs/mlflow.db under the current folder, as dlrun's)."""
+    import os
+
+    import mlflow
+    from mlflow.models import Model
+
+    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI")
+                            or f"sqlite:///{Path('outputs/mlflow.db').absolute()}")
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(uri))
+        flavors = Model.load(str(local / "MLmodel")).flavors
+    except Exception as e:  # noqa: BLE001 - no such model/version, an unreachable store
+        raise ModelError(f"cannot load {uri} from {mlflow.get_tracking_uri()}: {e}") from None
+    if FLAVOR_NAME not in flavors:
+        raise ModelError(f"{uri} is not a dlrun model (its MLmodel has no dlrun flavor, only "
+                         f"{', '.join(flavors)})")
+    return local / flavors[FLAVOR_NAME]["data"]
+
+
 # --- loading (MLflow calls _load_pyfunc with the model's data folder) -----------------------
 def _load_pyfunc(data_path: str) -> "DlrunModel":
     return DlrunModel.load(Path(data_path))

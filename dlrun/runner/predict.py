@@ -13,6 +13,7 @@ padded with zeros whose outputs are dropped.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -21,9 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from .console import ConsoleReporter
 from .export import PREFIX, export_files
+from .mlflow_model import GRAPH, META, PARAMS, download, is_model_uri
 
 USAGE = """\
-usage: dlrun predict RUN_FOLDER_OR_PREFIX [dataset=NAME] [dataset.KEY=VALUE ...] [device=gpu] [debug=true]
+usage: dlrun predict RUN_FOLDER_OR_PREFIX_OR_MODEL_URI [dataset=NAME] [dataset.KEY=VALUE ...] [device=gpu] [debug=true]
 
 Evaluates a run's exported model (RUN_FOLDER/model-symbol.json + model-0000.params, written
 by a run with model.hybridize=true) on the test split of a dataset: by default the one the
@@ -32,6 +34,7 @@ dlrun's dataset group (dlrun --help lists them).
 
   dlrun predict outputs/runs/DATE/TIME
   DLRUN_DATA=~/data dlrun predict outputs/runs/DATE/TIME/model dataset=mnist
+  dlrun predict models:/NAME/VERSION          # a registered model (MLFLOW_TRACKING_URI's store)
 
 usage: dlrun predict RUN_FOLDER_OR_MODEL_URI --input FILE [--output OUT.csv|OUT.npy]
                      [--predict-type class|probabilities|logits]
@@ -186,8 +189,14 @@ def predict(argv: Sequence[str]) -> dict[str, float]:
         print(USAGE, end="")
         return {}
     target, overrides = parse_args(argv)
-    symbol, params, run_dir = locate(target)
-    trained = run_config(run_dir)
+    if is_model_uri(argv[0]):  # an MLflow model: its files, and the run's dataset and loss
+        folder = download(argv[0])
+        symbol, params = folder / GRAPH, folder / PARAMS
+        nodes = json.loads((folder / META).read_text(encoding="utf-8")).get("run_config")
+        trained = OmegaConf.create(nodes) if nodes else None
+    else:
+        symbol, params, run_dir = locate(target)
+        trained = run_config(run_dir)
     cfg = compose_config(overrides, trained)
 
     from dlrun.nn import SymbolBlock

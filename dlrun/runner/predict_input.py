@@ -16,14 +16,13 @@ model), or the outputs. ``--output X.npy`` writes the array instead.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from omegaconf import OmegaConf
 
-from .mlflow_model import FLAVOR_NAME, PREDICT_TYPES, DlrunModel, read_graph_meta
+from .mlflow_model import PREDICT_TYPES, DlrunModel, download, is_model_uri, read_graph_meta
 from .predict import PredictError, locate
 from .preprocess import read_input, read_text
 from .publish import corpus_of, model_info
@@ -48,21 +47,8 @@ def parse(argv: Sequence[str]) -> tuple[str, dict[str, str]]:
 
 def load(target: str) -> DlrunModel:
     """The model of a run folder or of an MLflow model URI."""
-    if target.startswith(("models:/", "runs:/")):
-        import mlflow
-        from mlflow.models import Model
-
-        mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI")
-                                or f"sqlite:///{Path('outputs/mlflow.db').absolute()}")
-        try:
-            local = Path(mlflow.artifacts.download_artifacts(target))
-            flavors = Model.load(str(local / "MLmodel")).flavors
-        except Exception as e:  # noqa: BLE001 - no such model/version, an unreachable store
-            raise PredictError(f"cannot load {target} from {mlflow.get_tracking_uri()}: {e}") from None
-        if FLAVOR_NAME not in flavors:
-            raise PredictError(f"{target} is not a dlrun model (its MLmodel has no dlrun flavor, "
-                               f"only {', '.join(flavors)})")
-        return DlrunModel.load(local / flavors[FLAVOR_NAME]["data"])
+    if is_model_uri(target):
+        return DlrunModel.load(download(target))
     symbol, params, run_dir = locate(Path(target).expanduser())
     config = run_dir / "config.yaml"
     cfg = OmegaConf.load(config) if config.is_file() else OmegaConf.create({})

@@ -61,7 +61,9 @@ def model_info(cfg: DictConfig, graph: dict, data: Any = None) -> dict:
     classes = (getattr(data, "num_classes", None) or out["shape"][-1]) if task == CLASSIFY else None
     vocab = getattr(getattr(data, "vocab", None), "itos", None)  # a language model's corpus
     level = str(OmegaConf.select(cfg, "dataset.level", default="word") or "word")
-    return {"task": task, "dataset": target, "classes": classes,
+    # the run's dataset and loss: dlrun predict MODEL_URI evaluates on the run's test split
+    nodes = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("dataset", "loss") if k in cfg}
+    return {"task": task, "dataset": target, "classes": classes, "run_config": nodes,
             "preprocess": text_spec(vocab, level) if vocab else spec_for(target, tuple(inp["shape"][1:]))}
 
 
