@@ -37,6 +37,7 @@ class LoopState:
     step: int = 0                   # optimizer steps (batches) done
     metrics: dict[str, float] = field(default_factory=dict)  # the epoch's, as they come
     updated: bool = True            # whether the last batch ended with an update (accumulation)
+    is_root: bool = True            # rank 0 of a data-parallel job (the one that writes files)
     stop_reason: str | None = None  # set by stop(): the loop ends after this epoch
 
     @property
@@ -159,7 +160,7 @@ class BestCheckpoint(Callback, Monitor):
             self.best_metrics = {k: float(v) for k, v in state.metrics.items()
                                  if k.startswith("val/")}
             self.best_params = {k: p.data().asnumpy().copy() for k, p in _params(state.net).items()}
-        if self.keep_best:
+        if self.keep_best and state.is_root:
             self._keep(state, value)
 
     def _keep(self, state: LoopState, value: float) -> None:

@@ -135,7 +135,8 @@ class Loop:
         self.accumulate = Accumulator(int(tcfg.get("accumulate_steps", 1)), self.guard)
         self.callbacks: list[Any] = list(getattr(setup, "callbacks", []))
         self.state = LoopState(setup.net, task.trainers, getattr(setup.report, "tracker", None),
-                               setup.run_dir)  # a Reporter of a test may have no tracker
+                               setup.run_dir,  # a Reporter of a test may have no tracker
+                               is_root=setup.world is None or setup.world.is_root)
         self.names: list[str] = []  # the task's extra per-step sums, in a fixed order
         self.train_time = 0.0
         if setup.checkpoints is not None:
