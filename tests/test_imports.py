@@ -57,7 +57,7 @@ LAYERS = [["config"], ["build"],
           ["tracking", "spool", "checkpoint", "resume", "distributed", "console", "interrupt",
            "callbacks", "updates",
            "export", "sync", "runstore", "sqlstore", "mlflow_model", "preprocess", "plots",
-           "pairing", "explain", "runlog", "preflight"],
+           "pairing", "explain", "runlog", "preflight", "limits"],
           ["loop", "tasks"], ["experiment", "sweep", "predict", "publish", "predict_input"], ["main"]]
 
 

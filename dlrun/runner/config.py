@@ -76,11 +76,13 @@ class TrainerConfig:
     wd: float = 0.0                # weight decay as MXNet's: w <- w - lr (g + wd w) (every optimizer)
     clip_global_norm: Optional[float] = None  # clip the global gradient norm (after the 1/batch rescale)
     checkpoint_every: int = 0      # steps between checkpoints (0: only at the end of each epoch)
-    keep_checkpoints: Optional[int] = None  # the newest N in <run>/checkpoints/; 0: none once the
-    #                                        run finished; null: 2 for a run, 0 for a sweep trial
+    keep_checkpoints: Optional[int] = None  # newest N kept; 0: none once finished; null: 2 (trials 0)
     on_nan: NanPolicy = NanPolicy.stop  # a NaN/Inf gradient: stop the run, or skip the step
     max_nan_skips: int = 10        # on_nan=skip: stop after this many skipped steps
     amp: AmpMode = AmpMode.none     # mixed precision: fp16 compute, float32 master weights, loss scaling
+    max_steps: Optional[int] = None  # dry runs (runner/limits.py): stop after N optimizer steps,
+    limit_train_batches: Optional[float] = None  # N batches (or a fraction < 1) of every epoch,
+    fast_dev_run: bool = False       # one epoch of one batch, then the whole ending
 
 
 class DeviceType(Enum):
@@ -102,14 +104,10 @@ class LoggerBackend(Enum):
 @dataclass
 class LoggerConfig:
     backend: LoggerBackend = LoggerBackend.mlflow
-    # an MLflow tracking URI: sqlite:///ABS/PATH.db (the default, under outputs/) or http://host:port
-    tracking_uri: Optional[str] = None
-    # where a new experiment in a local store keeps its artifacts (ignored for a server,
-    # which decides itself)
-    artifact_location: Optional[str] = None
+    tracking_uri: Optional[str] = None  # sqlite:///ABS/PATH.db (default: under outputs/) or http://host:port
+    artifact_location: Optional[str] = None  # a new experiment's artifacts, local stores (a server decides)
     log_model: bool = True         # upload the final parameters (and the exported model) as artifacts
-    # with log_model, also register the run's MLflow model as a new version of this name
-    register_model: Optional[str] = None
+    register_model: Optional[str] = None  # with log_model: the MLflow model, a new version of this name
     log_onnx: bool = False         # the run's MLflow model carries its ONNX conversion too
     log_plots: bool = True         # curves, a classifier's confusion matrix (needs dlrun[plots])
 
@@ -121,9 +119,7 @@ class LrScaling(Enum):
 
 @dataclass
 class DistributedConfig:
-    # data-parallel workers (processes; one GPU each with device=gpu): > 1 relaunches dlrun
-    # under mpiexec; under a launcher already (mpiexec, srun) its process count is used
-    workers: int = 1
+    workers: int = 1  # processes (a GPU each): > 1 relaunches dlrun under mpiexec; under one, its count
     # the hosts go in the launcher's own options: MPICH -hosts/-f, Open MPI --host/--hostfile,
     # srun --nodelist (with --ntasks-per-node from the slots)
     hosts: List[str] = field(default_factory=list)  # e.g. [node1:4, node2:4]
@@ -190,7 +186,9 @@ RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "trainer.early_stopping.min_delta": (0, None, "the least change that counts as an improvement"),
     "trainer.checkpoint.keep_best": (0, None, "how many of the best validations' parameters are kept"),
     "trainer.checkpoint_every": (0, None, "steps between checkpoints (0: at each epoch's end)"),
-    "trainer.keep_checkpoints": (0, None, "how many of the newest checkpoints are kept (0: none once the run finished)"),
+    "trainer.max_steps": (1, None, "optimizer steps before the run stops (null: the epochs decide)"),
+    "trainer.limit_train_batches": (0, None, "training batches per epoch: a count, or a fraction below 1"),
+    "trainer.keep_checkpoints": (0, None, "newest checkpoints kept (0: none once the run finished)"),
     "trainer.max_nan_skips": (0, None, "skipped NaN steps before the run stops"),
     "trainer.wd": (0, None, "the weight-decay factor"),
     "trainer.clip_global_norm": (0, None, "the largest global gradient norm (null: no clipping)"),
@@ -211,7 +209,8 @@ def out_of_range(cfg: Any) -> str | None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        strict = key in ("trainer.clip_global_norm", "distributed.bucket_mb", "trainer.ema_decay")
+        strict = key in ("trainer.clip_global_norm", "distributed.bucket_mb", "trainer.ema_decay",
+                         "trainer.limit_train_batches")
         below = low is not None and (value <= low if strict else value < low)
         above = high is not None and (value >= high if strict else value > high)
         if below or above:

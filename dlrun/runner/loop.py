@@ -13,6 +13,7 @@ Gluon's Estimator runs a BatchProcessor and Lightning's Trainer a LightningModul
 from __future__ import annotations
 
 import time
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
@@ -21,6 +22,7 @@ from .callbacks import LoopState
 from .updates import Accumulator, DivergenceError, Guard
 from .console import Column, ConsoleReporter, plural
 from .interrupt import INTERRUPTS, StopRequested
+from .limits import max_steps, run_epochs, train_batches
 from .resume import ResumeError
 from .tracking import TrackingError
 
@@ -128,7 +130,9 @@ class Loop:
     def __init__(self, setup: Any, task: Task):
         self.s, self.task = setup, task
         tcfg = setup.cfg.trainer
-        self.epochs = int(tcfg.epochs)
+        self.epochs = run_epochs(tcfg)  # 1 with trainer.fast_dev_run (dlrun.runner.limits)
+        self.max_steps = max_steps(tcfg)
+        self.steps = 0  # training batches per epoch, once the task is prepared
         self.log_every = max(1, int(tcfg.get("log_every", 10)))
         self.val_every = int(tcfg.get("val_every", 1))
         self.guard = Guard(tcfg)
@@ -158,9 +162,10 @@ class Loop:
         for trainer in task.trainers.values():
             self._start_schedule(trainer.optimizer.lr_scheduler)
         task.prepare()
+        self.steps = train_batches(task.steps, s.cfg.trainer)  # limit_train_batches, fast_dev_run
         first_epoch, skip, global_step, saved = self._resume_point()
         self.train_time = float(saved.get("train_time", 0.0))
-        s.report.start(self.epochs, task.steps, task.columns)
+        s.report.start(self.epochs, self.steps, task.columns)
         if self._stop_agreed():  # a signal during the setup: stop before the first step
             raise StopRequested(INTERRUPTS.requested or "a signal to another worker", global_step,
                                 None)
@@ -224,10 +229,11 @@ class Loop:
         s.report.epoch_start(epoch)
         totals = self._own_part(saved.get("totals"))
         pending: list[tuple[int, StepResult]] = []
-        for step, batch in enumerate(task.batches(epoch, skip), start=skip + 1):
+        for step, batch in enumerate(islice(task.batches(epoch, skip), max(0, self.steps - skip)),
+                                     start=skip + 1):
             self.guard.step = global_step + 1
             result = task.train_step(batch, self.accumulate.update)
-            self.state.updated = self.accumulate.due(step, task.steps)
+            self.state.updated = self.accumulate.due(step, self.steps)
             global_step += result.updates
             self.state.step = global_step
             totals.samples += result.samples
@@ -235,9 +241,9 @@ class Loop:
                 self.names = sorted(result.sums)
             pending.append((global_step, result))
             self._hook("on_step_end")
-            due = step < task.steps and self.state.updated and self._checkpoint_due(global_step)
+            due = step < self.steps and self.state.updated and self._checkpoint_due(global_step)
             fresh = None
-            if step % self.log_every == 0 or step == task.steps or due:
+            if step % self.log_every == 0 or step == self.steps or due:
                 fresh = self._flush(pending, totals, epoch)
                 pending = []
             s.report.step(epoch, step, result.samples * s.workers, fresh)
@@ -246,6 +252,9 @@ class Loop:
                 self._checkpoint(epoch, step, global_step, {
                     "totals": job.as_list(self.names), "names": self.names,
                     "train_time": self.train_time + time.perf_counter() - start})
+            if self.max_steps is not None and global_step >= self.max_steps:
+                self.state.stop(f"stopped after trainer.max_steps={self.max_steps} steps")
+                break
         if pending:
             self._flush(pending, totals, epoch)
         totals = self._job_totals(totals)
@@ -293,7 +302,7 @@ class Loop:
     def _start_schedule(self, schedule: Any) -> None:
         """Tell a schedule what it left open: the updates per epoch (EpochDecay) and in the
         whole run (PolyScheduler, CosineScheduler)."""
-        steps = self.task.steps
+        steps = train_batches(self.task.steps, self.s.cfg.trainer)
         for attr, value in (("steps_per_epoch", steps), ("max_update", steps * self.epochs)):
             if getattr(schedule, attr, 0) is None:
                 setattr(schedule, attr, value)
