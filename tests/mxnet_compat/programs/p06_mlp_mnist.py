@@ -10,8 +10,8 @@ from mxnet.gluon.data.vision import transforms
 
 root = os.path.join(os.environ['DATA_ROOT'], 'mnist')
 tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(0.13, 0.31)])
-train = gluon.data.vision.MNIST(root=root, train=True).transform_first(tf).take(3000)
-test = gluon.data.vision.MNIST(root=root, train=False).transform_first(tf).take(1000)
+train = gluon.data.vision.MNIST(root=root, train=True).transform_first(tf).take(2000)
+test = gluon.data.vision.MNIST(root=root, train=False).transform_first(tf).take(500)
 train_data = gluon.data.DataLoader(train, batch_size=64, shuffle=True)
 test_data = gluon.data.DataLoader(test, batch_size=200)
 net = nn.HybridSequential()
