@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Training throughput of dlrun (imperative and hybridized) vs PyTorch eager on the MLP,
-LeNet and the LSTM language model (issues 3 and 8).
+"""Training throughput of dlrun (imperative and hybridized) vs PyTorch eager and MXNet 1.9.1
+(imperative and hybridized) on the MLP, LeNet and the LSTM language model (issues 3, 8, 20).
 
 For each model and framework this measures, on the same random data, batch size and
 thread count:
@@ -22,7 +22,10 @@ Usage::
     python benchmarks/train_throughput.py --models mlp lenet lstm_lm --batch-size 64
 
 Frameworks: ``dlrun`` (imperative), ``dlrun-hybrid`` (``net.hybridize()``: the graph is
-traced during warm-up and replayed in the timed steps) and ``pytorch`` (eager, CPU build).
+traced during warm-up and replayed in the timed steps), ``pytorch`` (eager, CPU build), and
+``mxnet`` / ``mxnet-hybrid`` (MXNet 1.9.1 imperative, and ``hybridize(static_alloc=True,
+static_shape=True)``), run with the python of the side virtualenv the differential tests
+make (``.mxvenv``, ``tests/mxnet_compat/make_venv.py``; skipped with a note when absent).
 
 The loss is reduced the Gluon way in dlrun (per-sample loss, ``backward()`` sums it,
 ``trainer.step(batch_size)`` divides the gradient by the batch size) and with
@@ -44,7 +47,8 @@ from typing import Any
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 MODELS = ("mlp", "lenet", "lstm_lm")
-FRAMEWORKS = ("dlrun", "dlrun-hybrid", "pytorch")
+FRAMEWORKS = ("dlrun", "dlrun-hybrid", "pytorch", "mxnet", "mxnet-hybrid")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LM_VOCAB = 10000  # the Penn Treebank vocabulary size; Zaremba et al.'s small model below
 
 
@@ -206,6 +210,102 @@ def bench_dlrun(model: str, args: argparse.Namespace, hybridize: bool = False) -
                    first_loss, last.get("loss"), checksum, mx.__version__)
 
 
+# --------------------------------------------------------------------------- mxnet
+
+def bench_mxnet(model: str, args: argparse.Namespace, hybridize: bool = False) -> dict:
+    """The same three models written in MXNet 1.9.1's Gluon (run by the side venv's python)."""
+    import mxnet as mx
+    from mxnet import autograd, gluon, nd
+    from mxnet.gluon import nn, rnn
+
+    xs, ys, checksum = make_data(args, model)
+    ctx = mx.gpu(0) if args.ctx == "gpu" else mx.cpu()
+    mx.random.seed(args.seed)
+    lm = model == "lstm_lm"
+    if lm:
+        net = _MXLSTMLM(gluon, nn, rnn)
+    else:
+        net = nn.HybridSequential()
+        if model == "lenet":
+            net.add(nn.Conv2D(20, 5, activation="tanh"), nn.AvgPool2D(2),
+                    nn.Conv2D(50, 5, activation="tanh"), nn.AvgPool2D(2),
+                    nn.Dense(500, activation="tanh"), nn.Dense(10))
+        else:
+            net.add(nn.Dense(128, activation="relu"), nn.Dropout(0.5),
+                    nn.Dense(64, activation="relu"), nn.Dropout(0.5), nn.Dense(10))
+    net.initialize(mx.init.Xavier(), ctx=ctx)
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    if hybridize:
+        net.hybridize(static_alloc=True, static_shape=True)
+        loss_fn.hybridize(static_alloc=True, static_shape=True)
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
+    xb = [nd.array(x, ctx=ctx, dtype="float32") for x in xs]
+    yb = [nd.array(y.reshape(-1), ctx=ctx, dtype="float32") for y in ys]
+    bs = args.lm_batch_size if lm else args.batch_size
+    last = {}
+    states = [nd.zeros((2, bs, 200), ctx=ctx), nd.zeros((2, bs, 200), ctx=ctx)] if lm else None
+
+    def run(x: Any) -> Any:
+        nonlocal states
+        if not lm:
+            return net(x)
+        logits, states = net(x, [h.detach() for h in states])
+        return logits.reshape((-1, LM_VOCAB))
+
+    def train_step(i: int) -> None:
+        with autograd.record():
+            loss = loss_fn(run(xb[i]), yb[i])
+        loss.backward()
+        trainer.step(bs)
+        last["loss"] = float(loss.asnumpy().mean())  # sync
+
+    def fwd_step(i: int) -> None:
+        run(xb[i]).asnumpy()
+
+    for i in range(args.warmup):
+        train_step(i % args.num_batches)
+    first_loss = last.get("loss")
+    train_times = _time_loop(train_step, args.steps, args.num_batches, args.repeats)
+    fwd_times = []
+    if args.forward_steps:
+        for i in range(min(args.warmup, args.forward_steps)):
+            fwd_step(i % args.num_batches)
+        fwd_times = _time_loop(fwd_step, args.forward_steps, args.num_batches, args.repeats)
+    return _result("mxnet-hybrid" if hybridize else "mxnet", model, args, train_times, fwd_times,
+                   first_loss, last.get("loss"), checksum, mx.__version__)
+
+
+def _MXLSTMLM(gluon: Any, nn: Any, rnn: Any) -> Any:
+    """Zaremba et al.'s small model in MXNet Gluon: embedding 200 -> 2-layer LSTM 200 -> dense."""
+    class LSTMLM(gluon.HybridBlock):
+        def __init__(self) -> None:
+            super().__init__()
+            with self.name_scope():
+                self.embedding = nn.Embedding(LM_VOCAB, 200)
+                self.lstm = rnn.LSTM(200, num_layers=2, input_size=200)
+                self.decoder = nn.Dense(LM_VOCAB, flatten=False, in_units=200)
+
+        def hybrid_forward(self, F: Any, tokens: Any, state: Any) -> Any:
+            hidden, state = self.lstm(self.embedding(tokens), state)
+            return self.decoder(hidden), state
+    return LSTMLM()
+
+
+def mxnet_python() -> str:
+    """The side venv's python (``$DLRUN_MXNET_VENV`` or ``.mxvenv``)."""
+    folder = os.environ.get("DLRUN_MXNET_VENV") or os.path.join(ROOT, ".mxvenv")
+    return os.path.join(folder, "bin", "python")
+
+
+def mxnet_usable() -> str | None:
+    """None if the side venv imports MXNet, else the reason."""
+    python = mxnet_python()
+    if not os.path.exists(python):
+        return f"{python} is missing (make it: python tests/mxnet_compat/make_venv.py)"
+    proc = subprocess.run([python, "-c", "import mxnet"], capture_output=True, text=True)
+    return None if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["?"])[-1]
+
+
 # --------------------------------------------------------------------------- pytorch
 
 def bench_pytorch(model: str, args: argparse.Namespace) -> dict:
@@ -320,11 +420,14 @@ def _result(framework, model, args, train_times, fwd_times, first_loss, last_los
 def run_one(framework: str, model: str, args: argparse.Namespace) -> dict:
     if framework == "pytorch":
         return bench_pytorch(model, args)
+    if framework.startswith("mxnet"):
+        return bench_mxnet(model, args, hybridize=framework == "mxnet-hybrid")
     return bench_dlrun(model, args, hybridize=framework == "dlrun-hybrid")
 
 
 def run_child(framework: str, model: str, argv: list[str]) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), *argv, "--_worker", framework, model]
+    python = mxnet_python() if framework.startswith("mxnet") else sys.executable
+    cmd = [python, os.path.abspath(__file__), *argv, "--_worker", framework, model]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if proc.returncode != 0:
         err = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
@@ -378,7 +481,8 @@ def combine_rounds(rounds: list[list[dict]]) -> list[dict]:
             else:
                 out[k] = v
         if key[0] == "dlrun-hybrid":
-            for name, other in (("hybrid_over_imperative", "dlrun"), ("hybrid_over_torch", "pytorch")):
+            for name, other in (("hybrid_over_imperative", "dlrun"), ("hybrid_over_torch", "pytorch"),
+                                ("hybrid_over_mxnet_hybrid", "mxnet-hybrid")):
                 ratios = [x for x in (_ratio(by, "dlrun-hybrid", other, key[1]) for by in per_round)
                           if x is not None]
                 out[name] = _median(ratios) if ratios else None
@@ -390,18 +494,21 @@ def combine_rounds(rounds: list[list[dict]]) -> list[dict]:
 
 def print_table(results: list[dict], args: argparse.Namespace, notes: list[str]) -> None:
     by = {(r["framework"], r["model"]): r for r in results}
-    header = ["model", "imperative /s", "hybridized /s", "torch /s", "hybrid/imp", "hybrid/torch",
-              "imp fwd ms", "hybrid fwd ms", "torch fwd ms", "imp MiB", "hybrid MiB", "torch MiB"]
+    header = ["model", "imperative /s", "hybridized /s", "torch /s", "mxnet /s", "mxnet hybrid /s",
+              "hybrid/imp", "hybrid/torch", "hybrid/mx hybrid", "imp fwd ms", "hybrid fwd ms",
+              "torch fwd ms", "mx hybrid fwd ms", "imp MiB", "hybrid MiB", "torch MiB", "mx MiB"]
     rows = []
     for m in args.models:
-        d, h, t = (by.get((fw, m), {}) for fw in FRAMEWORKS)
-        ds, hs, ts = (r.get("samples_per_s") for r in (d, h, t))
+        d, h, t, x, xh = (by.get((fw, m), {}) for fw in FRAMEWORKS)
+        ds, hs, ts, xs, xhs = (r.get("samples_per_s") for r in (d, h, t, x, xh))
         hd = h.get("hybrid_over_imperative", hs / ds if hs and ds else None)
         ht = h.get("hybrid_over_torch", hs / ts if hs and ts else None)
+        hx = h.get("hybrid_over_mxnet_hybrid", hs / xhs if hs and xhs else None)
         rows.append([
-            m, fmt(ds, ",.0f"), fmt(hs, ",.0f"), fmt(ts, ",.0f"), fmt(hd, ".3f"), fmt(ht, ".3f"),
-            *(fmt(r.get("forward_ms_per_batch"), ".2f") for r in (d, h, t)),
-            *(fmt(r.get("peak_rss_mib"), ".0f") for r in (d, h, t)),
+            m, *(fmt(v, ",.0f") for v in (ds, hs, ts, xs, xhs)),
+            fmt(hd, ".3f"), fmt(ht, ".3f"), fmt(hx, ".3f"),
+            *(fmt(r.get("forward_ms_per_batch"), ".2f") for r in (d, h, t, xh)),
+            *(fmt(r.get("peak_rss_mib"), ".0f") for r in (d, h, t, xh)),
         ])
     title = (f"Training throughput (batch {args.batch_size}; lstm_lm {args.bptt} x {args.lm_batch_size} "
              f"tokens; {args.threads} threads, ctx {args.ctx}, "
@@ -429,8 +536,8 @@ def print_table(results: list[dict], args: argparse.Namespace, notes: list[str])
         if "error" in r:
             notes.append(f"{r['framework']}/{r['model']} failed: {r['error']}")
     print("/s = samples (images; tokens for lstm_lm) per second = samples per step / median step "
-          "time; hybrid/imp and hybrid/torch: throughput ratios (> 1: the hybridized model is faster); "
-          "MiB: peak RSS of the process")
+          "time; hybrid/imp, hybrid/torch and hybrid/mx hybrid: throughput ratios of dlrun's "
+          "hybridized model (> 1: it is faster); MiB: peak RSS of the process")
     for n in notes:
         print(f"note: {n}")
 
@@ -451,6 +558,11 @@ def main(argv: list[str] | None = None) -> int:
         if why is not None:
             frameworks.remove("pytorch")
             notes.append(f"PyTorch not importable, skipped ({why})")
+    if any(fw.startswith("mxnet") for fw in frameworks):
+        why = mxnet_usable()
+        if why is not None or args.inprocess:
+            frameworks = [fw for fw in frameworks if not fw.startswith("mxnet")]
+            notes.append(f"MXNet skipped ({why or 'it runs in its own venv, not --inprocess'})")
     rounds = []
     for _ in range(args.rounds):
         results = []
