@@ -153,6 +153,21 @@ def _time_loop(fn, n_steps: int, n_batches: int, repeats: int) -> tuple[list[flo
     return totals, steps
 
 
+def _measure(train_step, fwd_step, last: dict, args: argparse.Namespace) -> tuple:
+    """Warm up, then time ``train_step`` and (``--forward-steps``) ``fwd_step``: (training
+    times, forward times, the loss after the warm-up)."""
+    for i in range(args.warmup):
+        train_step(i % args.num_batches)
+    first_loss = last.get("loss")
+    train_times = _time_loop(train_step, args.steps, args.num_batches, args.repeats)
+    fwd_times = []
+    if args.forward_steps:
+        for i in range(min(args.warmup, args.forward_steps)):
+            fwd_step(i % args.num_batches)
+        fwd_times = _time_loop(fwd_step, args.forward_steps, args.num_batches, args.repeats)
+    return train_times, fwd_times, first_loss
+
+
 # --------------------------------------------------------------------------- dlrun
 
 def bench_dlrun(model: str, args: argparse.Namespace, hybridize: bool = False) -> dict:
@@ -197,15 +212,7 @@ def bench_dlrun(model: str, args: argparse.Namespace, hybridize: bool = False) -
     def fwd_step(i: int) -> None:
         run(xb[i]).asnumpy()  # outside record(): predict mode, dropout off
 
-    for i in range(args.warmup):
-        train_step(i % args.num_batches)
-    first_loss = last.get("loss")
-    train_times = _time_loop(train_step, args.steps, args.num_batches, args.repeats)
-    fwd_times = []
-    if args.forward_steps:
-        for i in range(min(args.warmup, args.forward_steps)):
-            fwd_step(i % args.num_batches)
-        fwd_times = _time_loop(fwd_step, args.forward_steps, args.num_batches, args.repeats)
+    train_times, fwd_times, first_loss = _measure(train_step, fwd_step, last, args)
     return _result("dlrun-hybrid" if hybridize else "dlrun", model, args, train_times, fwd_times,
                    first_loss, last.get("loss"), checksum, mx.__version__)
 
@@ -262,15 +269,7 @@ def bench_mxnet(model: str, args: argparse.Namespace, hybridize: bool = False) -
     def fwd_step(i: int) -> None:
         run(xb[i]).asnumpy()
 
-    for i in range(args.warmup):
-        train_step(i % args.num_batches)
-    first_loss = last.get("loss")
-    train_times = _time_loop(train_step, args.steps, args.num_batches, args.repeats)
-    fwd_times = []
-    if args.forward_steps:
-        for i in range(min(args.warmup, args.forward_steps)):
-            fwd_step(i % args.num_batches)
-        fwd_times = _time_loop(fwd_step, args.forward_steps, args.num_batches, args.repeats)
+    train_times, fwd_times, first_loss = _measure(train_step, fwd_step, last, args)
     return _result("mxnet-hybrid" if hybridize else "mxnet", model, args, train_times, fwd_times,
                    first_loss, last.get("loss"), checksum, mx.__version__)
 

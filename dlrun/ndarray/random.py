@@ -36,26 +36,28 @@ def _expand(param: Any, out_shape: tuple) -> Any:
     return ops.reshape(param, shape=param.shape + (1,) * (len(out_shape) - param.ndim))
 
 
+def _draw(a: Any, b: Any, shape: Any, dtype: Any, ctx: Context | None, out: NDArray | None,
+          standard: Any, combine: Any) -> NDArray:
+    """``combine(a, b, z)`` of standard samples ``z``; with an NDArray ``a`` or ``b``, ``shape``
+    samples per element of it (output shape: its shape + ``shape``)."""
+    if isinstance(a, NDArray) or isinstance(b, NDArray):
+        ref = a if isinstance(a, NDArray) else b
+        size = _per_element(ref, shape)
+        z = standard(0.0, 1.0, size, ref.ctx, dtype or ref.dtype)
+        return _fill(out, combine(_expand(a, size), _expand(b, size), z))
+    return _fill(out, combine(a, b, standard(0.0, 1.0, _shape(shape), ctx, dtype)))
+
+
 def uniform(low: Any = 0.0, high: Any = 1.0, shape: Any = _DEFAULT, dtype: Any = None,
             ctx: Context | None = None, out: NDArray | None = None, **ignored: Any) -> NDArray:
     """Samples from U[low, high); NDArray ``low``/``high``: ``shape`` samples per element."""
-    if isinstance(low, NDArray) or isinstance(high, NDArray):
-        ref = low if isinstance(low, NDArray) else high
-        size = _per_element(ref, shape)
-        u = _engine.uniform(0.0, 1.0, size, ref.ctx, dtype or ref.dtype)
-        return _fill(out, _expand(low, size) + (_expand(high, size) - _expand(low, size)) * u)
-    return _fill(out, _engine.uniform(low, high, _shape(shape), ctx, dtype))
+    return _draw(low, high, shape, dtype, ctx, out, _engine.uniform, lambda a, b, u: a + (b - a) * u)
 
 
 def normal(loc: Any = 0.0, scale: Any = 1.0, shape: Any = _DEFAULT, dtype: Any = None,
            ctx: Context | None = None, out: NDArray | None = None, **ignored: Any) -> NDArray:
     """Samples from N(loc, scale^2); NDArray ``loc``/``scale``: ``shape`` samples per element."""
-    if isinstance(loc, NDArray) or isinstance(scale, NDArray):
-        ref = loc if isinstance(loc, NDArray) else scale
-        size = _per_element(ref, shape)
-        z = _engine.normal(0.0, 1.0, size, ref.ctx, dtype or ref.dtype)
-        return _fill(out, _expand(loc, size) + _expand(scale, size) * z)
-    return _fill(out, _engine.normal(loc, scale, _shape(shape), ctx, dtype))
+    return _draw(loc, scale, shape, dtype, ctx, out, _engine.normal, lambda a, b, z: a + b * z)
 
 
 def randn(*shape: int, loc: float = 0.0, scale: float = 1.0, dtype: Any = None,
