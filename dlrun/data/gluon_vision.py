@@ -1,5 +1,5 @@
-"""Gluon's vision datasets: ``MNIST``, ``FashionMNIST``, ``CIFAR10`` with ``train=`` and
-``transform=``, items as Gluon gives them (uint8 H x W x C image NDArray, int32 label).
+"""Gluon's vision datasets: ``MNIST``, ``FashionMNIST``, ``CIFAR10``, ``CIFAR100`` with
+``train=`` and ``transform=``, items as Gluon gives them (uint8 H x W x C image NDArray, int32 label).
 
 Files are looked for where MXNet caches them (``~/.mxnet/datasets/<name>``, or ``root``),
 then in dlrun's data root (``dataset.root``, ``$DLRUN_DATA``, ``~/.cache/dlrun``); when
@@ -17,7 +17,7 @@ from ..engine import array
 from .archive import safe_extract
 from .cifar import CIFAR10_FILE, CIFAR10_FOLDER, CIFAR10_TEST, CIFAR10_TRAIN, read_cifar_batch
 from .dataset import Dataset
-from .download import default_root, fetch, fetch_all
+from .download import check_sha1, default_root, download, fetch, fetch_all
 from .errors import CorruptFileError
 from .idx import read_idx
 from .vision import (FASHION_MNIST_MIRRORS, FASHION_MNIST_SHA256, MNIST_MIRRORS, MNIST_SHA256,
@@ -80,19 +80,63 @@ class FashionMNIST(MNIST):
         super().__init__(root, train, transform)
 
 
+def _mxnet_layout(root: str, names: list[str]) -> Path | None:
+    """``root`` when it holds ``names`` as MXNet's own archives unpack them (no top folder)."""
+    folder = Path(root).expanduser()
+    return folder if all((folder / n).is_file() for n in names) else None
+
+
 class CIFAR10(_ImageDataset):
-    """CIFAR-10: 32 x 32 x 3 uint8 images, labels 0..9, from the binary batches."""
+    """CIFAR-10: 32 x 32 x 3 uint8 images, labels 0..9, from the binary batches (in ``root``
+    as MXNet unpacks them, or under ``cifar-10-batches-bin`` as the official archive does)."""
 
     def __init__(self, root: str = os.path.join(MXNET_DATASETS, "cifar10"), train: bool = True,
                  transform: Callable | None = None):
-        names = [f"{CIFAR10_FOLDER}/{n}" for n in (CIFAR10_TRAIN if train else CIFAR10_TEST)]
-        folder = _folder(root, "cifar10", names)
-        if not all((folder / n).is_file() for n in names):
-            tar = fetch(folder, CIFAR10_FILE.filename, list(CIFAR10_FILE.urls), CIFAR10_FILE.sha256)
-            safe_extract(tar, folder, members=names)
-        parts = [read_cifar_batch(folder / n) for n in names]
+        files = list(CIFAR10_TRAIN if train else CIFAR10_TEST)
+        folder = _mxnet_layout(root, files)
+        if folder is None:
+            names = [f"{CIFAR10_FOLDER}/{n}" for n in files]
+            folder = _folder(root, "cifar10", names)
+            if not all((folder / n).is_file() for n in names):
+                tar = fetch(folder, CIFAR10_FILE.filename, list(CIFAR10_FILE.urls), CIFAR10_FILE.sha256)
+                safe_extract(tar, folder, members=names)
+            folder = folder / CIFAR10_FOLDER
+        parts = [read_cifar_batch(folder / n) for n in files]
         images = np.concatenate([p[0] for p in parts]).transpose(0, 2, 3, 1)
         super().__init__(images, np.concatenate([p[1] for p in parts]), transform)
 
 
-__all__ = ["MNIST", "FashionMNIST", "CIFAR10"]
+# MXNet 1.9.1's copies (gluon/data/vision/datasets.py): the archive and its two batches' SHA-1
+CIFAR100_ARCHIVE = ("cifar-100-binary.tar.gz", "a0bb982c76b83111308126cc779a992fa506b90b")
+CIFAR100_SHA1 = {"train.bin": "e207cd2e05b73b1393c74c7f5e7bea451d63e08e",
+                 "test.bin": "8fb6623e830365ff53cf14adec797474f5478006"}
+MXNET_REPO = "https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/"
+
+
+class CIFAR100(_ImageDataset):
+    """CIFAR-100: 32 x 32 x 3 uint8 images; labels 0..19 (the coarse classes) or, with
+    ``fine_label``, 0..99. Read from ``root`` (``train.bin``/``test.bin``, SHA-1 checked),
+    unpacked from MXNet's archive (``$MXNET_GLUON_REPO``) when missing, as MXNet does."""
+
+    def __init__(self, root: str = os.path.join(MXNET_DATASETS, "cifar100"), fine_label: bool = False,
+                 train: bool = True, transform: Callable | None = None):
+        name = "train.bin" if train else "test.bin"
+        folder = Path(root).expanduser()
+        if not (folder / name).is_file():
+            repo = os.environ.get("MXNET_GLUON_REPO", MXNET_REPO).rstrip("/") + "/"
+            archive = download(f"{repo}gluon/dataset/cifar100/{CIFAR100_ARCHIVE[0]}", folder,
+                               sha1_hash=CIFAR100_ARCHIVE[1])
+            safe_extract(archive, folder, members=list(CIFAR100_SHA1))
+        if not check_sha1(folder / name, CIFAR100_SHA1[name]):
+            raise CorruptFileError(f"{folder / name} does not have the SHA-1 {CIFAR100_SHA1[name]} "
+                                   "of CIFAR-100's batch: delete it to unpack it again")
+        raw = np.frombuffer((folder / name).read_bytes(), dtype=np.uint8)
+        if raw.size % 3074:
+            raise CorruptFileError(f"{folder / name}: {raw.size} bytes is not a whole number of "
+                                   "3074-byte records (2 label bytes + 3072 pixels)")
+        table = raw.reshape(-1, 3074)
+        images = table[:, 2:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        super().__init__(images, table[:, int(fine_label)], transform)
+
+
+__all__ = ["MNIST", "FashionMNIST", "CIFAR10", "CIFAR100"]
