@@ -66,3 +66,21 @@ def test_the_command_refuses_a_pair_before_reading_data(run_dlrun):
     assert len(errors) == 1 and "Traceback" not in done.output, done
     assert "model=lenet does not fit dataset=pydoc" in errors[0]
     assert not list((done.cwd / "outputs" / "runs").glob("*/*/config.yaml"))  # nothing started
+
+
+def test_a_grid_of_models_and_datasets_trains_or_says_why(run_dlrun):
+    import json
+
+    models, datasets = ["lenet", "mlp", "lstm_lm", "perceptron", "linear_regression"], \
+        ["digits", "pydoc", "separable", "linear_synthetic"]
+    done = run_dlrun("-m", f"model={','.join(models)}", f"dataset={','.join(datasets)}",
+                     "trainer.fast_dev_run=true", "logger=none", timeout=600)
+    assert "Traceback" not in done.output, done
+    trials = [json.loads(p.read_text()) for p in
+              (done.cwd / "outputs" / "multirun").glob("*/*/*/trial.json")]
+    assert len(trials) == len(models) * len(datasets), done
+    for trial in trials:
+        pair = dict(o.split("=", 1) for o in trial["overrides"] if o.startswith(("model=", "dataset=")))
+        fits = pair["model"] in FITS[pair["dataset"]]
+        assert trial["status"] == ("FINISHED" if fits else "FAILED"), trial
+        assert fits or trial["error"].startswith(f"model={pair['model']} does not fit"), trial
