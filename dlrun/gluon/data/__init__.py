@@ -3,8 +3,8 @@ from ...data.batchloader import DataLoader, default_batchify_fn
 from ...data.dataset import ArrayDataset, Dataset, SimpleDataset
 from ...data.sampler import (BatchSampler, FilterSampler, RandomSampler, Sampler,
                              SequentialSampler)
-from . import vision
+from . import dataloader, dataset, sampler, vision
 
-__all__ = ["ArrayDataset", "BatchSampler", "DataLoader", "Dataset", "FilterSampler",
+__all__ = ["dataloader", "dataset", "sampler", "ArrayDataset", "BatchSampler", "DataLoader", "Dataset", "FilterSampler",
            "RandomSampler", "Sampler", "SequentialSampler", "SimpleDataset",
            "default_batchify_fn", "vision"]
