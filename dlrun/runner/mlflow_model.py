@@ -13,8 +13,9 @@ dataset (:mod:`dlrun.runner.preprocess`). Nothing is pickled: loading reads JSON
 ``predict(batch, params={"predict_type": ...})`` gives ``logits`` (the network's outputs, the
 default), ``probabilities`` (their softmax) or ``class`` (the argmax, for classifiers);
 ``params={"pixels": True}`` takes images of pixel values (0..255) and standardises them as
-the run's dataset did.
-The graph has static shapes, so batches run in chunks of its batch size, the last one padded.
+the run's dataset did. The graph has static shapes, so batches run in chunks of its batch
+size, the last one padded. A language model's graph (tokens and states in, logits and states
+out) is served too: (N, T) token ids in, the next token's logits (N, vocabulary) out.
 """
 from __future__ import annotations
 
