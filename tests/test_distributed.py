@@ -22,6 +22,7 @@ from dlrun.data.transforms import crop_flip
 from dlrun.parallel.reducer import make_buckets
 
 from .conftest import clean_env, dlrun_command
+from .contexts import GPU_SKIP_REASON, HAS_GPU
 
 
 def _mpiexec() -> str | None:
@@ -164,21 +165,23 @@ def test_two_workers_take_the_step_of_one_worker_with_twice_the_batch(tmp_path):
 
 
 @needs_mpi
-@pytest.mark.parametrize("hybridize", [False, True])
-def test_synchronised_batchnorm_over_two_workers_is_batchnorm_over_their_union(tmp_path, hybridize):
+@pytest.mark.parametrize("hybridize, device", [(False, "cpu"), (True, "cpu"), pytest.param(
+    False, "gpu", marks=[pytest.mark.gpu, pytest.mark.skipif(not HAS_GPU, reason=GPU_SKIP_REASON)])])
+def test_synchronised_batchnorm_over_two_workers_is_batchnorm_over_their_union(tmp_path, hybridize, device):
     """Outputs, parameter gradients and running statistics of SyncBatchNorm on two ranks
     (each half of the batch) equal BatchNorm's on the whole batch in one process (float64);
-    per-worker BatchNorm differs."""
+    per-worker BatchNorm differs. On GPUs the statistics and gradients go through NCCL."""
     done = _mpirun(f"""
         import json
         import numpy as np
         from dlrun import autograd
-        from dlrun.engine import array
+        from dlrun.engine import array, cpu, gpu, num_gpus
         from dlrun.gluon import nn
         from dlrun.optim import Trainer
         from dlrun.parallel import current
 
         world = current()
+        (gpu(world.local_rank % num_gpus()) if "{device}" == "gpu" else cpu()).__enter__()
         X = np.random.default_rng(1).normal(size=(12, 3, 4, 4)) * 3 + 1
         W = np.random.default_rng(2).normal(size=(12, 5, 4, 4))
 
@@ -204,7 +207,7 @@ def test_synchronised_batchnorm_over_two_workers_is_batchnorm_over_their_union(t
                                  for n, p in params.items()}}
 
         part = np.array_split(np.arange(12), 2)[world.rank]
-        ys, grads = run(X[part], W[part], True, "dist_sync")
+        ys, grads = run(X[part], W[part], True, "nccl" if "{device}" == "gpu" else "dist_sync")
         _, alone = run(X[part], W[part], False, None)
         every = world.allgather(ys)
         if world.rank == 0:

@@ -15,6 +15,7 @@ import pytest
 import dlrun
 from dlrun import nd
 from dlrun.parallel.kvstore import KVStore, create
+from tests.contexts import GPU_SKIP_REASON, HAS_GPU
 
 SHAPE = (2, 3)
 REPO = Path(__file__).parents[1]
@@ -168,9 +169,13 @@ from pathlib import Path
 
 import numpy as np
 from dlrun import nd
+from dlrun.engine import cpu, gpu, num_gpus
+from dlrun.parallel import current
 from dlrun.parallel.kvstore import create
 
-kv = create("dist_sync")
+kind = sys.argv[2]  # 'nccl': each rank's arrays on its GPU
+(gpu(current().local_rank % num_gpus()) if kind == "nccl" else cpu()).__enter__()
+kv = create(kind)
 r, n = kv.rank, kv.num_workers
 kv.init(0, nd.full((2, 3), 10.0 + r))         # rank 0's value must win
 init = nd.zeros((2, 3))
@@ -203,13 +208,15 @@ def _mpiexec() -> str:
 
 
 @pytest.mark.slow  # an MPI job
-def test_dist_sync_over_two_mpi_ranks(tmp_path):
+@pytest.mark.parametrize("kind", ["dist_sync", pytest.param("nccl", marks=[
+    pytest.mark.gpu, pytest.mark.skipif(not HAS_GPU, reason=GPU_SKIP_REASON)])])
+def test_dist_sync_over_two_mpi_ranks(tmp_path, kind):
     mpiexec = _mpiexec()
     script = tmp_path / "kv_dist.py"
     script.write_text(textwrap.dedent(_DIST_SCRIPT))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script), str(tmp_path)],
+    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script), str(tmp_path), kind],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("RESULT ") == 2, proc.stdout + proc.stderr
@@ -218,7 +225,7 @@ def test_dist_sync_over_two_mpi_ranks(tmp_path):
 
     n = 2
     for d in results:
-        assert (d["size"], d["type"]) == (n, "dist_sync")
+        assert (d["size"], d["type"]) == (n, kind)
         np.testing.assert_array_equal(d["init"], np.full((2, 3), 10.0))
         # each rank pushes (r+1) + 2(r+1) = 3(r+1); summed over ranks: 3 * (1 + 2) = 9
         np.testing.assert_array_equal(d["sum"], np.full((2, 3), 9.0))

@@ -155,13 +155,19 @@ def is_device_array(a: Any) -> bool:
     return _cupy is not None and isinstance(a, _cupy.ndarray)
 
 
+_gpu_count: int | None = None
+
+
 def num_gpus() -> int:
-    """Number of CUDA devices CuPy can see (0 when CuPy is absent)."""
-    try:
-        cp = _import_cupy()
-        return int(cp.cuda.runtime.getDeviceCount())
-    except Exception:  # no CuPy, no driver, no device: all mean "no GPU"
-        return 0
+    """Number of CUDA devices CuPy can see (0 when CuPy is absent); asked once per process
+    (every op on a GPU checks its device against it)."""
+    global _gpu_count
+    if _gpu_count is None:
+        try:
+            _gpu_count = int(_import_cupy().cuda.runtime.getDeviceCount())
+        except Exception:  # no CuPy, no driver, no device: all mean "no GPU"
+            _gpu_count = 0
+    return _gpu_count
 
 
 def array_module(ctx: Context) -> Any:

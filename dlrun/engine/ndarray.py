@@ -151,7 +151,9 @@ class NDArray:
             return _ops().copy_to_context(self, ctx=other)
         if other.shape != self.shape:
             raise ValueError(f"copyto: shape {self.shape} does not match target shape {other.shape}")
-        other._data[...] = _ops().copy_to_context(self, ctx=other._ctx)._data
+        copied = _ops().copy_to_context(self, ctx=other._ctx)._data
+        with device_scope(other._ctx):
+            other._data[...] = copied
         return other
 
     def copy(self) -> "NDArray":
@@ -204,7 +206,8 @@ class NDArray:
             autograd._state.tracer.write(self)
         if isinstance(value, NDArray):
             value = value.as_in_context(self._ctx)._data
-        self._data[_raw_key(key)] = value
+        with device_scope(self._ctx):  # CuPy writes with a kernel on the current device
+            self._data[_raw_key(key)] = value
 
     def __getitem__(self, key: Any) -> "NDArray":
         """``x[key]``; where NumPy would give a 0-d array, the shape is (1,), as MXNet 1.x's."""

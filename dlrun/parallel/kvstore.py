@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 from ..engine import NDArray, array, zeros_like
+from ..engine.backend import device_scope
 from .world import World, current
 
 if TYPE_CHECKING:
@@ -95,10 +96,13 @@ class KVStore:
             merged = zeros_like(stored)
             for part in _arrays(v):
                 _check_shape("push to", k, part, stored)
-                merged._data += part.as_in_context(stored.ctx)._data
+                part = part.as_in_context(stored.ctx)
+                with device_scope(stored.ctx):  # CuPy computes on the current device
+                    merged._data += part._data
             self._world.allreduce_(merged._data)
             if self._updater is None:
-                stored._data[...] = merged._data
+                with device_scope(stored.ctx):
+                    stored._data[...] = merged._data
             else:
                 self._updater(k, merged, stored)
 

@@ -271,6 +271,8 @@ class ndarray:  # noqa: N801 - CuPy's name
         return wrap(self._a[unwrap(key, self._dev, host_ok=True)], self._dev)
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        if State.current() != self._dev:  # a copy kernel, launched on the current device
+            raise peer_error(self._dev, State.current())
         COUNTS.launches += 1
         self._a[unwrap(key, self._dev, host_ok=True)] = unwrap(value, self._dev, host_ok=True)
 
