@@ -166,3 +166,8 @@ def test_a_callback_from_a_users_package_runs_and_stops_the_run(run_dlrun, tmp_p
     assert "mypkg stopped the run at epoch 2" in res.stdout
     results = _results(tmp_path / "run")
     assert results["epoch"] == 2 and results["steps"] == 2 * 18 and "test/accuracy" in results
+    # dlrun test RUN: the run's selected (exported) model on its test split, the same figure
+    again = run_dlrun("test", str(tmp_path / "run"), env=user)
+    assert again.returncode == 0, again.stderr
+    correct = round(results["test/accuracy"] * 360)
+    assert f"{correct} of 360" in again.stdout, again.stdout
