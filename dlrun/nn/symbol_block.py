@@ -32,7 +32,8 @@ class SymbolBlock(HybridBlock):
     def imports(cls, symbol_file: str | Path, input_names: str | Sequence[str] | None = None,
                 param_file: str | Path | None = None, ctx: Context | None = None) -> "SymbolBlock":
         """The block of ``symbol_file`` (``*-symbol.json`` of ``HybridBlock.export``) with the
-        parameters of ``param_file`` (``*-NNNN.params``) on ``ctx``.
+        parameters of ``param_file`` (``*-NNNN.params``) on ``ctx``. MXNet 1.x's exported
+        files are read too (:mod:`.mxnet_symbol`).
 
         Only registered op names and plain attribute values are accepted; nothing in the files
         is executed. ``input_names``, when given, must be the exported inputs' names (``data``
@@ -47,6 +48,9 @@ class SymbolBlock(HybridBlock):
             spec = json.loads(symbol_file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise GraphFormatError(f"cannot read graph file {symbol_file}: {e}") from None
+        from .mxnet_symbol import imports as mxnet_imports, is_mxnet_graph
+        if is_mxnet_graph(spec):  # MXNet 1.x's own export: its ops run as dlrun's
+            return mxnet_imports(symbol_file, spec, input_names, param_file, ctx)
         arrays = _read_params(param_file) if param_file is not None else {}
         consts = spec.get("constants", []) if isinstance(spec, dict) else []
         n_consts = len(consts) if isinstance(consts, list) else 0

@@ -62,6 +62,19 @@ PAIRS["hybridize_export"] = (
     NET + "net.load_parameters('net.params')\nnet.hybridize(static_alloc=True)\nx = nd.array(inputs['img'])\n"
     "net(x)\nnet.export('dl_model', epoch=3)\n"
     "out = {'y': net(x), 'files': np.array([os.path.exists(f) for f in ('dl_model-symbol.json', 'dl_model-0003.params')])}\n")
+PAIRS["symbolblock_imports"] = (
+    NET + "net.load_parameters('net.params')\nnet.hybridize()\nx = nd.array(inputs['img'])\nnet(x)\n"
+    "net.export('sym')\nout = {'y': net(x)}\n",
+    "net = gluon.SymbolBlock.imports('sym-symbol.json', ['data'], 'sym-0000.params')\n"
+    "out = {'y': net(nd.array(inputs['img']))}\n")
+_OPS_NET = ("net = gluon.nn.HybridSequential()\n"
+            "net.add(gluon.nn.HybridLambda(lambda F, x: F.concat(F.relu(x) * 2 + 1, 1 - F.sigmoid(x) / 3, dim=1)),\n"
+            "        gluon.nn.Dense(5, activation='softrelu'), gluon.nn.LeakyReLU(0.2), gluon.nn.Dense(2))\n"
+            "net.initialize(mx.init.Xavier())\n")
+PAIRS["symbolblock_scalar_ops"] = (
+    _OPS_NET + "net.hybridize()\nx = nd.array(inputs['v'])\nnet(x)\nnet.export('ops')\nout = {'y': net(x)}\n",
+    "net = gluon.SymbolBlock.imports('ops-symbol.json', 'data', 'ops-0000.params')\n"
+    "out = {'y': net(nd.array(inputs['v']))}\n")
 SNIPPETS = {name: "import os\n" + mx_side for name, (mx_side, _) in PAIRS.items()}
 ORDER = sorted(PAIRS)
 
