@@ -130,6 +130,25 @@ finally:
 out = {'n': np.array([len(c10), len(c100), len(c100c)]), 'c10': [c10[4][0], np.array(c10[4][1])],
        'c100': [c100[1][0], np.array(c100[1][1])], 'coarse': np.array([c100c[i][1] for i in range(3)])}
 """
+SNIPPETS["record_file_dataset"] = """
+import os, tempfile
+folder = tempfile.mkdtemp()
+records = [b'first', b'', b'x' * 13, b'a' + bytes.fromhex('0a23d7ce') + b'b', bytes(range(256)) * 3]
+if hasattr(mx, 'recordio'):  # MXNet writes the file; dlrun reads what the same code wrote there
+    writer = mx.recordio.MXIndexedRecordIO(os.path.join(folder, 'r.idx'), os.path.join(folder, 'r.rec'), 'w')
+    for i, r in enumerate(records):
+        writer.write_idx(i, r)
+    writer.close()
+    blobs = {'rec': np.frombuffer(open(os.path.join(folder, 'r.rec'), 'rb').read(), np.uint8),
+             'idx': np.array(open(os.path.join(folder, 'r.idx')).read())}
+    np.savez('recordio.npz', **blobs)
+else:
+    blobs = np.load('recordio.npz')  # what MXNet wrote, in the folder its snippets ran in
+    open(os.path.join(folder, 'r.rec'), 'wb').write(blobs['rec'].tobytes())
+    open(os.path.join(folder, 'r.idx'), 'w').write(str(blobs['idx']))
+ds = gluon.data.RecordFileDataset(os.path.join(folder, 'r.rec'))
+out = {'n': np.array(len(ds)), 'records': [np.frombuffer(ds[i], np.uint8) for i in range(len(ds))]}
+"""
 METRIC = """
 m = mx.metric.create({spec})
 p, l = {p}, {l}
@@ -173,10 +192,11 @@ CLOSE = {"transforms_resize": 1.0}  # OpenCV's fixed-point bilinear rounds a few
 
 
 @pytest.mark.parametrize("name", sorted(SNIPPETS))
-def test_data_matches_mxnet(name, oracle):
+def test_data_matches_mxnet(name, oracle, oracle_folder, monkeypatch):
     if name in NEEDS_SHARED and not SHARED.is_dir():
         pytest.skip(f"the shared MNIST copy is not at {SHARED}")
     theirs, errors = oracle
     assert errors[name] is None, f"the snippet fails in MXNet: {errors[name]}"
+    monkeypatch.chdir(oracle_folder)
     ours = run_dlrun(name, SNIPPETS[name], INPUTS)
     compare(name, ours, theirs, rtol=1e-5, atol=CLOSE.get(name, 1e-6), dtypes=name not in NO_DTYPE)

@@ -1,4 +1,5 @@
 """``gluon.data.dataset`` (:mod:`dlrun.data.dataset`)."""
 from ...data.dataset import ArrayDataset, Dataset, SimpleDataset
+from ...data.recordio import RecordFileDataset
 
-__all__ = ["ArrayDataset", "Dataset", "SimpleDataset"]
+__all__ = ["ArrayDataset", "Dataset", "RecordFileDataset", "SimpleDataset"]
