@@ -54,7 +54,7 @@ def import_graph() -> dict[str, set[str]]:
 
 # the layers, bottom-up; a module may import its own layer's and those below
 LAYERS = [["config"], ["build"],
-          ["tracking", "spool", "checkpoint", "resume", "distributed", "console", "interrupt",
+          ["tracking", "records", "spool", "checkpoint", "resume", "distributed", "console", "interrupt",
            "callbacks", "updates",
            "export", "sync", "runstore", "sqlstore", "mlflow_model", "preprocess", "plots",
            "pairing", "explain", "runlog", "preflight", "limits"],

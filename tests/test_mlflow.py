@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from dlrun.runner.tracking import (MlflowTracker, NullTracker, TrackingError, flatten,
-                                   sanitize_key)
+from dlrun.runner.records import flatten, sanitize_key
+from dlrun.runner.tracking import MlflowTracker, NullTracker, TrackingError
 
 
 def test_flatten_gives_dotted_keys_and_keeps_scalar_lists_whole():

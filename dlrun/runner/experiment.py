@@ -49,7 +49,8 @@ from .sweep import in_multirun
 from .sweep.trial import MAX_ERROR
 from .tasks import Setup, TaskBase
 from .spool import SPOOL_NAME, Spool
-from .tracking import NullTracker, TrackingError, flatten, make_tracker, mlflow_store
+from .records import flatten
+from .tracking import NullTracker, TrackingError, make_tracker, mlflow_store
 
 
 @dataclass

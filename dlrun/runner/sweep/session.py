@@ -29,9 +29,9 @@ from ..build import in_debug_mode
 from ..sqlstore import prepare_store
 from ..console import error as print_error
 from ..interrupt import INTERRUPTS, Interrupted, is_interrupt, signal_name
-from ..runstore import open_experiment
-from ..tracking import (MAX_PARAMS_PER_BATCH, TrackingError, chunks, describe_error, flatten,
-                        git_commit, mlflow_store, param_value, sanitize_key)
+from ..runstore import mlflow_env, open_experiment
+from ..records import MAX_PARAMS_PER_BATCH, chunks, flatten, git_commit, param_value, sanitize_key
+from ..tracking import TrackingError, describe_error, mlflow_store
 from .checks import report_sweep_error
 from .resolvers import config_args, configured_direction, search_space
 from .table import (TABLE_FILE, TrialRow, command_for, format_value, order_rows, print_table,
@@ -132,9 +132,7 @@ class SweepSession:
         if store is None:
             return
         self.tracking_uri, artifact_location = store
-        os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        mlflow_env()
         from mlflow.tracking import MlflowClient
 
         prepare_store(self.tracking_uri)  # a new or half-migrated SQLite store: one process at a time
