@@ -192,7 +192,7 @@ class CheckpointStore:
 
     def _prune(self, keep: int | None = None) -> None:
         found = self.manifests()
-        for manifest in found[:len(found) - (max(self.keep, 1) if keep is None else keep)]:
+        for manifest in found[:max(0, len(found) - (max(self.keep, 1) if keep is None else keep))]:
             try:
                 spec = json.loads(manifest.read_text())
                 arrays = self.folder / Path(str(spec.get("arrays", ""))).name
