@@ -55,7 +55,7 @@ def run_once(scenario: str, args: argparse.Namespace, work: Path) -> dict:
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=work, env=user_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    restarter = None
+    restarter, back = None, {}
     try:
         if scenario != "up":
             while not server.runs()[1]:  # the run exists: its records now go to the server
@@ -65,9 +65,13 @@ def run_once(scenario: str, args: argparse.Namespace, work: Path) -> dict:
             server.stop()
             stopped_at = time.monotonic() - started
             if scenario == "restart":
-                restarter = threading.Timer(args.down, server.start)
+                def restart() -> None:
+                    server.start()
+                    back["at"] = time.monotonic() - started
+                restarter = threading.Timer(args.down, restart)
                 restarter.start()
         out, err = proc.communicate(timeout=1800)
+        ended_at = time.monotonic() - started
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -97,7 +101,8 @@ def run_once(scenario: str, args: argparse.Namespace, work: Path) -> dict:
         server.stop()
     return {"train_time": results["train_time"], "steps_per_sec": results["steps"] / results["train_time"],
             "wall_time": results["wall_time"], "spooled_at_end": spooled, "held": held,
-            "stopped_at": stopped_at if scenario != "up" else None}
+            "stopped_at": stopped_at if scenario != "up" else None, "back_at": back.get("at"),
+            "ended_at": ended_at}
 
 
 def drop_uri(params: dict) -> dict:
@@ -127,9 +132,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", default="mlp")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--checkpoint-every", type=int, default=5, help="steps between checkpoints")
-    parser.add_argument("--down", type=float, default=4.0, help="restart: seconds the server is away")
+    parser.add_argument("--down", type=float, default=2.0,
+                        help="restart: seconds before the server is started again")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -144,7 +150,10 @@ def main() -> None:
             d = done[scenario]
             print(f"round {r + 1} {scenario:8s} train {d['train_time']:6.2f} s  "
                   f"{d['steps_per_sec']:6.1f} steps/s  wall {d['wall_time']:6.2f} s  "
-                  f"spooled at end: {d['spooled_at_end']}", flush=True)
+                  f"spooled at end: {d['spooled_at_end']}"
+                  + (f"  (server stopped at {d['stopped_at']:.1f} s" if d["stopped_at"] else "")
+                  + (f", back at {d['back_at']:.1f} s" if d["back_at"] else "")
+                  + (f", run ended at {d['ended_at']:.1f} s)" if d["stopped_at"] else ""), flush=True)
         for scenario in SCENARIOS:
             rows[scenario].append(done[scenario])
             if scenario != "up":
