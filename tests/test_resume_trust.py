@@ -96,7 +96,7 @@ def uninterrupted(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def two_finished(tmp_path) -> tuple[Path, Path]:
-    """Two finished runs (3 epochs, 69 steps) in one MLflow store, under tmp_path."""
+    """Two finished runs (3 epochs, 54 steps) in one MLflow store, under tmp_path."""
     made = []
     for seed in ("3", "4"):
         done = dlrun(tmp_path, *TRAIN[:-1], f"seed={seed}", f"hydra.run.dir=outputs/runs/day/{seed}")
@@ -153,9 +153,9 @@ def test_a_copied_run_folder_does_not_write_into_the_originals_run(tmp_path, two
 
 def test_a_step_beyond_what_mlflow_logged_is_refused_even_when_signed_again(tmp_path, two_finished):
     a, _ = two_finished
-    manifest = latest_manifest(a)  # step 69, the end of epoch 3
+    manifest = latest_manifest(a)  # step 54, the end of epoch 3
     spec = json.loads(manifest.read_text())
-    assert spec["step"] == 69
+    assert spec["step"] == 54
     forged = manifest.with_name("ckpt-00000080.json")
     (a / "checkpoints" / spec["arrays"]).rename(a / "checkpoints" / "ckpt-00000080.npz")
     manifest.rename(forged)
@@ -163,7 +163,7 @@ def test_a_step_beyond_what_mlflow_logged_is_refused_even_when_signed_again(tmp_
     before = runs(tmp_path)
     refused = dlrun(tmp_path, f"resume={a}", "trainer.epochs=4")
     assert refused.returncode == 1, refused.stdout
-    assert "whose training losses end at step 69, but the checkpoint says step 80" in refused.stderr
+    assert "whose training losses end at step 54, but the checkpoint says step 80" in refused.stderr
     assert str(forged) in refused.stderr
     untouched(before, runs(tmp_path))
 
@@ -217,7 +217,7 @@ def test_a_run_stopped_at_model_npz_is_finished_by_resume(tmp_path, uninterrupte
 
 def test_a_run_killed_after_its_last_checkpoint_is_finished_by_resume(tmp_path, uninterrupted):
     run = tmp_path / "run"
-    final = run / "checkpoints" / "ckpt-00000069.json"  # the end of epoch 3
+    final = run / "checkpoints" / "ckpt-00000054.json"  # the end of epoch 3
     for attempt in range(6):  # the kill must land between the last checkpoint and results.json
         shutil.rmtree(tmp_path / "outputs", ignore_errors=True)
         shutil.rmtree(run, ignore_errors=True)
