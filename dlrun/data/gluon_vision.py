@@ -1,5 +1,6 @@
 """Gluon's vision datasets: ``MNIST``, ``FashionMNIST``, ``CIFAR10``, ``CIFAR100`` with
-``train=`` and ``transform=``, items as Gluon gives them (uint8 H x W x C image NDArray, int32 label).
+``train=`` and ``transform=``, items as Gluon gives them (uint8 H x W x C image NDArray, int32 label),
+and ``ImageFolderDataset`` (a folder of PNG/JPEG images per class, decoded with Pillow).
 
 Files are looked for where MXNet caches them (``~/.mxnet/datasets/<name>``, or ``root``),
 then in dlrun's data root (``dataset.root``, ``$DLRUN_DATA``, ``~/.cache/dlrun``); when
@@ -8,6 +9,7 @@ neither holds them they are downloaded into ``root`` with their checksums verifi
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,8 +20,9 @@ from .archive import safe_extract
 from .cifar import CIFAR10_FILE, CIFAR10_FOLDER, CIFAR10_TEST, CIFAR10_TRAIN, read_cifar_batch
 from .dataset import Dataset
 from .download import check_sha1, default_root, download, fetch, fetch_all
-from .errors import CorruptFileError
+from .errors import CorruptFileError, DatasetNotFoundError
 from .idx import read_idx
+from .images import read_image
 from .vision import (FASHION_MNIST_MIRRORS, FASHION_MNIST_SHA256, MNIST_MIRRORS, MNIST_SHA256,
                      idx_files)
 
@@ -139,4 +142,53 @@ class CIFAR100(_ImageDataset):
         super().__init__(images, table[:, int(fine_label)], transform)
 
 
-__all__ = ["MNIST", "FashionMNIST", "CIFAR10", "CIFAR100"]
+IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"]
+
+
+class ImageFolderDataset(Dataset):
+    """The images of ``root/<class>/<file>``: ``synsets`` are the sorted class folders (label
+    ``i`` is ``synsets[i]``), ``items`` the ``(path, label)`` pairs of their .jpg/.jpeg/.png
+    files in name order; other entries are skipped with a warning, as MXNet does. An item is
+    (uint8 H x W x 3 NDArray, or H x W x 1 with ``flag=0``; int label), through
+    ``transform(data, label)`` when given."""
+
+    def __init__(self, root: str, flag: int = 1, transform: Callable | None = None):
+        if flag not in (0, 1):
+            raise ValueError(f"flag={flag!r}: give 1 for RGB images or 0 for greyscale")
+        self._root = os.path.expanduser(root)
+        if not os.path.isdir(self._root):
+            raise DatasetNotFoundError(f"{self._root} is not a folder; ImageFolderDataset reads "
+                                       "one sub-folder of images per class")
+        self._flag = flag
+        self._transform = transform
+        self._exts = list(IMAGE_EXTENSIONS)
+        self.synsets: list[str] = []
+        self.items: list[tuple[str, int]] = []
+        for folder in sorted(os.listdir(self._root)):
+            path = os.path.join(self._root, folder)
+            if not os.path.isdir(path):
+                warnings.warn(f"Ignoring {path}, which is not a directory.", stacklevel=2)
+                continue
+            label = len(self.synsets)
+            self.synsets.append(folder)
+            for name in sorted(os.listdir(path)):
+                filename = os.path.join(path, name)
+                ext = os.path.splitext(filename)[1]
+                if ext.lower() not in self._exts:
+                    warnings.warn(f"Ignoring {filename} of type {ext}. Only support "
+                                  f"{', '.join(self._exts)}", stacklevel=2)
+                    continue
+                self.items.append((filename, label))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, idx: int) -> Any:
+        path, label = self.items[idx]
+        img = array(read_image(path, self._flag), dtype=np.uint8)
+        if self._transform is not None:
+            return self._transform(img, label)
+        return img, label
+
+
+__all__ = ["MNIST", "FashionMNIST", "CIFAR10", "CIFAR100", "ImageFolderDataset"]

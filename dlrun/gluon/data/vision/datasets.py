@@ -1,4 +1,4 @@
 """``gluon.data.vision.datasets`` (:mod:`dlrun.data.gluon_vision`)."""
-from ....data.gluon_vision import CIFAR10, CIFAR100, MNIST, FashionMNIST
+from ....data.gluon_vision import CIFAR10, CIFAR100, MNIST, FashionMNIST, ImageFolderDataset
 
-__all__ = ["CIFAR10", "CIFAR100", "MNIST", "FashionMNIST"]
+__all__ = ["CIFAR10", "CIFAR100", "MNIST", "FashionMNIST", "ImageFolderDataset"]
