@@ -16,7 +16,7 @@ tomllib = pytest.importorskip("tomllib")
 
 ROOT = Path(__file__).resolve().parent.parent
 # import name -> the distribution that provides it, where they differ
-DISTRIBUTION = {"hydra": "hydra-core", "sklearn": "scikit-learn", "cupy": "cupy-cuda12x", "PIL": "pillow"}
+DISTRIBUTION = {"hydra": "hydra-core", "sklearn": "scikit-learn", "cupy": "cupy-cuda12x", "PIL": "pillow", "yaml": "pyyaml"}
 
 
 def requirements() -> dict[str, Requirement]:
