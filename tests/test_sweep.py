@@ -161,7 +161,7 @@ def test_optuna_sweep_interrupted_then_resumed_to_its_total(tmp_path):
     assert len(complete) == 4, [(t.number, t.state.name) for t in trials]  # n_trials in all
     numbers = [t.number for t in trials]
     assert numbers == list(range(len(trials)))                 # no number used twice
-    folders = [p.name for p in sweep_dir.iterdir() if p.is_dir()]
+    folders = [p.name for p in sweep_dir.iterdir() if p.is_dir() and p.name[0].isdigit()]  # plots/ aside
     assert len(folders) == len(set(folders)) == len(trials)    # one folder per trial
     assert sorted(int(f.split("_")[0]) for f in folders) == numbers
 
