@@ -12,7 +12,9 @@ figures) whether it passes, fails or is skipped:
 4. ``counts``: host transfers and kernel launches per training step (LeNet, MLP; counted on
    the emulated device, where every launch and transfer is seen: the code's own figures);
 5. ``throughput``: ``train_throughput.py --ctx gpu`` for the MLP, LeNet and the LSTM LM at
-   batch 64 and 256 against PyTorch CUDA eager (real GPU only: skipped on the emulation).
+   batch 64 and 256 against PyTorch CUDA eager (real GPU only: skipped on the emulation);
+6. ``replay_flags``: ``replay_flags.py``, a hybridized LeNet and MLP call and training step
+   with ``fuse_elementwise`` and with ``cuda_graph`` against neither (real GPU only).
 """
 from __future__ import annotations
 
@@ -175,6 +177,18 @@ def step_throughput(out: Path, budget: float) -> dict:
     return {"status": "passed" if ok else "failed", "batches": results}
 
 
+def step_replay_flags(out: Path, budget: float) -> dict:
+    if emulated():
+        return {"status": "skipped", "note": "GPU only: the emulation neither fuses nor captures"}
+    path = out / "replay_flags.json"
+    done = run([sys.executable, "benchmarks/replay_flags.py", "--ctx", "gpu", "--json", str(path)],
+               budget, cwd=REPO)
+    (out / "replay_flags.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0 or not path.exists():
+        return {"status": "failed", "error": done.stderr.strip()[-600:]}
+    return {"status": "passed", **json.loads(path.read_text())}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "outputs/gpu_check")))
@@ -191,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "families": lambda: step_families(args.out, 180 * k, args.families),
         "counts": lambda: step_counts(40 * k),
         "throughput": lambda: step_throughput(args.out, 150 * k),
+        "replay_flags": lambda: step_replay_flags(args.out, 90 * k),
     }
     report: dict[str, Any] = {"emulated": emulated(), "steps": {}}
     for name, step in steps.items():

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU acceptance run (issue 22): the GPU test lane, one epoch of each model family on the
-# GPU against the CPU, transfers and launches per step, and throughput against PyTorch CUDA.
+# GPU against the CPU, transfers and launches per step, throughput against PyTorch CUDA, and
+# hybridize's fuse_elementwise / cuda_graph flags against neither (replay_flags.py).
 # Writes $OUT/gpu_check.json (the report) and $OUT/gpu_check.log. Run from the repository root:
 #
 #   bash benchmarks/gpu_check.sh                       # on a machine with a CUDA GPU and CuPy

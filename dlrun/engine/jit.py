@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import autograd
+from . import autograd, fusion
 from .backend import Context, device_scope, generator, module_of
 from .files import write_atomic
 from .ndarray import NDArray
@@ -122,10 +122,14 @@ class Graph:
         plan, need = self._plan(mask) if any(mask) else (self._no_grads, None)
         tape: list[tuple[GraphNode, Callable, tuple]] = []
         xp = ctx.xp
+        steps = self._steps
+        if self.fuse_elementwise and need is None and ctx.device_type == "gpu":
+            steps = self._fused.get(xp) or self._fused.setdefault(xp, fusion.fused_steps(self, xp))
+            plan = [None] * len(steps)
         rng = generator(ctx) if self._needs_rng else None
         with device_scope(ctx):
             for node, (forward, args, lits, attrs, outs, frees, flags), needed in zip(
-                    self.nodes, self._steps, plan):
+                    self.nodes, steps, plan):
                 raw = [env[s] for s in args] if lits is None else [
                     env[s] if s is not None else lit for s, lit in zip(args, lits)]
                 result = forward(xp, *raw, **(dict(attrs, rng=rng) if flags & 1 else attrs))
@@ -158,6 +162,8 @@ class Graph:
         self._needs_rng = any(n.op.needs_rng for n in self.nodes)
         self._no_grads = [None] * len(self.nodes)
         self._plans: dict[tuple, tuple[list, list]] = {}
+        self.fuse_elementwise = False  # set by CachedOp: fused chains on a GPU (dlrun.engine.fusion)
+        self._fused: dict[Any, list] = {}
 
     def _plan(self, mask: tuple) -> tuple[list, list]:
         """For the leaves that need gradients (``mask``): per node the inputs that need one
@@ -666,14 +672,22 @@ class CachedOp:
     graph reads the current values on every call. The first call of a signature traces (its
     result is the imperative one); later calls replay. A call that cannot be traced makes
     the CachedOp imperative for good, with one :class:`HybridizeWarning` saying why.
+
+    On a GPU, ``fuse_elementwise`` fuses chains of elementwise ops and ``cuda_graph``
+    replays a call that records no gradient as a captured CUDA graph (``dlrun.engine.fusion``);
+    on a CPU both change nothing.
     """
 
     def __init__(self, fn: Callable[..., Any], params: Callable[[], Mapping[str, Any]],
-                 name: str, limit: int = 16):
+                 name: str, limit: int = 16, fuse_elementwise: bool = False,
+                 cuda_graph: bool = False):
         self.fn = fn
         self.params = params
         self.name = name
         self.limit = limit
+        self.fuse_elementwise = fuse_elementwise
+        self.cuda_graph = cuda_graph
+        self.captures: dict[tuple, fusion.Capture] = {}
         self.graphs: "OrderedDict[tuple, tuple[Graph, list]]" = OrderedDict()
         self.untraceable: str | None = None
         self.traces = 0  # how many times a signature was traced
@@ -695,8 +709,29 @@ class CachedOp:
         self.graphs.move_to_end(key)
         graph, objs = entry
         ctx = leaves[0]._ctx
-        outs = graph.run(leaves, [p.data(ctx) for p in objs], ctx)
+        params = [p.data(ctx) for p in objs]
+        if self.cuda_graph and ctx.device_type == "gpu" and not autograd._state.recording:
+            outs = self._captured(key, graph, leaves, params, ctx)
+        else:
+            outs = graph.run(leaves, params, ctx)
         return unflatten_output(graph.output_tree, outs)
+
+    def _captured(self, key: tuple, graph: Graph, leaves: list[NDArray], params: list[NDArray],
+                  ctx: Context) -> list[NDArray]:
+        """The replay through the CUDA graph of ``key``, captured on first use; where capture
+        fails (CUDA's or CuPy's error, :class:`fusion.CaptureRefused`), a plain replay from then
+        on (one HybridizeWarning)."""
+        capture = self.captures.get(key)
+        if capture is None:
+            try:
+                capture = self.captures[key] = fusion.Capture(graph, leaves, params, ctx)
+            except RuntimeError as e:
+                import warnings
+                self.cuda_graph = False
+                warnings.warn(f"{self.name}.hybridize(cuda_graph=True): CUDA-graph capture failed "
+                              f"({e}); replays run uncaptured", HybridizeWarning, stacklevel=4)
+                return graph.run(leaves, params, ctx)
+        return capture(leaves, params)
 
     def _trace(self, key: tuple, leaves: list[NDArray]) -> Any:
         ctx = leaves[0]._ctx
@@ -712,9 +747,10 @@ class CachedOp:
             return result
         params = self.params()
         graph.param_grad_reqs = [params[n].grad_req for n in graph.param_names]
+        graph.fuse_elementwise = self.fuse_elementwise
         self.graphs[key] = (graph, [params[n] for n in graph.param_names])
         if len(self.graphs) > self.limit:
-            self.graphs.popitem(last=False)
+            self.captures.pop(self.graphs.popitem(last=False)[0], None)
         return result
 
     def last_graph(self, training: bool | None = None) -> Graph | None:
@@ -728,5 +764,6 @@ class CachedOp:
         import warnings
         self.untraceable = reason
         self.graphs.clear()
+        self.captures.clear()
         warnings.warn(f"{self.name}.hybridize(): {reason}; the block runs imperatively",
                       HybridizeWarning, stacklevel=4)

@@ -290,16 +290,24 @@ class HybridBlock(Block):
     """
 
     def hybridize(self, active: bool = True, static_alloc: bool = False, static_shape: bool = False,
-                  **kwargs: Any) -> None:
+                  fuse_elementwise: bool = False, cuda_graph: bool = False, **kwargs: Any) -> None:
         """Compile this block (``active=False``: back to imperative), and its children.
 
         Replays always free each intermediate value after its last use; ``static_alloc`` and
         ``static_shape`` are accepted for Gluon compatibility (on CPU they change nothing).
+        On a GPU, ``fuse_elementwise`` runs chains of elementwise ops as one ``cupy.fuse``
+        kernel and ``cuda_graph`` (needs ``static_shape``) replays calls that record no
+        gradient as a captured CUDA graph; both are off by default and do nothing on a CPU.
         """
         from ..engine.jit import CachedOp
-        cached = CachedOp(self.forward, self.collect_params, type(self).__name__) if active else None
+        if cuda_graph and not static_shape:
+            raise ValueError(f"{type(self).__name__}.hybridize(cuda_graph=True) needs static_shape=True: "
+                             "a captured CUDA graph replays fixed shapes")
+        cached = CachedOp(self.forward, self.collect_params, type(self).__name__,
+                          fuse_elementwise=fuse_elementwise, cuda_graph=cuda_graph) if active else None
         object.__setattr__(self, "_cached", cached)
-        super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape, **kwargs)
+        super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape,
+                          fuse_elementwise=fuse_elementwise, cuda_graph=cuda_graph, **kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         cached = self.__dict__.get("_cached")

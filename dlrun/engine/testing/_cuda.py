@@ -85,6 +85,17 @@ class Stream:
     def wait_event(self, event: "Event") -> None:
         return None
 
+    def begin_capture(self, mode: Any = None) -> None:
+        """Work runs at once here, so nothing can be captured: refused as CUDA refuses it."""
+        raise CUDARuntimeError(900, "cudaErrorStreamCaptureUnsupported: the emulated GPU cannot "
+                                    "capture CUDA graphs")
+
+    def end_capture(self) -> None:
+        raise CUDARuntimeError(401, "cudaErrorIllegalState: the stream is not capturing")
+
+    def is_capturing(self) -> bool:
+        return False
+
     def use(self) -> "Stream":
         return self
 
