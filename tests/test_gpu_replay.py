@@ -2,7 +2,8 @@
 item 5; dlrun.engine.fusion): which ops of a traced graph form a fused chain; on the emulated
 GPU (where ``cupy.fuse`` runs plainly and stream capture is refused) both flags give the
 outputs and gradients of a plain replay, call after call and across input shapes; a refused
-capture falls back with one warning; on a CPU both flags change nothing.
+capture falls back with one warning, and so does a graph that draws random numbers; on a
+CPU both flags change nothing.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dlrun.engine.backend import array_module, emulated_gpus
 from dlrun.engine.fusion import chains
 from dlrun.engine.jit import HybridizeWarning
 from dlrun.models.lenet import LeNet
-from dlrun.nn import Dense, HybridBlock
+from dlrun.nn import Dense, Dropout, HybridBlock, HybridSequential
 
 close = np.testing.assert_allclose
 needs_gpu = pytest.mark.skipif(emulated_gpus() < 1, reason="needs the emulated GPU (DLRUN_EMULATE_GPU)")
@@ -147,3 +148,18 @@ def test_on_a_cpu_both_flags_change_nothing():
     for u, v in zip(plain, got):
         np.testing.assert_array_equal(v, u)
     assert net._cached.captures == {} and net._cached.last_graph()._fused == {}
+
+
+@needs_gpu
+def test_a_graph_that_draws_random_numbers_is_not_captured():
+    net = HybridSequential()
+    net.add(Dense(4, in_units=3), Dropout(0.5))
+    net.initialize(ctx=gpu(0))
+    net.hybridize(static_shape=True, cuda_graph=True)
+    x = nd.ones((2, 3), ctx=gpu(0))
+    with autograd.train_mode(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            net(x)
+    refused = [str(w.message) for w in caught if issubclass(w.category, HybridizeWarning)]
+    assert len(refused) == 1 and "draws random numbers" in refused[0], refused
