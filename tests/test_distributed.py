@@ -484,13 +484,13 @@ def test_the_job_batch_follows_scale_batch():
 @needs_mpi
 def test_an_error_in_a_rank_ends_the_job_at_once_with_its_message(tmp_path):
     start = time.monotonic()
-    done = subprocess.run([*dlrun_command(), "model=mlp", "logger=none", "distributed.workers=2",
-                           "distributed.scale_batch=false", "trainer.batch_size=15",
+    # a file the ranks read and do not find (errors the config shows are caught before MPI starts)
+    done = subprocess.run([*dlrun_command(), "model=lstm_lm", "dataset=text", "logger=none",
+                           f"dataset.path={tmp_path / 'missing.txt'}", "distributed.workers=2",
                            "hydra.run.dir=job"], cwd=tmp_path, env=clean_env(), capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 1 and time.monotonic() - start < 60
-    assert re.search(r"rank [01]: distributed.scale_batch=false splits trainer.batch_size=15 among 2 "
-                     r"workers", done.stderr), done.stderr
+    assert re.search(r"rank [01]: \S*missing.txt: no such text file", done.stderr), done.stderr
 
 
 @pytest.mark.slow
