@@ -288,7 +288,7 @@ def test_a_refused_resume_leaves_the_mlflow_run_as_it_was(tmp_path):
     (run,) = folders(tmp_path)
     before = runs(tmp_path)
     assert [r.info.status for r in before.values()] == ["FINISHED"]
-    for args, why in ((["trainer.epochs=1"], "already finished its 1 epochs"),
+    for args, why in ((["trainer.epochs=1"], "already finished its 1 epoch;"),
                       (["seed=4"], "cannot change seed=4")):
         refused = dlrun(tmp_path, f"resume={run}", *args)
         assert refused.returncode == 1 and why in refused.stderr, refused.stderr
