@@ -2,7 +2,7 @@
 
 A ``_target_`` is walked step by step and must be a class or a function *defined* in dlrun
 or in a package of ``allowed_targets``: a path through a module's imports
-(``dlrun.runner.tracking.subprocess.getoutput``), a module, a builtin or another callable
+(``dlrun.runner.records.subprocess.getoutput``), a module, a builtin or another callable
 object is refused, and resolving runs no code outside those packages. A key added with ``+``
 that no schema and no class knows is refused as composition refuses it without ``+``.
 """
@@ -37,11 +37,11 @@ def only_dlrun():
 # --- item 1: where a target is defined ------------------------------------------------------
 @pytest.mark.parametrize("target, why", [
     # a dlrun module's own imports lead anywhere
-    ("dlrun.runner.tracking.subprocess.getoutput", "is defined in subprocess, not in dlrun or allowed_targets"),
-    ("dlrun.runner.tracking.subprocess.run", "is defined in subprocess, not in dlrun"),
-    ("dlrun.runner.tracking.subprocess.Popen", "is defined in subprocess, not in dlrun"),
+    ("dlrun.runner.records.subprocess.getoutput", "is defined in subprocess, not in dlrun or allowed_targets"),
+    ("dlrun.runner.records.subprocess.run", "is defined in subprocess, not in dlrun"),
+    ("dlrun.runner.records.subprocess.Popen", "is defined in subprocess, not in dlrun"),
     ("dlrun.runner.experiment.os.system", "is the builtin posix.system"),
-    ("dlrun.runner.tracking.subprocess.os.system", "is the builtin posix.system"),
+    ("dlrun.runner.records.subprocess.os.system", "is the builtin posix.system"),
     ("dlrun.engine.ndarray.np.load", "is defined in numpy"),
     ("dlrun.runner.build.importlib.import_module", "is defined in importlib"),
     ("dlrun.runner.experiment.time.sleep", "is the builtin time.sleep"),
@@ -55,7 +55,7 @@ def only_dlrun():
     ("dlrun.runner.build.OmegaConf.load", "is defined in omegaconf"),
     # modules, dlrun's own too
     ("dlrun.models.zoo.math", "is the module math, not a class or function"),
-    ("dlrun.runner.tracking.subprocess", "is the module subprocess"),
+    ("dlrun.runner.records.subprocess", "is the module subprocess"),
     ("dlrun.runner.build", "is the module dlrun.runner.build, not a class or function"),
     # an object that is not a class or function, and paths through attributes of functions
     ("dlrun.runner.interrupt.INTERRUPTS", "object, not a class or function"),
@@ -74,9 +74,9 @@ def test_a_path_out_of_dlrun_a_module_or_a_builtin_is_refused(target, why):
 
 def test_the_refusal_names_the_key_the_target_and_where_it_is_defined():
     with pytest.raises(ConfigError) as info:
-        resolve("dlrun.runner.tracking.subprocess.getoutput", "dataset.augment")
+        resolve("dlrun.runner.records.subprocess.getoutput", "dataset.augment")
     assert str(info.value).startswith(
-        "dataset.augment._target_='dlrun.runner.tracking.subprocess.getoutput' is defined in "
+        "dataset.augment._target_='dlrun.runner.records.subprocess.getoutput' is defined in "
         "subprocess, not in dlrun or allowed_targets: a config builds only classes and functions "
         "defined in dlrun or in the packages of allowed_targets (dlrun.)")
 
@@ -212,7 +212,7 @@ def test_allowed_targets_builds_what_the_users_package_defines_not_what_it_impor
 def test_a_sweeps_checks_refuse_the_same_targets():
     from dlrun.runner.sweep.checks import check_config
 
-    cfg = OmegaConf.create({"loss": {"_target_": "dlrun.runner.tracking.subprocess.getoutput",
+    cfg = OmegaConf.create({"loss": {"_target_": "dlrun.runner.records.subprocess.getoutput",
                                      "cmd": "true"}})
     with pytest.raises(ConfigError, match="is defined in subprocess"):
         check_config(cfg)
@@ -286,12 +286,12 @@ def test_a_config_file_cannot_run_a_shell_command(run_dlrun, tmp_path):
     conf = tmp_path / "conf"
     (conf / "loss").mkdir(parents=True)
     (conf / "loss" / "shell.yaml").write_text(
-        "_target_: dlrun.runner.tracking.subprocess.getoutput\n"
+        "_target_: dlrun.runner.records.subprocess.getoutput\n"
         f"cmd: \"touch {marker}\"\n")
     res = run_dlrun("--config-dir", str(conf), "loss=shell", "trainer.epochs=1", "logger=none")
     assert res.returncode == 1, res
     assert not marker.exists(), "the command ran"
-    assert ("loss._target_='dlrun.runner.tracking.subprocess.getoutput' is defined in subprocess, "
+    assert ("loss._target_='dlrun.runner.records.subprocess.getoutput' is defined in subprocess, "
             "not in dlrun or allowed_targets") in res.stderr, res
     assert "Traceback" not in res.output
     assert nothing_started(res)

@@ -122,7 +122,7 @@ def _resolve(spec: dict, key: str) -> tuple[Any, str, dict]:
 
 # --- where a target is defined --------------------------------------------------------------
 # A dotted path that starts with dlrun. can still lead out of dlrun through a module's own
-# imports (dlrun.runner.tracking.subprocess.getoutput is subprocess's getoutput). So the path
+# imports (dlrun.runner.records.subprocess.getoutput is subprocess's getoutput). So the path
 # is walked here step by step, importing only modules inside the allowed namespaces and only
 # looking into the others (no import, no __getattr__ of theirs runs), and what it reaches
 # must be a class or a function *defined* inside them, found again at its definition.
