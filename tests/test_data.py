@@ -228,7 +228,9 @@ def test_checksums_match_shared_sums():
 @pytest.mark.skipif(not (REAL_DATA / "mnist").is_dir(), reason="real MNIST not present")
 def test_real_mnist_test_label_counts():
     splits = mnist(root=REAL_DATA)
-    assert splits.train.data.shape == (60000, 1, 28, 28)
+    assert splits.train.data.shape == (55000, 1, 28, 28)
+    assert splits.val.data.shape == (5000, 1, 28, 28)
+    assert mnist(root=REAL_DATA, val_size=None).train.data.shape == (60000, 1, 28, 28)
     np.testing.assert_array_equal(np.bincount(splits.test.label),
                                   [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
 
