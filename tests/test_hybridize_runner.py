@@ -65,22 +65,28 @@ def test_a_hybridized_run_exports_its_model_into_the_run_folder_and_mlflow(hybri
     assert graph["inputs"][0]["shape"][1:] == [1, 28, 28]
     assert f"dlrun predict {run_dir}" in res.stdout  # the results footer says how to use it
 
+    # one weights file: model.npz is a second name of the export's parameter file (issue 19)
+    assert (run_dir / "model.npz").samefile(params)
     client, run = mlflow_run(workdir, run_dir)
     assert run.data.params["model.hybridize"] == "True"
     logged = {a.path: a.file_size for a in client.list_artifacts(run.info.run_id, "export")}
-    assert logged == {"export/model-symbol.json": symbol.stat().st_size,
-                      "export/model-0000.params": params.stat().st_size}
+    assert logged == {"export/model-symbol.json": symbol.stat().st_size}  # its weights: model.npz
+    weights = [a.path for a in client.list_artifacts(run.info.run_id) if a.path.endswith(".npz")]
+    assert weights == ["model.npz"]
 
 
-def test_predict_on_the_run_folder_reproduces_the_runs_final_test_accuracy(hybridized, workdir):
+def test_the_run_folder_and_its_export_reproduce_the_runs_test_figures(hybridized, workdir):
+    from dlrun.runner.predict import predict
+
     _, run_dir = hybridized
     _, run = mlflow_run(workdir, run_dir)
-    correct, examples = predicted_accuracy(dlrun("predict", str(run_dir), cwd=workdir))
+    tested = predict([str(run_dir)])  # dlrun test RUN: the run's task on its rebuilt model
+    assert tested == {k: run.data.metrics[k] for k in ("test/accuracy", "test/loss")}
+    # the export prefix (the graph, no model class) and an explicitly composed dataset
+    res = dlrun("predict", str(run_dir / "model"), "dataset=digits", "dataset.seed=0", cwd=workdir)
+    correct, examples = predicted_accuracy(res)
     assert examples == 360  # digits' test split, in batches of the graph's, the last one padded
     assert correct / examples == run.data.metrics["test/accuracy"]
-    # the export prefix and an explicitly composed dataset give the same
-    res = dlrun("predict", str(run_dir / "model"), "dataset=digits", "dataset.seed=0", cwd=workdir)
-    assert predicted_accuracy(res) == (correct, examples)
 
 
 def test_an_imperative_run_exports_nothing_and_trains_exactly_as_the_hybridized_one(hybridized, workdir):
@@ -97,6 +103,10 @@ def test_an_imperative_run_exports_nothing_and_trains_exactly_as_the_hybridized_
     _, hybrid_run = mlflow_run(workdir, hybrid_dir)
     for key in ("test/accuracy", "test/loss", "train/loss"):  # same seed: the same numbers
         assert run.data.metrics[key] == hybrid_run.data.metrics[key], key
+    from dlrun.runner.predict import predict
+
+    # dlrun test RUN of an imperative run: its model rebuilt from config.yaml and model.npz
+    assert predict([str(run_dir)]) == {k: run.data.metrics[k] for k in ("test/accuracy", "test/loss")}
 
 
 def test_predict_fails_clearly_on_a_corrupt_graph_a_missing_folder_and_unfit_data(hybridized, workdir):
@@ -107,11 +117,16 @@ def test_predict_fails_clearly_on_a_corrupt_graph_a_missing_folder_and_unfit_dat
     (broken / "model-symbol.json").write_text('{"format": "dlrun-graph", "nodes": [')
     for args, text in [((str(broken),), "cannot read graph file"),
                        ((str(workdir / "nowhere"),), "no such run folder"),
-                       ((str(run_dir), "dataset=fizzbuzz"), "examples of shape 1x28x28, but fizzbuzz"),
+                       ((str(run_dir / "model"), "dataset=fizzbuzz"),
+                        "examples of shape 1x28x28, but fizzbuzz"),
                        ((str(run_dir), "model=lenet"), "cannot take 'model=lenet'")]:
         res = dlrun("predict", *args, cwd=workdir)
         assert res.returncode != 0, res
         assert "Traceback" not in res.output and text in res.stderr, res
+    from dlrun.runner.predict import PredictError, predict
+
+    with pytest.raises(PredictError, match="model.npz does not fit MLP"):  # the data shaped another
+        predict([str(run_dir), "dataset=fizzbuzz"])
 
 
 def test_a_hybridize_value_that_is_no_boolean_is_a_config_error_naming_the_key(workdir):

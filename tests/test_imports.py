@@ -58,7 +58,7 @@ LAYERS = [["config"], ["build"],
            "callbacks", "updates",
            "export", "sync", "runstore", "sqlstore", "mlflow_model", "preprocess", "plots",
            "pairing", "explain", "runlog", "preflight", "limits"],
-          ["loop", "tasks"], ["experiment", "sweep", "predict", "publish", "predict_input"], ["main"]]
+          ["loop", "tasks", "assemble"], ["experiment", "sweep", "predict", "publish", "predict_input"], ["main"]]
 
 
 def layer_of(module: str) -> int | None:

@@ -66,6 +66,56 @@ def test_an_export_on_a_full_disk_leaves_no_temporary_file(tmp_path, monkeypatch
     assert leftovers(tmp_path) == []
 
 
+class WithConstant(nn.HybridBlock):
+    """A model whose exported graph holds a constant (``const:0`` in its parameter file)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = nn.Dense(3, in_units=4)
+
+    def forward(self, x):
+        from dlrun import nd
+
+        return self.dense(x) + nd.array(np.arange(3, dtype=np.float32))
+
+
+def test_a_runs_weights_are_one_file_under_two_names_or_else_a_copy(tmp_path, monkeypatch):
+    """Issue 19, item 5: model.npz is a second name (a hard link) of the export's parameter
+    file, which holds the graph's constants too and loads as model.npz; where the filesystem
+    refuses a link it is a copy; a folder in its place is named, with nothing left behind."""
+    from dlrun import nd
+    from dlrun.runner.export import save_weights
+
+    net = WithConstant()
+    net.initialize()
+    net.hybridize()
+    x = nd.array(np.ones((2, 4), dtype=np.float32))
+    want = net(x).asnumpy()
+    exported = Path(net.export(str(tmp_path / "model"))[0])
+    weights, params = tmp_path / "model.npz", tmp_path / "model-0000.params"
+    assert "const:0" in np.load(params).files
+    assert save_weights(net, tmp_path, exported) and weights.samefile(params)
+    again = WithConstant()
+    again.load_parameters(str(weights))  # the graph's constants are no parameters
+    np.testing.assert_array_equal(again(x).asnumpy(), want)
+
+    def refused(*args):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refused)  # FAT, say
+    assert save_weights(net, tmp_path, exported) and not weights.samefile(params)
+    assert weights.read_bytes() == params.read_bytes() and leftovers(tmp_path) == []
+    monkeypatch.undo()
+    weights.unlink()
+    weights.mkdir()
+    with pytest.raises(OSError, match=f"cannot write {weights}"):
+        save_weights(net, tmp_path, exported)
+    assert leftovers(tmp_path) == []
+    imperative = tmp_path / "imperative"  # no export: the weights are a file of their own
+    imperative.mkdir()
+    assert not save_weights(net, imperative, None) and (imperative / "model.npz").is_file()
+
+
 def test_a_checkpoint_write_that_fails_names_the_file(tmp_path):
     with pytest.raises(OSError, match="No space left") as e:
         write_atomic(tmp_path / "ckpt-00000001.npz", full_disk)

@@ -50,3 +50,26 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Any], Any]) -> None:
                 raise OSError(f"cannot write {path}: {e}") from e
             raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}") from e
         raise
+
+
+def link_atomic(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """``path`` becomes a second name of the file ``source`` (a hard link, no second copy of
+    its bytes), replacing what was there atomically; where the filesystem has no hard links
+    (or refuses one across devices) it becomes a copy, written as :func:`write_atomic`
+    writes. An ``OSError`` names ``path``."""
+    import shutil
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.link.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+    except OSError:  # FAT, some network filesystems, another device: a copy instead
+        with open(source, "rb") as src:
+            write_atomic(path, lambda f: shutil.copyfileobj(src, f))
+        return
+    try:
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}") from e

@@ -46,14 +46,16 @@ def _some(names: list[str], sep: str = ", ", limit: int = 8) -> str:
 
 
 def _read_parameter_file(filename: str) -> dict[str, np.ndarray]:
-    """{name: array} of a dlrun .npz or an MXNet NDArray file that names its arrays."""
+    """{name: array} of a dlrun .npz or an MXNet NDArray file that names its arrays. The
+    graph constants (``const:N``) of an exported model's parameter file are no parameters:
+    that file loads like one ``save_parameters`` wrote."""
     if mxfile.is_mxnet_file(filename):
         loaded = mxfile.load(filename)
         if not isinstance(loaded, dict):
             raise ValueError("it holds a list of arrays without names; save a dict of them")
         return {mxnet_name(k): v for k, v in loaded.items() if v is not None}
     with np.load(filename, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+        return {k: f[k] for k in f.files if not k.startswith("const:")}
 
 
 def _match_prefixed_names(loaded: dict, params: ParameterDict) -> dict:

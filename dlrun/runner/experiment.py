@@ -24,19 +24,18 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import dlrun
-from dlrun.contrib.amp import enable as enable_amp
-from dlrun.optim import Trainer
 from dlrun.parallel import World
 from dlrun.parallel.launch import record_rank
 
-from .build import (ConfigError, allow_targets, build, check_config, check_node, data_model_args,
-                    make_context, seed_everything, target_of)
+from .assemble import TrainerFactory, build_model, task_class_of
+from .build import (ConfigError, allow_targets, build, check_config, check_node, make_context,
+                    seed_everything)
 from .callbacks import make_callbacks, objective
 from .checkpoint import Checkpoint, CheckpointStore, RunCheckpoints, kept_checkpoints, write_atomic
 from .console import Column, ConsoleReporter, format_duration
 from .distributed import (bind_device, job_env, job_world, launch, per_worker_batch,
-                          resume_with_workers, scale_learning_rate, sync_batchnorm)
-from .export import export_model
+                          resume_with_workers, sync_batchnorm)
+from .export import export_model, log_model_files, save_weights
 from .publish import SERVING_EXAMPLE, publish_run
 from .interrupt import is_interrupt
 from .loop import Loop, RunReporter
@@ -184,34 +183,6 @@ def _check_resume(place: Place) -> None:
                       Spool(place.run_dir / SPOOL_NAME).pending)
 
 
-class TrainerFactory:
-    """Trainers over given parameters, each with a fresh optimizer and schedule from the
-    optimizer and schedule groups (the learning rate scaled for the job's workers). The first
-    optimizer is built at once, so that a bad value fails before any data is read."""
-
-    def __init__(self, cfg: DictConfig, world: World, ctx: Any):
-        self.cfg, self.world, self.ctx = cfg, world, ctx
-        self.kvstore = None if world.size == 1 else "nccl" if ctx.device_type == "gpu" else "dist_sync"
-        self._next = self._optimizer()
-
-    def _optimizer(self) -> Any:
-        cfg = self.cfg
-        schedule = build(cfg.schedule, "schedule")
-        optimizer = build(cfg.optimizer, "optimizer", lr_scheduler=schedule, wd=float(cfg.trainer.wd))
-        scale_learning_rate(optimizer, schedule, cfg, self.world)
-        return optimizer
-
-    def __call__(self, params: Any) -> Trainer:
-        optimizer, self._next = self._next or self._optimizer(), None
-        trainer = Trainer(params, optimizer, kvstore=self.kvstore,
-                          clip_global_norm=self.cfg.trainer.clip_global_norm,
-                          bucket_bytes=int(float(self.cfg.distributed.bucket_mb) * 2**20))
-        mode = getattr(self.cfg.trainer.amp, "value", self.cfg.trainer.amp)
-        if mode != "none":
-            enable_amp(trainer, mode, self.ctx)
-        return trainer
-
-
 def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
     """Builds the pieces the config names, in the order that fails fastest, and the task."""
     cfg, ctx, world = place.cfg, place.ctx, place.world
@@ -221,21 +192,14 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
     loss = build(cfg.loss, "loss")
     make_trainer = TrainerFactory(cfg, world, ctx)
     data = build(cfg.dataset, "dataset")
-    net = build(cfg.model, "model", **data_model_args(cfg.model, data))
-    net.initialize(build(cfg.init, "init"), ctx=ctx)
+    net = build_model(cfg, data, ctx, loss)  # hybridized: traced at its first call, after these
     if cfg.distributed.sync_batchnorm:
         sync_batchnorm(net)
     if int(cfg.trainer.accumulate_steps) > 1:  # gradients summed over batches (Gluon's way)
         for p in net.collect_params().values():
             if p.grad_req != "null":
                 p.grad_req = "add"
-    if cfg.model.get("hybridize"):  # the model and, as Gluon code does, the loss (a HybridBlock too)
-        net.hybridize()
-        getattr(loss, "hybridize", lambda: None)()
-    task_class = target_of(cfg.task, "task")  # the dataset's or the model's own choice
-    if not (isinstance(task_class, type) and issubclass(task_class, TaskBase)):
-        raise ConfigError(f"task._target_={cfg.task._target_!r} is not a task class; name a "
-                          "subclass of dlrun.runner.tasks.TaskBase")
+    task_class = task_class_of(cfg)  # the dataset's or the model's own choice
     if int(cfg.trainer.accumulate_steps) > 1 and task_class.own_trainers:
         raise ConfigError(f"trainer.accumulate_steps={cfg.trainer.accumulate_steps}: the "
                           f"{place.choices.get('task', task_class.__name__)} task updates its "
@@ -296,10 +260,8 @@ def _save_results(place: Place, setup: Setup, task: TaskBase, metrics: Mapping[s
     """The trained parameters, the exported model and results.json in the run folder, and
     the final metrics and files in the tracker; returns the exported graph file, if any."""
     cfg, run_dir, net = place.cfg, place.run_dir, setup.net
-    params_file = run_dir / "model.npz"
-    net.save_parameters(str(params_file))
-    exported = (export_model(net, run_dir, setup.report, upload=cfg.logger.log_model)
-                if cfg.model.get("hybridize") else None)
+    exported = export_model(net, run_dir, setup.report) if cfg.model.get("hybridize") else None
+    shared = save_weights(net, run_dir, exported)  # model.npz: the export's file, or its own
     primary, direction = task.primary
     (run_dir / "results.json").write_text(json.dumps(
         {**metrics, "primary_metric": objective(primary, task.has_val), "direction": direction},
@@ -309,7 +271,7 @@ def _save_results(place: Place, setup: Setup, task: TaskBase, metrics: Mapping[s
                         int(metrics.get("steps", 0)))
     tracker.log_artifact(run_dir / "config.yaml")
     if cfg.logger.log_model:
-        tracker.log_artifact(params_file)
+        log_model_files(tracker, run_dir, exported, shared)
     setup.checkpoints.store.finished()  # keep_checkpoints=0 (a sweep trial's default): deleted
     return exported
 

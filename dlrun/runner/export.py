@@ -1,8 +1,17 @@
-"""A run's exported model: ``model-symbol.json`` (the graph) and ``model-0000.params`` (its
-parameters) in the run folder, written by ``HybridBlock.export`` and read by ``dlrun predict``.
+"""A run's model files: its weights ``model.npz`` and, for a hybridized run, the exported
+model ``model-symbol.json`` (the graph) + ``model-0000.params`` (its parameters), written by
+``HybridBlock.export`` and read by ``dlrun predict``, ONNX export and the MLflow model.
 
 The graph is the model's last predict-mode call (the last batch of the final evaluation), so
 its input shapes are static; ``dlrun predict`` pads its own last batch to that size.
+
+A run keeps its weights once: where the export's parameter file holds exactly the model's
+parameters (every exported model but a GAN, whose export is its generator alone),
+``model.npz`` is a hard link to it (a copy where the filesystem has none). Both names stay,
+because each has its readers: ``model-0000.params`` beside ``model-symbol.json`` is the
+prefix-epoch pair ``SymbolBlock.imports`` and MXNet users expect; ``model.npz`` is what
+``net.load_parameters``, ``dlrun test`` and a GAN's scorer (``task.scorer=RUN``) read, for
+hybridized and imperative runs alike (an imperative run has no export to share it with).
 """
 from __future__ import annotations
 
@@ -10,13 +19,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from dlrun.engine.files import link_atomic
+
 from .console import Reporter
 
 log = logging.getLogger(__name__)
 
 PREFIX = "model"        # <run folder>/model-symbol.json, <run folder>/model-0000.params
 EPOCH = 0
-ARTIFACT_PATH = "export"  # where MLflow keeps the two files (model/ is the MLflow model, dlrun.runner.publish)
+WEIGHTS = "model.npz"   # <run folder>/model.npz: the run's weights, hybridized or not
+ARTIFACT_PATH = "export"  # where MLflow keeps the graph (model/ is the MLflow model, dlrun.runner.publish)
 
 
 def export_files(prefix: Path) -> tuple[Path, Path]:
@@ -24,9 +38,8 @@ def export_files(prefix: Path) -> tuple[Path, Path]:
     return Path(f"{prefix}-symbol.json"), Path(f"{prefix}-{EPOCH:04d}.params")
 
 
-def export_model(net: Any, run_dir: Path, report: Reporter, upload: bool = True) -> Path | None:
-    """Exports the hybridized ``net`` (a GAN's generator) into ``run_dir`` and, with
-    ``upload``, logs both files under ``export/`` with the run's artifacts.
+def export_model(net: Any, run_dir: Path, report: Reporter) -> Path | None:
+    """Exports the hybridized ``net`` (a GAN's generator) into ``run_dir``.
 
     Returns the graph file, or None when the model cannot be exported (not a HybridBlock,
     untraceable, no predict-mode call): then a note says why. Never raises: the training is
@@ -48,9 +61,35 @@ def export_model(net: Any, run_dir: Path, report: Reporter, upload: bool = True)
             f.unlink(missing_ok=True)
         report.note(f"model not exported: {e}")
         return None
-    for f in files if upload else ():
-        report.artifact(f, ARTIFACT_PATH)
     return files[0]
+
+
+def save_weights(net: Any, run_dir: Path, exported: Path | None) -> bool:
+    """Writes ``run_dir/model.npz``, the parameters of ``net``: a second name of the export's
+    parameter file when that holds exactly them (see the module), else a file of its own.
+    Returns whether it is the export's file. An ``OSError`` names ``model.npz``."""
+    target = run_dir / WEIGHTS
+    params = export_files(run_dir / PREFIX)[1] if exported is not None else None
+    if params is not None and params.is_file():
+        with np.load(params, allow_pickle=False) as f:  # its names only: no array is read
+            names = {k for k in f.files if not k.startswith("const:")}
+        if names == set(net.collect_params()):
+            link_atomic(params, target)
+            return True
+    net.save_parameters(str(target))
+    return False
+
+
+def log_model_files(tracker: Any, run_dir: Path, exported: Path | None, shared: bool) -> None:
+    """The run's model files as plain artifacts of its MLflow run, each weights file once:
+    ``model.npz``, and with an export its graph under ``export/`` (with its own parameter
+    file only where that is not ``model.npz``: a GAN's generator). The MLflow model
+    (``model/``, :mod:`.publish`) holds its own copy of the export, in MLflow's store."""
+    tracker.log_artifact(run_dir / WEIGHTS)
+    if exported is not None:
+        symbol, params = export_files(run_dir / PREFIX)
+        for f in (symbol,) if shared else (symbol, params):
+            tracker.log_artifact(f, ARTIFACT_PATH)
 
 
 # --- dlrun export RUN --format onnx -------------------------------------------------------------

@@ -1,15 +1,21 @@
-"""``dlrun predict``: evaluates an exported model on the test split of a dataset.
+"""``dlrun test`` / ``dlrun predict``: evaluates a run's model on the test split of a dataset.
 
-    dlrun predict outputs/runs/DATE/TIME                  # on the dataset the run trained on
+    dlrun test outputs/runs/DATE/TIME                     # on the dataset the run trained on
     dlrun predict outputs/runs/DATE/TIME/model dataset=mnist dataset.root=~/data
 
-The model is the graph a hybridized run exports (``model-symbol.json`` + ``model-0000.params``,
-see :mod:`dlrun.runner.export`), run by a ``SymbolBlock``: no model class, no config of it.
+A run folder's model is rebuilt from the run's config (``config.yaml``) with its weights
+(``model.npz``: the selected model) and evaluated by the run's own task, as at the end of
+the training (:func:`dlrun.runner.assemble.rebuild_task`): any model, hybridized or
+imperative, of any task, and the same ``test/...`` figures the run recorded. An export
+prefix (``RUN/model``) or an MLflow model URI is the graph a hybridized run exports
+(``model-symbol.json`` + ``model-0000.params``, see :mod:`dlrun.runner.export`), run by a
+``SymbolBlock``: no model class, no config of it; it evaluates classifiers. The graph has
+static shapes: examples go in batches of its input batch size, the last one padded with
+zeros whose outputs are dropped.
+
 The dataset is composed by Hydra from the same config package as for training, so its
-options are the training ones; by default it is the run's own dataset node (from the run
-folder's ``.hydra/config.yaml``), which ``dataset.KEY=VALUE`` overrides change.
-The graph has static shapes: examples go in batches of its input batch size, the last one
-padded with zeros whose outputs are dropped.
+options are the training ones; by default it is the run's own dataset node, which
+``dataset.KEY=VALUE`` overrides change.
 """
 from __future__ import annotations
 
@@ -18,21 +24,25 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .console import ConsoleReporter
-from .export import PREFIX, export_files
+from .export import PREFIX, WEIGHTS, export_files
 from .mlflow_model import GRAPH, META, PARAMS, download, is_model_uri
+from .pairing import mismatch
+from .resume import resumed_choices
 
 USAGE = """\
-usage: dlrun predict RUN_FOLDER_OR_PREFIX_OR_MODEL_URI [dataset=NAME] [dataset.KEY=VALUE ...] [device=gpu] [debug=true]
+usage: dlrun test|predict RUN_FOLDER_OR_PREFIX_OR_MODEL_URI [dataset=NAME] [dataset.KEY=VALUE ...] [device=gpu] [debug=true]
 
-Evaluates a run's exported model (RUN_FOLDER/model-symbol.json + model-0000.params, written
-by a run with model.hybridize=true) on the test split of a dataset: by default the one the
-run trained on (RUN_FOLDER/.hydra/config.yaml), else dataset=NAME with the options of
-dlrun's dataset group (dlrun --help lists them).
+Evaluates a run's model on the test split of a dataset: by default the one the run trained
+on, else dataset=NAME with the options of dlrun's dataset group (dlrun --help lists them).
+A RUN_FOLDER's model (any model, hybridized or not) is rebuilt from its config.yaml with
+its weights, model.npz, and evaluated by the run's task, as the run did at its end; an
+export prefix (RUN_FOLDER/model: model-symbol.json + model-0000.params, written by a run
+with model.hybridize=true) or an MLflow model is run as its graph (classifiers).
 
-  dlrun predict outputs/runs/DATE/TIME
+  dlrun test outputs/runs/DATE/TIME
   DLRUN_DATA=~/data dlrun predict outputs/runs/DATE/TIME/model dataset=mnist
   dlrun predict models:/NAME/VERSION          # a registered model (MLFLOW_TRACKING_URI's store)
 
@@ -64,7 +74,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Path, list[str]]:
         if "=" not in o or key.split(".")[0].split("/")[0] not in OVERRIDABLE:
             raise PredictError(f"dlrun predict cannot take {o!r}: after the run folder come only "
                                "dataset=NAME, dataset.KEY=VALUE, device=... and debug=... (the "
-                               "model is the exported graph)")
+                               "model is the run's)")
     return Path(target).expanduser(), overrides
 
 
@@ -90,9 +100,12 @@ def locate(target: Path) -> tuple[Path, Path, Path]:
 
 # --- the config -------------------------------------------------------------------------------
 def run_config(run_dir: Path) -> DictConfig | None:
-    """The composed config of the run in ``run_dir`` (None when it has none)."""
-    path = run_dir / ".hydra" / "config.yaml"
-    return OmegaConf.load(path) if path.is_file() else None
+    """The config of the run in ``run_dir``: the resolved one it ran with (``config.yaml``),
+    else Hydra's record of it (``.hydra/config.yaml``); None when it has neither."""
+    for path in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
+        if path.is_file():
+            return OmegaConf.load(path)
+    return None
 
 
 def chooses_dataset(overrides: Sequence[str]) -> bool:
@@ -181,6 +194,77 @@ def evaluate(block: Any, test: Any, loss: Any, ctx: Any, batch: int, num_classes
             "correct": correct, "examples": count}
 
 
+# --- a run folder: its own task, rebuilt around its weights ------------------------------------
+class _Notes:
+    """The reporter of a rebuilt task: its notes go to the console; its files (a GAN's
+    scorer) stay in the scratch folder, out of the run folder."""
+
+    def __init__(self, console: ConsoleReporter):
+        self.console = console
+
+    def note(self, text: str) -> None:
+        self.console.print(text, soft_wrap=True)
+
+    def artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        """Nothing to keep: the evaluation records no files."""
+
+
+def evaluation_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
+    """The config of the run in ``run_dir`` with the dataset and the device of ``overrides``
+    (by default the run's dataset, on the CPU)."""
+    trained = run_config(run_dir)
+    composed = compose_config(overrides, trained)
+    cfg = OmegaConf.create(OmegaConf.to_container(trained))
+    with open_dict(cfg):
+        cfg.dataset, cfg.device = composed.dataset, composed.device
+    choices = {"model": resumed_choices(run_dir).get("model", ""),
+               **{o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in overrides
+                  if chooses_dataset([o])}}
+    unfit = mismatch(cfg.model, cfg.dataset, choices)
+    if unfit:
+        raise PredictError(unfit)
+    return cfg
+
+
+def evaluate_run(run_dir: Path, overrides: Sequence[str]) -> dict[str, float]:
+    """``dlrun test RUN_FOLDER [OVERRIDES]``: the run's model rebuilt from its config with its
+    weights, evaluated on the test split by the run's task; prints the header and the
+    results; returns the task's ``test/...`` metrics."""
+    import tempfile
+
+    from dlrun.nn import ParameterFileError
+
+    from .assemble import rebuild_task
+    from .build import allow_targets
+
+    cfg = evaluation_config(run_dir, overrides)
+    allow_targets(cfg.get("allowed_targets") or [])  # the run's own packages
+    console = ConsoleReporter()
+    with tempfile.TemporaryDirectory(prefix="dlrun-test-") as scratch:
+        try:
+            task = rebuild_task(cfg, run_dir, _Notes(console), Path(scratch))
+        except ParameterFileError as e:  # the data shaped another model than the run's
+            raise PredictError(f"{e}; the model is built as the run's config says, shaped by the "
+                               "data it is tested on: give data of the shapes and classes the "
+                               "run trained on") from None
+        s, own = task.setup, not chooses_dataset(overrides)
+        n_params = sum(int(np.prod(p.shape)) for p in s.net.collect_params().values())
+        mode = "hybridized" if cfg.model.get("hybridize") else "imperative"
+        console.header("dlrun test", [
+            ("run", str(run_dir)),
+            ("model", f"{type(s.net).__name__} ({n_params:,} parameters, {mode}), the selected "
+                      f"model's weights from {WEIGHTS}"),
+            ("dataset", f"{str(cfg.dataset._target_).rsplit('.', 1)[-1]}"
+                        f"{' (the one the run trained on)' if own else ''}, its test split"),
+            ("task", type(task).__name__),
+            ("device", str(s.ctx)),
+        ])
+        metrics = task.evaluate("test")
+    console.results("Results", [(label, fmt.format(metrics[key])) for label, key, fmt in task.results
+                                if key in metrics])
+    return metrics
+
+
 # --- the command ------------------------------------------------------------------------------
 def predict(argv: Sequence[str]) -> dict[str, float]:
     """Runs ``dlrun predict ARGV``: prints the model, the data and the results table; returns
@@ -189,6 +273,8 @@ def predict(argv: Sequence[str]) -> dict[str, float]:
         print(USAGE, end="")
         return {}
     target, overrides = parse_args(argv)
+    if not is_model_uri(argv[0]) and target.is_dir() and run_config(target) is not None:
+        return evaluate_run(target, overrides)  # a run folder: its task, rebuilt
     if is_model_uri(argv[0]):  # an MLflow model: its files, and the run's dataset and loss
         folder = download(argv[0])
         symbol, params = folder / GRAPH, folder / PARAMS
