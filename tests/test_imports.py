@@ -53,11 +53,11 @@ def import_graph() -> dict[str, set[str]]:
 
 
 # the layers, bottom-up; a module may import its own layer's and those below
-LAYERS = [["config"], ["build"],
+LAYERS = [["config", "ranges"], ["build"],
           ["tracking", "records", "spool", "checkpoint", "resume", "distributed", "console", "interrupt",
            "callbacks", "updates",
            "export", "sync", "runstore", "sqlstore", "mlflow_model", "preprocess", "plots",
-           "pairing", "explain", "runlog", "preflight", "limits"],
+           "pairing", "explain", "runlog", "preflight", "limits", "report"],
           ["loop", "tasks", "assemble"], ["experiment", "sweep", "predict", "publish", "predict_input"], ["main"]]
 
 

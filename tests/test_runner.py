@@ -227,7 +227,7 @@ def test_a_value_out_of_range_is_refused_before_anything_starts(run_dlrun, tmp_p
 
 
 def test_the_range_table_refuses_only_what_is_out_of_range():
-    from dlrun.runner.config import RANGES, out_of_range
+    from dlrun.runner.ranges import RANGES, out_of_range
 
     cfg = OmegaConf.create({"trainer": {"epochs": 1, "batch_size": 64, "checkpoint_every": 0,
                                         "eval_batch_size": None, "clip_global_norm": None},
@@ -235,6 +235,12 @@ def test_the_range_table_refuses_only_what_is_out_of_range():
     assert out_of_range(cfg) is None
     cfg.distributed.bucket_mb = 0.0
     assert "distributed.bucket_mb=0.0" in out_of_range(cfg) and "above 0" in out_of_range(cfg)
+    cfg.distributed.bucket_mb = 25.0
+    for key, value, allowed in (("val_every_steps", 0, "at least 1"), ("limit_val_batches", 0, "above 0"),
+                                ("limit_test_batches", -0.5, "above 0")):
+        cfg.trainer[key] = value
+        assert f"trainer.{key}={value}" in out_of_range(cfg) and allowed in out_of_range(cfg)
+        cfg.trainer[key] = None
     assert all(k.split(".")[0] in ("trainer", "device", "distributed") for k in RANGES)
 
 

@@ -16,8 +16,13 @@ from dlrun.loss import SoftmaxCrossEntropyLoss
 from dlrun.nn import Dense, Sequential
 from dlrun.optim import Trainer
 from dlrun.runner.build import ConfigError
-from dlrun.runner.callbacks import (BestCheckpoint, EarlyStopping, LearningRateMonitor, LoopState,
-                                    WeightAverage, make_callbacks)
+from dlrun.data.vision import Splits
+from dlrun.runner.callbacks import (BestCheckpoint, Callback, EarlyStopping, LearningRateMonitor,
+                                    LoopState, WeightAverage, make_callbacks)
+from dlrun.runner.checkpoint import CheckpointStore, RunCheckpoints, load_checkpoint
+from dlrun.runner.loop import Loop
+from dlrun.runner.tasks.base import Setup
+from dlrun.runner.tasks.classify import ClassifyTask
 from dlrun.runner.updates import Accumulator, Guard
 
 PRIMARY = ("val/accuracy", "max")
@@ -140,7 +145,7 @@ def test_the_weight_average_follows_the_numpy_reference_and_is_what_validation_s
     ema.on_validation_start(state)
     for k, v in _weights(net).items():
         np.testing.assert_allclose(v, reference[k], rtol=1e-6, atol=1e-7)
-    ema.on_epoch_end(state)  # the training weights back
+    ema.on_validation_model_train(state)  # the training weights back
     for k, v in _weights(net).items():
         np.testing.assert_array_equal(v, trained[k])
     saved = ema.state()[1]
@@ -234,3 +239,111 @@ def test_the_learning_rate_monitor_logs_each_trainer(tmp_path):
     LearningRateMonitor("step").on_step_end(state)
     LearningRateMonitor("epoch").on_epoch_end(state)
     assert logged == [({"lr/d": 0.1, "lr/g": 0.2}, 7)] * 2
+
+
+# --- validation every N steps, across a crash ---------------------------------------------------
+class _Reporter:
+    """A reporter that keeps each validation (its step and metrics) and the steps of the
+    epochs' ends."""
+
+    def __init__(self):
+        self.validations, self.epoch_ends = [], []
+
+    def start(self, epochs, steps_per_epoch, columns=()): pass
+    def epoch_start(self, epoch): pass
+    def step(self, epoch, step, samples, loss=None): pass
+    def train_losses(self, values): pass
+    def note(self, text): pass
+
+    def validation(self, global_step, metrics):
+        self.validations.append((global_step, dict(metrics)))
+
+    def epoch_end(self, epoch, global_step, metrics):
+        self.epoch_ends.append(global_step)
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAt(Callback):
+    """Fails the run after step ``at``: what a kill -9 leaves is the checkpoints before it."""
+
+    name = "crash"
+
+    def __init__(self, at: int | None):
+        self.at = at
+
+    def on_step_end(self, state):
+        if state.step == self.at:
+            raise _Crash
+
+
+class _Counted:
+    """A loader that counts the batches taken from it."""
+
+    def __init__(self, loader):
+        self.loader, self.taken = loader, 0
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            self.taken += 1
+            yield batch
+
+
+def _blobs() -> Splits:
+    rng = np.random.default_rng(0)
+
+    def part(n: int) -> ArrayDataset:
+        y = np.arange(n) % 3
+        x = rng.standard_normal((n, 4)).astype(np.float32) + 2 * np.eye(3, 4, dtype=np.float32)[y]
+        return ArrayDataset(x, y.astype(np.float32))
+    return Splits(part(96), part(30), 3, (4,), val=part(40))  # 6 steps of 16 an epoch
+
+
+def _fit(tmp_path: Path, crash_at: int | None = None, resume: bool = False):
+    """A classifier trained by the loop with validations every 5 steps (2 of the 5 val batches
+    each), early stopping and a checkpoint every 3 steps: (metrics, reporter, task, net)."""
+    cfg = _cfg(**{"early_stopping.patience": 2, "early_stopping.min_delta": 0.5,
+                  "checkpoint.keep_best": 1})
+    cfg.trainer.update({"epochs": 6, "batch_size": 16, "eval_batch_size": 8, "log_every": 4,
+                        "val_every": 1, "val_every_steps": 5, "limit_val_batches": 2})
+    net = _net()
+    for k, p in net.collect_params().items():
+        p.set_data(np.random.default_rng(len(k)).standard_normal(p.shape).astype(np.float32))
+    store = CheckpointStore(tmp_path / "checkpoints")
+    report = _Reporter()
+    setup = Setup(cfg=cfg, ctx=cpu(), data=_blobs(), net=net, loss=SoftmaxCrossEntropyLoss(),
+                  trainer=Trainer(net.collect_params(), "sgd", {"learning_rate": 0.05}), seed=0,
+                  report=report, run_dir=tmp_path,
+                  checkpoints=RunCheckpoints(store, 3, net, "test", lambda: None),
+                  resume_from=load_checkpoint(store.latest()) if resume else None)
+    task = ClassifyTask(setup)
+    task.loaders["val"] = _Counted(task.loaders["val"])
+    setup.callbacks = [*make_callbacks(cfg, task.primary, task.has_val), _CrashAt(crash_at)]
+    return Loop(setup, task).run(), report, task, net
+
+
+def test_validation_every_n_steps_decides_and_resumes_at_the_same_steps(tmp_path):
+    metrics, whole, task, net = _fit(tmp_path / "whole")
+    # validations at steps 5, 10, 15 (across the epochs' ends, at steps 6 and 12); patience 2
+    # counts validations: the third ends the run right after its step, in epoch 3
+    assert [step for step, _ in whole.validations] == [5, 10, 15]
+    assert whole.epoch_ends == [6, 12, 15]
+    assert (metrics["steps"], metrics["epoch"], metrics["best/step"]) == (15, 3, 10)
+    assert task.loaders["val"].taken == 3 * 2  # trainer.limit_val_batches=2 of 5
+    assert len(task.loaders["test"]) == 4 and "test/accuracy" in metrics  # the test: all of it
+    assert [p.name for p in (tmp_path / "whole" / "checkpoints").glob("best-*.npz")] == [
+        "best-step00000010.npz"]
+
+    with pytest.raises(_Crash):  # killed after step 11: its newest checkpoint is step 9's
+        _fit(tmp_path / "killed", crash_at=11)
+    again, resumed, _, net_again = _fit(tmp_path / "killed", resume=True)
+    assert resumed.validations == whole.validations[1:]  # 10 (again) and 15, the same figures
+    for key in ("steps", "epoch", "best/step", "val/accuracy", "test/accuracy", "test/loss"):
+        assert again[key] == metrics[key], key
+    for k, v in _weights(net).items():  # the selected model, bit for bit
+        np.testing.assert_array_equal(_weights(net_again)[k], v, err_msg=k)

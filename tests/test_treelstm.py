@@ -179,6 +179,8 @@ class Recorder:
 
     def step(self, epoch, step, samples, loss=None): pass
 
+    def validation(self, global_step, metrics): pass
+
     def train_losses(self, values):
         self.losses.extend(v for _, v in values)
 

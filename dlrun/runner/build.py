@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlrun.data.errors import DataError
 
-from .config import ArgumentError, check_arguments, class_arguments, out_of_range, unknown_key
+from .config import ArgumentError, check_arguments, class_arguments, unknown_key
+from .ranges import out_of_range
 
 
 class ConfigError(ValueError):
@@ -53,7 +54,7 @@ def check_config(cfg: DictConfig) -> None:
     added with ``+``, say ``+trainer.epocs=3``), and every ``_target_`` node, nested ones too,
     names a class or function of dlrun or of the config's ``allowed_targets`` that takes its
     arguments. The task node's other keys are its settings, the task's to read. The numbers
-    the runner reads itself are in their ranges (``config.RANGES``: ``trainer.epochs=0``)."""
+    the runner reads itself are in their ranges (``ranges.RANGES``: ``trainer.epochs=0``)."""
     allow_targets(cfg.get("allowed_targets") or [])
     unknown = unknown_key(cfg)
     if unknown:

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .checkpoint import write_atomic
+from .limits import val_every_steps
 
 
 @dataclass
@@ -38,7 +39,7 @@ class LoopState:
     metrics: dict[str, float] = field(default_factory=dict)  # the epoch's, as they come
     updated: bool = True            # whether the last batch ended with an update (accumulation)
     is_root: bool = True            # rank 0 of a data-parallel job (the one that writes files)
-    stop_reason: str | None = None  # set by stop(): the loop ends after this epoch
+    stop_reason: str | None = None  # set by stop(): the loop ends after this step or epoch
 
     @property
     def trainer(self) -> Any:
@@ -46,7 +47,8 @@ class LoopState:
         return self.trainers.get("")
 
     def stop(self, reason: str) -> None:
-        """Ask the loop to end the run after the current epoch, saying why."""
+        """Ask the loop to end the run, saying why: after the current step (a request from
+        ``on_step_end`` or from a validation within an epoch), else after the current epoch."""
         self.stop_reason = self.stop_reason or reason
 
 
@@ -60,6 +62,9 @@ class Callback:
     def on_step_end(self, state: LoopState) -> None: ...
     def on_validation_start(self, state: LoopState) -> None: ...
     def on_validation_end(self, state: LoopState) -> None: ...
+    # after every callback's on_validation_end, training goes on (Lightning's name): the net
+    # holds the training weights again (weight averaging swaps its average out here)
+    def on_validation_model_train(self, state: LoopState) -> None: ...
     def on_epoch_end(self, state: LoopState) -> None: ...
     def on_fit_end(self, state: LoopState) -> None: ...
     def on_exception(self, state: LoopState, error: BaseException) -> None: ...
@@ -100,37 +105,50 @@ class Monitor:
         return value - best > min_delta if self.mode == "max" else best - value > min_delta
 
 
+def _at(state: LoopState, per_step: bool) -> tuple[int, str]:
+    """Where a validation is: (its epoch or step, ``epoch 3`` or ``step 120 (epoch 3)``)."""
+    if per_step:
+        return state.step, f"step {state.step} (epoch {state.epoch})"
+    return state.epoch, f"epoch {state.epoch}"
+
+
 class EarlyStopping(Callback, Monitor):
     """Stops the run once ``monitor`` has not improved by more than ``min_delta`` for
-    ``patience`` validations in a row (Keras' and Lightning's EarlyStopping)."""
+    ``patience`` validations in a row (Keras' and Lightning's EarlyStopping): epochs, or
+    validations every ``trainer.val_every_steps`` steps (``per_step``: then the run stops
+    right after the step of the last one)."""
 
-    def __init__(self, monitor: str, mode: str = "max", patience: int = 3, min_delta: float = 0.0):
+    def __init__(self, monitor: str, mode: str = "max", patience: int = 3, min_delta: float = 0.0,
+                 per_step: bool = False):
         Monitor.__init__(self, monitor, mode)
-        self.patience, self.min_delta = int(patience), float(min_delta)
+        self.patience, self.min_delta, self.per_step = int(patience), float(min_delta), per_step
         self.best: float | None = None
         self.best_epoch, self.wait, self.stopped_epoch = 0, 0, 0
+        self.best_at = "none"  # where the best validation was, as the stop message says it
 
     def on_validation_end(self, state: LoopState) -> None:
         value = self.value(state.metrics)
         if self.improves(value, self.best, self.min_delta):
             self.best, self.best_epoch, self.wait = value, state.epoch, 0
+            self.best_at = _at(state, self.per_step)[1]
             return
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = state.epoch
             best = "none" if self.best is None else f"{self.best:.6g}"
-            state.stop(f"early stopping at epoch {state.epoch}: {self.monitor} has not improved "
-                       f"by more than {self.min_delta:g} for {self.wait} validations (best "
-                       f"{best} at epoch {self.best_epoch})")
+            state.stop(f"early stopping at {_at(state, self.per_step)[1]}: {self.monitor} has not "
+                       f"improved by more than {self.min_delta:g} for {self.wait} validations "
+                       f"(best {best} at {self.best_at})")
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
-                "stopped_epoch": self.stopped_epoch}, {}
+                "stopped_epoch": self.stopped_epoch, "best_at": self.best_at}, {}
 
     def load_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         self.best = state["best"]
         self.best_epoch, self.wait = int(state["best_epoch"]), int(state["wait"])
         self.stopped_epoch = int(state["stopped_epoch"])
+        self.best_at = str(state.get("best_at", f"epoch {self.best_epoch}"))
 
 
 def _params(net: Any) -> dict[str, Any]:
@@ -140,45 +158,52 @@ def _params(net: Any) -> dict[str, Any]:
 class BestCheckpoint(Callback, Monitor):
     """Keeps the parameters of the best validation so far (``restore_best``: they become the
     run's final model) and, with ``keep_best=k``, the k best as files
-    ``checkpoints/best-epoch<N>.npz`` (``net.load_parameters`` reads them) listed, best first,
-    in ``checkpoints/best.json``."""
+    ``checkpoints/best-epoch<N>.npz`` (``best-step<N>.npz`` with ``per_step``: validations
+    every ``trainer.val_every_steps`` steps; ``net.load_parameters`` reads them) listed, best
+    first, in ``checkpoints/best.json``."""
 
     def __init__(self, monitor: str, mode: str = "max", keep_best: int = 0,
-                 restore_best: bool = True):
+                 restore_best: bool = True, per_step: bool = False):
         Monitor.__init__(self, monitor, mode)
         self.keep_best, self.restore_best = int(keep_best), bool(restore_best)
+        self.unit, self.digits = ("step", 8) if per_step else ("epoch", 4)  # of the files' names
         self.best: float | None = None
-        self.best_epoch = 0
+        self.best_epoch = self.best_step = 0
         self.best_metrics: dict[str, float] = {}  # the best validation's val/ metrics
         self.best_params: dict[str, np.ndarray] = {}
-        self.kept: list[list] = []  # [value, epoch] of the files kept, best first
+        self.kept: list[list] = []  # [value, epoch or step] of the files kept, best first
 
     def on_validation_end(self, state: LoopState) -> None:
         value = self.value(state.metrics)
         if self.improves(value, self.best):
-            self.best, self.best_epoch = value, state.epoch
+            self.best, self.best_epoch, self.best_step = value, state.epoch, state.step
             self.best_metrics = {k: float(v) for k, v in state.metrics.items()
                                  if k.startswith("val/")}
             self.best_params = {k: p.data().asnumpy().copy() for k, p in _params(state.net).items()}
         if self.keep_best and state.is_root:
             self._keep(state, value)
 
+    def _file(self, at: int) -> str:
+        return f"best-{self.unit}{at:0{self.digits}d}.npz"
+
     def _keep(self, state: LoopState, value: float) -> None:
-        """The file of this epoch's parameters, if they are among the k best; the rest removed."""
+        """The file of this validation's parameters, if they are among the k best; the rest
+        removed."""
         sign = -1.0 if self.mode == "max" else 1.0
-        ranked = sorted([*self.kept, [value, state.epoch]],
+        at = state.step if self.unit == "step" else state.epoch
+        ranked = sorted([*self.kept, [value, at]],
                         key=lambda e: (math.isnan(e[0]), sign * e[0], e[1]))[:self.keep_best]
         folder = state.run_dir / "checkpoints"
-        if [value, state.epoch] in ranked:
+        if [value, at] in ranked:
             folder.mkdir(parents=True, exist_ok=True)
-            state.net.save_parameters(str(folder / f"best-epoch{state.epoch:04d}.npz"))
+            state.net.save_parameters(str(folder / self._file(at)))
         self.kept = ranked
-        names = {f"best-epoch{e:04d}.npz" for _, e in ranked}
-        for old in folder.glob("best-epoch*.npz"):
+        names = {self._file(e) for _, e in ranked}
+        for old in folder.glob("best-*.npz"):
             if old.name not in names:
                 old.unlink(missing_ok=True)
         text = json.dumps({"monitor": self.monitor, "mode": self.mode, "best": [
-            {"epoch": e, self.monitor: v, "file": f"best-epoch{e:04d}.npz"} for v, e in ranked]},
+            {self.unit: e, self.monitor: v, "file": self._file(e)} for v, e in ranked]},
             indent=1).encode()
         write_atomic(folder / "best.json", lambda f: f.write(text))
 
@@ -188,17 +213,21 @@ class BestCheckpoint(Callback, Monitor):
                 p.set_data(self.best_params[k])
 
     def summary(self) -> dict[str, float]:
-        """``best/epoch`` and ``best/<monitor>`` (nothing before a validation)."""
+        """``best/epoch`` (and ``best/step`` with validations every N steps) and
+        ``best/<monitor>`` (nothing before a validation)."""
         if self.best is None:
             return {}
-        return {"best/epoch": self.best_epoch, f"best/{self.monitor}": self.best}
+        step = {"best/step": self.best_step} if self.unit == "step" else {}
+        return {"best/epoch": self.best_epoch, **step, f"best/{self.monitor}": self.best}
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return ({"best": self.best, "best_epoch": self.best_epoch, "best_metrics": self.best_metrics,
-                 "kept": self.kept}, {f"param/{k}": v for k, v in self.best_params.items()})
+        return ({"best": self.best, "best_epoch": self.best_epoch, "best_step": self.best_step,
+                 "best_metrics": self.best_metrics, "kept": self.kept},
+                {f"param/{k}": v for k, v in self.best_params.items()})
 
     def load_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         self.best, self.best_epoch = state["best"], int(state["best_epoch"])
+        self.best_step = int(state.get("best_step", 0))
         self.best_metrics, self.kept = dict(state["best_metrics"]), list(state["kept"])
         self.best_params = {k[len("param/"):]: v for k, v in arrays.items()}
 
@@ -230,7 +259,8 @@ class LearningRateMonitor(Callback):
 class WeightAverage(Callback):
     """An exponential moving average of the trainable parameters (``trainer.ema_decay``, as
     Keras' ``use_ema``): after every update ``ema = decay * ema + (1 - decay) * w``. The
-    average is what validation evaluates (the training weights are put back after it), and
+    average is what validation evaluates and what the other callbacks' ``on_validation_end``
+    see (the training weights are put back after them, before training goes on), and
     at the end of the run it becomes the model (saved, exported and tested)."""
 
     def __init__(self, decay: float):
@@ -267,7 +297,7 @@ class WeightAverage(Callback):
     def on_validation_start(self, state: LoopState) -> None:
         self.live = self._swap_in(state)
 
-    def on_epoch_end(self, state: LoopState) -> None:
+    def on_validation_model_train(self, state: LoopState) -> None:
         for k, p in self._trainable(state.net).items():
             if k in self.live:
                 p.set_data(self.live[k])
@@ -315,7 +345,8 @@ def monitor_of(monitor: str | None, mode: str | None, primary: tuple[str, str],
 def make_callbacks(cfg: Any, primary: tuple[str, str], has_val: bool) -> list[Callback]:
     """The run's callbacks: weight averaging (``trainer.ema_decay``), early stopping
     (``trainer.early_stopping``), the best checkpoint (with a validation split), then the
-    ``callbacks`` group's, by name. Monitoring without a validation split is refused."""
+    ``callbacks`` group's, by name. Monitoring without a validation split is refused, and so
+    is a ``trainer.val_every_steps`` that cannot work (``dlrun.runner.limits``)."""
     from .build import ConfigError, build, target_of
 
     t = cfg.trainer
@@ -328,6 +359,7 @@ def make_callbacks(cfg: Any, primary: tuple[str, str], has_val: bool) -> list[Ca
                           "validation split (dataset.val_fraction=0?); give it one "
                           "(dataset.val_fraction=0.1) or drop the setting")
     monitor, mode = monitor_of(t.monitor, t.mode, primary, "trainer")
+    per_step = val_every_steps(t, has_val) is not None  # validations every N steps
     named: list[tuple[str, Callback]] = []
     if t.ema_decay is not None:
         named.append(("ema", WeightAverage(float(t.ema_decay))))
@@ -336,9 +368,10 @@ def make_callbacks(cfg: Any, primary: tuple[str, str], has_val: bool) -> list[Ca
             None if es.monitor and es.monitor != monitor else mode), primary,
             "trainer.early_stopping")
         named.append(("early_stopping", EarlyStopping(es_monitor, es_mode, int(es.patience),
-                                                      float(es.min_delta))))
+                                                      float(es.min_delta), per_step)))
     if has_val:
-        named.append(("best", BestCheckpoint(monitor, mode, keep_best, bool(t.restore_best))))
+        named.append(("best", BestCheckpoint(monitor, mode, keep_best, bool(t.restore_best),
+                                             per_step)))
     for name in sorted(cfg.get("callbacks") or {}):
         key = f"callbacks.{name}"
         cls = target_of(cfg.callbacks[name], key)

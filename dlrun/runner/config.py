@@ -63,6 +63,7 @@ class TrainerConfig:
     batch_size: int = 64
     log_every: int = 10            # steps between training-loss reports (console and MLflow)
     val_every: int = 1             # epochs between validations (0: the last epoch only)
+    val_every_steps: Optional[int] = None  # optimizer steps between validations, instead of epochs
     eval_batch_size: Optional[int] = None  # evaluation batch (null: batch_size)
     # what decides (early stopping, the best checkpoint, reduce-on-plateau): a val/ metric and
     # whether higher (max) or lower (min) is better; null: the task's primary metric
@@ -82,7 +83,9 @@ class TrainerConfig:
     amp: AmpMode = AmpMode.none     # mixed precision: fp16 compute, float32 master weights, loss scaling
     max_steps: Optional[int] = None  # dry runs (runner/limits.py): stop after N optimizer steps,
     limit_train_batches: Optional[float] = None  # N batches (or a fraction < 1) of every epoch,
-    fast_dev_run: bool = False       # one epoch of one batch, then the whole ending
+    limit_val_batches: Optional[float] = None    # of every validation,
+    limit_test_batches: Optional[float] = None   # of the test evaluation,
+    fast_dev_run: bool = False       # one batch of train, val and test, then the whole ending
 
 
 class DeviceType(Enum):
@@ -168,60 +171,6 @@ def moved_key(key: str) -> str | None:
     why = ("settings of one kind of training live in the task group" if new.startswith("task.")
            else "every epoch validates on the val split; 0: the last epoch only")
     return f"{key} is now {new} ({why}); set {new} instead"
-
-
-# the allowed range of each number the runner reads itself: key -> (lowest, highest, what it
-# means); None: no bound. Checked with the rest of the config, before anything starts, so a
-# bad value is one message naming the key rather than a late ValueError and a FAILED run.
-# A null value (an Optional key) means the default and is not checked.
-RANGES: dict[str, tuple[float | None, float | None, str]] = {
-    "trainer.epochs": (1, None, "the number of passes over the training data"),
-    "trainer.batch_size": (1, None, "examples per training step"),
-    "trainer.eval_batch_size": (1, None, "examples per evaluation batch (null: batch_size)"),
-    "trainer.log_every": (1, None, "steps between training-loss reports"),
-    "trainer.val_every": (0, None, "epochs between validations (0: the last epoch only)"),
-    "trainer.accumulate_steps": (1, None, "batches whose gradients make one update"),
-    "trainer.ema_decay": (0, 1, "the weight average's decay (null: no average)"),
-    "trainer.early_stopping.patience": (0, None, "validations without improvement (null: off)"),
-    "trainer.early_stopping.min_delta": (0, None, "the least change that counts as an improvement"),
-    "trainer.checkpoint.keep_best": (0, None, "how many of the best validations' parameters are kept"),
-    "trainer.checkpoint_every": (0, None, "steps between checkpoints (0: at each epoch's end)"),
-    "trainer.max_steps": (1, None, "optimizer steps before the run stops (null: the epochs decide)"),
-    "trainer.limit_train_batches": (0, None, "training batches per epoch: a count, or a fraction below 1"),
-    "trainer.keep_checkpoints": (0, None, "newest checkpoints kept (0: none once the run finished)"),
-    "trainer.max_nan_skips": (0, None, "skipped NaN steps before the run stops"),
-    "trainer.wd": (0, None, "the weight-decay factor"),
-    "trainer.clip_global_norm": (0, None, "the largest global gradient norm (null: no clipping)"),
-    "device.id": (0, None, "the GPU's index"),
-    "distributed.workers": (1, None, "data-parallel processes"),
-    "distributed.warmup_steps": (0, None, "steps of the learning-rate ramp"),
-    "distributed.bucket_mb": (0, None, "the size of an all-reduce buffer in MB"),
-}
-
-
-def out_of_range(cfg: Any) -> str | None:
-    """What to say about the first value of :data:`RANGES` that ``cfg`` sets out of its range;
-    else None. ``clip_global_norm``, ``bucket_mb`` and ``ema_decay`` must be above their lowest
-    value (``ema_decay`` below its highest too), the others at least their lowest value."""
-    from omegaconf import OmegaConf
-
-    for key, (low, high, what) in RANGES.items():
-        value = OmegaConf.select(cfg, key, default=None)
-        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        strict = key in ("trainer.clip_global_norm", "distributed.bucket_mb", "trainer.ema_decay",
-                         "trainer.limit_train_batches")
-        below = low is not None and (value <= low if strict else value < low)
-        above = high is not None and (value >= high if strict else value > high)
-        if below or above:
-            if strict:
-                allowed = f"above {low}" + (f" and below {high}" if high is not None else "")
-            elif high is None:
-                allowed = f"at least {low}" if low else f"{low} or more"
-            else:
-                allowed = f"from {low} to {high}"
-            return f"{key}={value} is out of range: {key} ({what}) must be {allowed}"
-    return None
 
 
 # nodes open by design, whose keys no schema lists: Hydra's own settings (hydra.*, which Hydra

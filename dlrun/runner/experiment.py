@@ -38,7 +38,8 @@ from .distributed import (bind_device, job_env, job_world, launch, per_worker_ba
 from .export import export_model, log_model_files, save_weights
 from .publish import SERVING_EXAMPLE, publish_run
 from .interrupt import is_interrupt
-from .loop import Loop, RunReporter
+from .loop import Loop
+from .report import RunReporter
 from .pairing import mismatch
 from .resume import check_epochs, check_tracked, identity_hash, resumed_choices, resumed_config
 from .preflight import check_distributed_task, check_job, warn_large_batch

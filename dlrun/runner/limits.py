@@ -1,12 +1,17 @@
 """Quick dry runs, as Lightning's Trainer has them: ``trainer.max_steps`` (stop after N
-optimizer steps), ``trainer.limit_train_batches`` (a count, or a fraction of an epoch's
-batches) and ``trainer.fast_dev_run=true`` (one epoch of one training batch, then the whole
-ending: validation, test, checkpoint, export, MLflow), so that a large config is checked in
-seconds. The loop (``dlrun.runner.loop``) asks these functions.
+optimizer steps), ``trainer.limit_train_batches`` / ``limit_val_batches`` /
+``limit_test_batches`` (a count, or a fraction of a split's batches) and
+``trainer.fast_dev_run=true`` (one epoch of one training batch, then the whole ending on one
+batch of validation and of test: checkpoint, export, MLflow), so that a large config is
+checked in seconds; and when validation comes: every ``trainer.val_every`` epochs, or every
+``trainer.val_every_steps`` optimizer steps (Lightning's ``val_check_interval``). The loop
+(``dlrun.runner.loop``) and the tasks ask these functions.
 """
 from __future__ import annotations
 
 from typing import Any
+
+from .build import ConfigError
 
 
 def run_epochs(tcfg: Any) -> int:
@@ -14,17 +19,37 @@ def run_epochs(tcfg: Any) -> int:
     return 1 if tcfg.get("fast_dev_run") else int(tcfg.epochs)
 
 
-def train_batches(steps: int, tcfg: Any) -> int:
-    """The training batches of an epoch of ``steps``: all, ``limit_train_batches`` of them (a
-    count >= 1, or a fraction below 1, at least one batch), one with ``fast_dev_run``."""
-    limit = 1 if tcfg.get("fast_dev_run") else tcfg.get("limit_train_batches")
+def split_batches(total: int, tcfg: Any, split: str = "train") -> int:
+    """The batches of ``split`` (train: per epoch; val: per validation; test) that a run
+    goes through, of ``total``: all, ``limit_<split>_batches`` of them (a count >= 1, or a
+    fraction below 1, at least one batch), one with ``fast_dev_run``."""
+    limit = 1 if tcfg.get("fast_dev_run") else tcfg.get(f"limit_{split}_batches")
     if limit is None:
-        return steps
-    count = int(limit) if limit >= 1 else max(1, int(steps * float(limit)))
-    return min(steps, count)
+        return total
+    count = int(limit) if limit >= 1 else max(1, int(total * float(limit)))
+    return min(total, count)
 
 
 def max_steps(tcfg: Any) -> int | None:
     """The optimizer steps after which the run stops (null: the epochs decide)."""
     steps = tcfg.get("max_steps")
     return None if steps is None else int(steps)
+
+
+def val_every_steps(tcfg: Any, has_val: bool) -> int | None:
+    """``trainer.val_every_steps``: the optimizer steps between validations (null: validation
+    follows the epochs, ``trainer.val_every``). Refused without a validation split, and
+    beside a ``trainer.val_every`` other than 1, which it replaces (``config``'s ranges
+    refuse a value below 1)."""
+    steps = tcfg.get("val_every_steps")
+    if steps is None:
+        return None
+    if not has_val:
+        raise ConfigError(f"trainer.val_every_steps={steps}, but the dataset has no validation "
+                          "split (dataset.val_fraction=0?); give it one or set "
+                          "trainer.val_every_steps=null")
+    if int(tcfg.get("val_every", 1)) != 1:
+        raise ConfigError(f"trainer.val_every_steps={steps} validates every {steps} steps "
+                          f"instead of every trainer.val_every={tcfg.val_every} epochs; set one "
+                          "of them: leave trainer.val_every at 1 or set trainer.val_every_steps=null")
+    return int(steps)

@@ -20,11 +20,10 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .callbacks import LoopState
 from .updates import Accumulator, DivergenceError, Guard
-from .console import Column, ConsoleReporter, plural
+from .console import Column, plural
 from .interrupt import INTERRUPTS, StopRequested
-from .limits import max_steps, run_epochs, train_batches
+from .limits import max_steps, run_epochs, split_batches, val_every_steps
 from .resume import ResumeError
-from .tracking import TrackingError
 
 
 @dataclass
@@ -79,53 +78,12 @@ class Task(Protocol):
     def load_state(self, state: Mapping[str, Any], arrays: Mapping[str, Any]) -> None: ...
 
 
-class RunReporter:
-    """The Reporter of a run: the console and the tracker behind it."""
-
-    def __init__(self, console: ConsoleReporter, tracker: Any):
-        self.console = console
-        self.tracker = tracker
-        self._warned = False  # about an unreachable MLflow store
-
-    def start(self, epochs: int, steps_per_epoch: int, columns: Sequence[Column]) -> None:
-        self.tracker.start()  # a resumed run's: only now that its checkpoint is restored
-        self.console.start(epochs, steps_per_epoch, columns)
-
-    def epoch_start(self, epoch: int) -> None:
-        self.console.epoch_start(epoch)
-
-    def step(self, epoch: int, step: int, samples: int, loss: float | None = None) -> None:
-        self.console.step(epoch, step, samples, loss)
-
-    def train_losses(self, values: Sequence[tuple[int, float]]) -> None:
-        for global_step, value in values:
-            self.tracker.log_metrics({"train/step_loss": value}, global_step)
-
-    def artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
-        self.tracker.log_artifact(path, artifact_path)
-
-    def note(self, text: str) -> None:
-        self.console.print(text, soft_wrap=True)  # a URL in it stays whole on a terminal
-
-    def epoch_end(self, epoch: int, global_step: int, metrics: Mapping[str, float]) -> None:
-        self.console.epoch_end(metrics)
-        self.tracker.log_metrics(dict(metrics), global_step)
-        outage = getattr(self.tracker, "outage", None)
-        if outage and not self._warned:  # once: the run goes on, its records wait in the spool
-            self._warned = True
-            self.note(f"warning: MLflow at {self.tracker.tracking_uri} is unreachable ({outage}); "
-                      f"training goes on and its records wait in {self.tracker.spool.path} until "
-                      "it is back")
-        if self.tracker.error is not None:  # fail early rather than train for nothing
-            raise TrackingError(f"MLflow tracking at {self.tracker.tracking_uri} failed: "
-                                f"{type(self.tracker.error).__name__}: {self.tracker.error}")
-
-
 class Loop:
     """Runs ``task`` for ``trainer.epochs`` epochs with the pieces of ``setup``
     (``dlrun.runner.tasks.base.Setup``: config, report, checkpoints, the run it resumes, the
-    callbacks). Validation (``val/...``) follows every ``trainer.val_every`` epochs and the
-    last; the test split (``test/...``) is evaluated once, on the selected model."""
+    callbacks). Validation (``val/...``) follows every ``trainer.val_every`` epochs, or every
+    ``trainer.val_every_steps`` optimizer steps, and the run's last step; the test split
+    (``test/...``) is evaluated once, on the selected model."""
 
     def __init__(self, setup: Any, task: Task):
         self.s, self.task = setup, task
@@ -135,6 +93,8 @@ class Loop:
         self.steps = 0  # training batches per epoch, once the task is prepared
         self.log_every = max(1, int(tcfg.get("log_every", 10)))
         self.val_every = int(tcfg.get("val_every", 1))
+        self.val_every_steps = val_every_steps(tcfg, task.has_val)  # None: the epochs decide
+        self.validated_at = -1  # the global step of the last validation
         self.guard = Guard(tcfg)
         self.accumulate = Accumulator(int(tcfg.get("accumulate_steps", 1)), self.guard)
         self.callbacks: list[Any] = list(getattr(setup, "callbacks", []))
@@ -162,7 +122,7 @@ class Loop:
         for trainer in task.trainers.values():
             self._start_schedule(trainer.optimizer.lr_scheduler)
         task.prepare()
-        self.steps = train_batches(task.steps, s.cfg.trainer)  # limit_train_batches, fast_dev_run
+        self.steps = split_batches(task.steps, s.cfg.trainer)  # limit_train_batches, fast_dev_run
         first_epoch, skip, global_step, saved = self._resume_point()
         self.train_time = float(saved.get("train_time", 0.0))
         s.report.start(self.epochs, self.steps, task.columns)
@@ -195,19 +155,31 @@ class Loop:
         state.epoch, state.metrics = epoch, {}
         self._hook("on_epoch_start")
         totals, global_step = self._train_epoch(epoch, skip, global_step, saved, start)
-        metrics = state.metrics = self._epoch_metrics(epoch, totals)
+        # the epoch's metrics, after those of its validations every N steps
+        metrics = state.metrics = {**state.metrics, **self._epoch_metrics(epoch, totals)}
         if task.converged(metrics):
             state.stop(f"converged at epoch {epoch}")
         last = epoch == self.epochs or state.stop_reason is not None
-        if task.has_val and ((self.val_every and epoch % self.val_every == 0) or last):
-            self._hook("on_validation_start")
-            metrics.update(task.evaluate("val"))
-            self._hook("on_validation_end")
-            self._observe(metrics)
+        due = not self.val_every_steps and self.val_every and epoch % self.val_every == 0
+        if task.has_val and (due or last) and self.validated_at != global_step:
+            self._validate(global_step)
         metrics["epoch_time"] = time.perf_counter() - start
         s.report.epoch_end(epoch, global_step, metrics)
         self._hook("on_epoch_end")
         return metrics, global_step
+
+    def _validate(self, global_step: int) -> None:
+        """A validation after ``global_step`` steps: its ``val/...`` metrics (logged at that
+        step, added to the epoch's) and what decides on them: the callbacks and a
+        metric-driven schedule."""
+        self._hook("on_validation_start")
+        metrics = self.task.evaluate("val")
+        self.state.metrics.update(metrics)
+        self.s.report.validation(global_step, metrics)
+        self._hook("on_validation_end")
+        self._hook("on_validation_model_train")
+        self._observe(self.state.metrics)
+        self.validated_at = global_step
 
     def _selected(self, metrics: dict[str, float]) -> dict[str, float]:
         """The final metrics: the selected model's validation figures, ``best/...``, and the
@@ -241,7 +213,12 @@ class Loop:
                 self.names = sorted(result.sums)
             pending.append((global_step, result))
             self._hook("on_step_end")
-            due = step < self.steps and self.state.updated and self._checkpoint_due(global_step)
+            every = self.val_every_steps  # a multiple of it reached: validation
+            if every and global_step // every > (global_step - result.updates) // every:
+                self._validate(global_step)
+            # no checkpoint after a stop was asked: a resumed run would train past it
+            due = (step < self.steps and self.state.updated and self._checkpoint_due(global_step)
+                   and not self.state.stop_reason)
             fresh = None
             if step % self.log_every == 0 or step == self.steps or due:
                 fresh = self._flush(pending, totals, epoch)
@@ -254,6 +231,7 @@ class Loop:
                     "train_time": self.train_time + time.perf_counter() - start})
             if self.max_steps is not None and global_step >= self.max_steps:
                 self.state.stop(f"stopped after trainer.max_steps={self.max_steps} steps")
+            if self.state.stop_reason:  # asked by a callback or a validation in the epoch
                 break
         if pending:
             self._flush(pending, totals, epoch)
@@ -302,7 +280,7 @@ class Loop:
     def _start_schedule(self, schedule: Any) -> None:
         """Tell a schedule what it left open: the updates per epoch (EpochDecay) and in the
         whole run (PolyScheduler, CosineScheduler)."""
-        steps = train_batches(self.task.steps, self.s.cfg.trainer)
+        steps = split_batches(self.task.steps, self.s.cfg.trainer)
         for attr, value in (("steps_per_epoch", steps), ("max_update", steps * self.epochs)):
             if getattr(schedule, attr, 0) is None:
                 setattr(schedule, attr, value)

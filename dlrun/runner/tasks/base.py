@@ -3,12 +3,14 @@ questions to a task (``TaskBase``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..console import EPOCH_COLUMNS, RESULT_ROWS, Column, Reporter
+from ..limits import split_batches
 from ..loop import StepResult, Totals
 
 EVAL_BATCH_SIZE = 256  # evaluation keeps no graph, so larger batches are cheap and faster
@@ -137,8 +139,14 @@ class TaskBase:
         return getattr(self.setup.data, "val", None) is not None
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        """The model's metrics on ``split`` (``val`` or ``test``), named ``<split>/...``."""
+        """The model's metrics on ``split`` (``val`` or ``test``), named ``<split>/...``, over
+        the batches :meth:`eval_batches` leaves."""
         raise NotImplementedError
+
+    def eval_batches(self, split: str, batches: Collection[Any]) -> Iterable[Any]:
+        """The first of ``split``'s ``batches`` that an evaluation goes through: all, or
+        ``trainer.limit_<split>_batches`` of them (one with ``fast_dev_run``)."""
+        return islice(batches, split_batches(len(batches), self.tcfg, split))
 
     def finish(self, metrics: dict[str, float]) -> dict[str, float]:
         """The run's final metrics from the last epoch's."""

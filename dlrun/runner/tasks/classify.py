@@ -81,7 +81,7 @@ class ClassifyTask(TaskBase):
         """Loss and accuracy of the model on ``split`` (no graph is recorded)."""
         s = self.setup
         loss_sum, correct, count = 0.0, 0, 0
-        for x, y in self.loaders[split]:
+        for x, y in self.eval_batches(split, self.loaders[split]):
             out = s.net(x)
             loss_sum += float(s.loss(out, y).sum().asscalar())
             pred = out.argmax(axis=1).asnumpy().astype(np.int64)

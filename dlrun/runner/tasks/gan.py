@@ -123,6 +123,7 @@ class GANTask(TaskBase):
                ("test class entropy (nats)", "test/class_entropy", "{:.3f}"),
                ("val sample quality", "val/quality", "{:.3f}"),
                ("selected epoch", "best/epoch", "{}"),
+               ("selected step", "best/step", "{}"),  # validations every N steps
                ("scorer test accuracy", "scorer/test_accuracy", "{:.2%}"),
                ("D loss (last epoch)", "train/d_loss", "{:.4f}"),
                ("G loss (last epoch)", "train/g_loss", "{:.4f}"),
@@ -245,7 +246,7 @@ class GANTask(TaskBase):
                  else net.sample_noise(SCORE_SAMPLES, self.setup.ctx))
         with autograd.pause():  # predict mode: BatchNorm uses its running statistics
             probs = []
-            for i in range(0, SCORE_SAMPLES, SCORE_BATCH):
+            for i in self.eval_batches(split, range(0, SCORE_SAMPLES, SCORE_BATCH)):
                 fake = net.generate(noise[i:i + SCORE_BATCH])
                 probs.append(softmax_host(self.scorer(self.to_data_space(fake)).asnumpy()))
             if split == "val":

@@ -47,6 +47,7 @@ class LanguageModelTask(TaskBase):
     results = (("test perplexity", "test/perplexity", "{:.2f}"),
                ("val perplexity", "val/perplexity", "{:.2f}"),
                ("selected epoch", "best/epoch", "{}"),
+               ("selected step", "best/step", "{}"),  # validations every N steps
                ("train perplexity (last epoch)", "train/perplexity", "{:.2f}"),
                ("tokens/s (last epoch)", "train/tokens_per_sec", "{:,.0f}"),
                ("epochs", "epoch", "{}"), ("steps", "steps", "{}"))
@@ -128,7 +129,7 @@ class LanguageModelTask(TaskBase):
         s, ids = self.setup, self.ids[split]
         states = s.net.begin_state(ids.shape[1], ctx=s.ctx)
         total, count = 0.0, 0
-        for x, y in windows(ids, self.bptt):
+        for x, y in self.eval_batches(split, list(windows(ids, self.bptt))):  # views of ids
             logits, states = s.net(array(x, ctx=s.ctx), states)
             total += float(s.loss(logits.reshape(-1, logits.shape[-1]),
                                   array(y.reshape(-1), ctx=s.ctx)).sum().asscalar())

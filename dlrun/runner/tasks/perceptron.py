@@ -118,10 +118,10 @@ class PerceptronTask(TaskBase):
         return self.rule and metrics["train/mistakes"] == 0  # "until all classified correctly"
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        accuracy, loss = self._accuracy(self.loaders[split])
+        accuracy, loss = self._accuracy(self.eval_batches(split, self.loaders[split]))
         return {f"{split}/accuracy": accuracy, f"{split}/loss": loss}
 
-    def _accuracy(self, loader: DataLoader) -> tuple[float, float]:
+    def _accuracy(self, loader: Iterable[Any]) -> tuple[float, float]:
         """(accuracy of sign(f(x)), mean loss) on a split: the perceptron loss
         max(0, -y f(x)) for the rule, the configured loss otherwise."""
         s = self.setup

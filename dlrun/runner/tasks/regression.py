@@ -49,7 +49,7 @@ class RegressionTask(ClassifyTask):
         """Loss and mean squared error on ``split``; the weight error where known."""
         s = self.setup
         loss_sum, sq_sum, count, values = 0.0, 0.0, 0, 0
-        for x, y in self.loaders[split]:
+        for x, y in self.eval_batches(split, self.loaders[split]):
             out = s.net(x)
             loss_sum += float(s.loss(out, y).sum().asscalar())
             pred = out.asnumpy().astype(np.float64)

@@ -49,6 +49,7 @@ class TreeSentimentTask(TaskBase):
                ("test all-node accuracy", "test/all_accuracy", "{:.2%}"),
                ("val root accuracy", "val/root_accuracy", "{:.2%}"),
                ("selected epoch (by val root)", "best/epoch", "{}"),
+               ("selected step", "best/step", "{}"),  # validations every N steps
                ("trees/s (last epoch)", "train/trees_per_sec", "{:,.1f}"), ("steps", "steps", "{}"))
 
     def __init__(self, setup: Setup):
@@ -141,7 +142,7 @@ class TreeSentimentTask(TaskBase):
         s, nodes, trees = self.setup, self.nodes, self.splits[split]
         root_ok = root_n = all_ok = all_n = 0
         loss_sum, loss_n = 0.0, 0
-        for i in range(0, len(trees), self.eval_batch_size):
+        for i in self.eval_batches(split, range(0, len(trees), self.eval_batch_size)):
             batch = self.batch(trees[i:i + self.eval_batch_size])
             logits = s.net(batch, "all")
             keep, labels = targets(batch, "all")
