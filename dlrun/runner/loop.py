@@ -168,10 +168,11 @@ class Loop:
         self._hook("on_epoch_end")
         return metrics, global_step
 
-    def _validate(self, global_step: int) -> None:
+    def _validate(self, global_step: int) -> float:
         """A validation after ``global_step`` steps: its ``val/...`` metrics (logged at that
         step, added to the epoch's) and what decides on them: the callbacks and a
-        metric-driven schedule."""
+        metric-driven schedule. Returns the seconds it took (not training's)."""
+        start = time.perf_counter()
         self._hook("on_validation_start")
         metrics = self.task.evaluate("val")
         self.state.metrics.update(metrics)
@@ -180,6 +181,7 @@ class Loop:
         self._hook("on_validation_model_train")
         self._observe(self.state.metrics)
         self.validated_at = global_step
+        return time.perf_counter() - start
 
     def _selected(self, metrics: dict[str, float]) -> dict[str, float]:
         """The final metrics: the selected model's validation figures, ``best/...``, and the
@@ -215,7 +217,7 @@ class Loop:
             self._hook("on_step_end")
             every = self.val_every_steps  # a multiple of it reached: validation
             if every and global_step // every > (global_step - result.updates) // every:
-                self._validate(global_step)
+                start += self._validate(global_step)  # the epoch's training time goes without it
             # no checkpoint after a stop was asked: a resumed run would train past it
             due = (step < self.steps and self.state.updated and self._checkpoint_due(global_step)
                    and not self.state.stop_reason)
