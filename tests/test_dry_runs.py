@@ -32,16 +32,12 @@ def test_the_limits():
     assert split_batches(5, trainer(fast_dev_run=True), "val") == split_batches(5, trainer(fast_dev_run=True), "test") == 1
 
 
-@pytest.mark.parametrize("keys, has_val, words", [
-    ({"val_every_steps": 50, "val_every": 2}, True, "leave trainer.val_every at 1"),
-    ({"val_every_steps": 50}, False, "no validation split"),
-])
-def test_validation_every_n_steps_refuses_what_cannot_work(keys, has_val, words):
-    assert val_every_steps(trainer(val_every=1), True) is None  # null: the epochs decide
-    assert val_every_steps(trainer(val_every=1, val_every_steps=50), True) == 50
+def test_validation_every_n_steps_needs_a_validation_split():
+    assert val_every_steps(trainer(), True) is None  # null: the epochs decide
+    assert val_every_steps(trainer(val_every_steps=50), True) == 50
     with pytest.raises(ConfigError) as info:
-        val_every_steps(trainer(**{"val_every": 1, **keys}), has_val)
-    assert f"trainer.val_every_steps={keys['val_every_steps']}" in str(info.value) and words in str(info.value)
+        val_every_steps(trainer(val_every_steps=50), has_val=False)
+    assert "trainer.val_every_steps=50" in str(info.value) and "no validation split" in str(info.value)
 
 
 def results(done) -> dict:

@@ -227,7 +227,7 @@ def test_a_value_out_of_range_is_refused_before_anything_starts(run_dlrun, tmp_p
 
 
 def test_the_range_table_refuses_only_what_is_out_of_range():
-    from dlrun.runner.ranges import RANGES, out_of_range
+    from dlrun.runner.ranges import RANGES, conflict, out_of_range
 
     cfg = OmegaConf.create({"trainer": {"epochs": 1, "batch_size": 64, "checkpoint_every": 0,
                                         "eval_batch_size": None, "clip_global_norm": None},
@@ -241,6 +241,10 @@ def test_the_range_table_refuses_only_what_is_out_of_range():
         cfg.trainer[key] = value
         assert f"trainer.{key}={value}" in out_of_range(cfg) and allowed in out_of_range(cfg)
         cfg.trainer[key] = None
+    cfg.trainer.update({"val_every_steps": 50, "val_every": 1})
+    assert conflict(cfg) is None  # it replaces the epochs' validations; with another, refused:
+    cfg.trainer.val_every = 2
+    assert "trainer.val_every_steps=50" in conflict(cfg) and "trainer.val_every at 1" in conflict(cfg)
     assert all(k.split(".")[0] in ("trainer", "device", "distributed") for k in RANGES)
 
 

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlrun.data.errors import DataError
 
 from .config import ArgumentError, check_arguments, class_arguments, unknown_key
-from .ranges import out_of_range
+from .ranges import conflict, out_of_range
 
 
 class ConfigError(ValueError):
@@ -59,7 +59,7 @@ def check_config(cfg: DictConfig) -> None:
     unknown = unknown_key(cfg)
     if unknown:
         raise ConfigError(unknown)
-    bad = out_of_range(cfg)  # numbers the runner reads itself (trainer.epochs=0, ...)
+    bad = out_of_range(cfg) or conflict(cfg)  # numbers the runner reads itself (epochs=0, ...)
     if bad:
         raise ConfigError(bad)
     first = [k for k in ("model", "loss", "optimizer", "schedule", "dataset", "init") if k in cfg]

@@ -38,9 +38,9 @@ def max_steps(tcfg: Any) -> int | None:
 
 def val_every_steps(tcfg: Any, has_val: bool) -> int | None:
     """``trainer.val_every_steps``: the optimizer steps between validations (null: validation
-    follows the epochs, ``trainer.val_every``). Refused without a validation split, and
-    beside a ``trainer.val_every`` other than 1, which it replaces (``config``'s ranges
-    refuse a value below 1)."""
+    follows the epochs, ``trainer.val_every``), refused without a validation split (a value
+    below 1, or one beside a ``trainer.val_every`` other than 1, which it replaces, are
+    refused with the config: ``dlrun.runner.ranges``)."""
     steps = tcfg.get("val_every_steps")
     if steps is None:
         return None
@@ -48,8 +48,4 @@ def val_every_steps(tcfg: Any, has_val: bool) -> int | None:
         raise ConfigError(f"trainer.val_every_steps={steps}, but the dataset has no validation "
                           "split (dataset.val_fraction=0?); give it one or set "
                           "trainer.val_every_steps=null")
-    if int(tcfg.get("val_every", 1)) != 1:
-        raise ConfigError(f"trainer.val_every_steps={steps} validates every {steps} steps "
-                          f"instead of every trainer.val_every={tcfg.val_every} epochs; set one "
-                          "of them: leave trainer.val_every at 1 or set trainer.val_every_steps=null")
     return int(steps)

@@ -1,6 +1,6 @@
 """The allowed range of each number the runner reads itself (``trainer.epochs=0`` is refused
-before anything starts, naming the key and its range); ``dlrun.runner.build.check_config``
-asks :func:`out_of_range`."""
+before anything starts, naming the key and its range), and settings that cannot go together;
+``dlrun.runner.build.check_config`` asks :func:`out_of_range` and :func:`conflict`."""
 from __future__ import annotations
 
 from typing import Any
@@ -60,4 +60,18 @@ def out_of_range(cfg: Any) -> str | None:
             else:
                 allowed = f"from {low} to {high}"
             return f"{key}={value} is out of range: {key} ({what}) must be {allowed}"
+    return None
+
+
+def conflict(cfg: Any) -> str | None:
+    """What to say about settings of ``cfg`` that cannot work together; else None:
+    ``trainer.val_every_steps`` replaces ``trainer.val_every`` (which then stays at 1)."""
+    from omegaconf import OmegaConf
+
+    steps = OmegaConf.select(cfg, "trainer.val_every_steps", default=None)
+    every = OmegaConf.select(cfg, "trainer.val_every", default=1)
+    if steps is not None and every != 1:
+        return (f"trainer.val_every_steps={steps} validates every {steps} steps instead of every "
+                f"trainer.val_every={every} epochs; set one of them: leave trainer.val_every at 1 "
+                "or set trainer.val_every_steps=null")
     return None
