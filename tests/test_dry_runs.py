@@ -71,5 +71,5 @@ def test_dry_runs_end_to_end(run_dlrun):
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val/accuracy")
     assert [m.step for m in history] == [2, 3]
     assert all((m.value * 256) % 1 < 1e-9 for m in history)
-    refused = run_dlrun("trainer.limit_train_batches=0", "logger=none")
-    assert refused.returncode == 1 and "trainer.limit_train_batches=0" in refused.stderr
+    # trainer.limit_train_batches=0 and the like: test_runner's range table (in-process) and
+    # its end-to-end refusals of out-of-range values (the same check)

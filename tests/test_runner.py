@@ -236,8 +236,8 @@ def test_the_range_table_refuses_only_what_is_out_of_range():
     cfg.distributed.bucket_mb = 0.0
     assert "distributed.bucket_mb=0.0" in out_of_range(cfg) and "above 0" in out_of_range(cfg)
     cfg.distributed.bucket_mb = 25.0
-    for key, value, allowed in (("val_every_steps", 0, "at least 1"), ("limit_val_batches", 0, "above 0"),
-                                ("limit_test_batches", -0.5, "above 0")):
+    for key, value, allowed in (("val_every_steps", 0, "at least 1"), ("limit_train_batches", 0, "above 0"),
+                                ("limit_val_batches", 0, "above 0"), ("limit_test_batches", -0.5, "above 0")):
         cfg.trainer[key] = value
         assert f"trainer.{key}={value}" in out_of_range(cfg) and allowed in out_of_range(cfg)
         cfg.trainer[key] = None
