@@ -183,6 +183,14 @@ class Loop:
         self.validated_at = global_step
         return time.perf_counter() - start
 
+    def _show_validation(self, global_step: int) -> None:
+        """A line with the figures of a validation within an epoch (the epoch's row shows
+        only its last): those of the task's columns, ``step 500: val ppl 182.31``."""
+        shown = [f"{label} {fmt.format(self.state.metrics[key])}" for label, key, fmt
+                 in self.task.columns if key.startswith("val/") and key in self.state.metrics]
+        if shown:
+            self.s.report.note(f"step {global_step}: " + ", ".join(shown))
+
     def _selected(self, metrics: dict[str, float]) -> dict[str, float]:
         """The final metrics: the selected model's validation figures, ``best/...``, and the
         test split's, evaluated once, on the model the callbacks left (the best epoch's
@@ -218,6 +226,8 @@ class Loop:
             every = self.val_every_steps  # a multiple of it reached: validation
             if every and global_step // every > (global_step - result.updates) // every:
                 start += self._validate(global_step)  # the epoch's training time goes without it
+                if step < self.steps:  # within the epoch: its figures now, not only in its row
+                    self._show_validation(global_step)
             # no checkpoint after a stop was asked: a resumed run would train past it
             due = (step < self.steps and self.state.updated and self._checkpoint_due(global_step)
                    and not self.state.stop_reason)
