@@ -109,7 +109,7 @@ def moments(kind: str, n: int, trials: int) -> list[tuple[int, float]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind, signals, extra", [
-    ("grid", 3, []),
+    ("grid", 2, []),
     ("joblib", 2, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]),  # workers start slowly
 ], ids=["grid", "joblib-parallel"])
 def test_ctrl_c_stops_a_grid_sweep_with_its_trials_so_far(tmp_path, kind, signals, extra):
