@@ -131,7 +131,12 @@ class AdaGrad(Optimizer):
 
     def step(self, xp, w, g, state, lr, wd, t):
         state += g * g
-        w -= lr * (g / xp.sqrt(state + self.eps) + wd * w)
+        d = xp.sqrt(state + self.eps)  # one temporary, updated in place: the Tree-LSTM's
+        xp.divide(g, d, out=d)         # dense word-vector gradient makes this the step's bulk
+        if wd:
+            d += wd * w
+        d *= lr
+        w -= d
 
 
 @register
