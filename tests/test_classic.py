@@ -255,6 +255,23 @@ def test_the_data_fills_the_null_model_arguments():
     assert data_model_args(cfg.model, build(cfg.dataset, "dataset")) == {"classes": 4}
 
 
+def test_a_model_file_chooses_the_trainer_it_needs_and_the_command_line_still_wins():
+    """``dlrun model=NAME`` trains to a recognisable result in minutes (README's table):
+    model files choose their optimizer and trainer; trainer=/optimizer=/keys still win."""
+    register_configs()
+    with initialize_config_module(config_module="dlrun.conf", version_base="1.3"):
+        def trainer(*overrides: str) -> tuple:
+            cfg = compose(config_name="config", overrides=list(overrides))
+            return cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.val_every, cfg.optimizer.lr
+
+        assert trainer("model=gan_mlp") == (40, 32, 5, 0.0002)
+        assert trainer("model=gan_mlp", "trainer.epochs=2")[0] == 2
+        assert trainer("model=gan_mlp", "trainer=default", "optimizer=sgd") == (10, 64, 1, 0.02)
+        assert trainer("+recipe=mnist_gan") == (30, 64, 1, 0.0002)  # a recipe's trainer is its own
+        assert [trainer(f"model={m}") for m in ("inception", "zoo", "lstm_lm", "lenet")] == [
+            (5, 64, 1, 0.001), (5, 64, 1, 0.001), (3, 64, 1, 0.02), (10, 64, 1, 0.02)]
+
+
 def test_recipes_folder_is_the_recipe_config_group():
     recipes = ROOT / "recipes"
     assert recipes.is_symlink() and recipes.resolve() == RECIPE_DIR.resolve()

@@ -156,8 +156,9 @@ def test_on_nan_skip_skips_steps_up_to_its_limit(tmp_path):
     # callback's, for the test score) are in the checkpoint: resume in epoch 2 after epoch 1
     # set the best so far
     (["model=treelstm", "model.hidden_size=16", "model.embed_size=16", "trainer.epochs=2"], 40),
-    # two trainers (discriminator and generator), their optimizers' states both in it
-    (["model=gan_mlp", "trainer.epochs=2"], 30),
+    # two trainers (discriminator and generator), their optimizers' states both in it; in
+    # epoch 2 (35 steps of batch 32 an epoch)
+    (["model=gan_mlp", "trainer.epochs=2"], 60),
     # the mistake-driven rule checkpoints after each pass (320 examples, one step each)
     (["model=perceptron", "trainer.epochs=4"], 320),
     # the perceptron task's SGD path (7 steps a pass): optimizer state and loader order

@@ -174,6 +174,7 @@ def test_config_file_names_get_model_and_its_arguments():
     from dlrun.runner.build import build
 
     conf = OmegaConf.load(Path(__file__).resolve().parents[1] / "dlrun" / "conf" / "model" / "zoo.yaml")
+    assert {"override /optimizer@_global_.optimizer": "adam"} in conf.pop("defaults")  # Hydra's
     spec = OmegaConf.to_container(conf)
     assert spec.pop("_target_") == "dlrun.models.zoo.get_model"
     assert spec.pop("hybridize") is True  # the runner's key (model.hybridize), not get_model's
