@@ -63,6 +63,9 @@ def test_grid_sweep_goes_on_past_a_diverging_trial(run_dlrun, tmp_path, mlflow_s
     names = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
     assert names == ["0_dataset=digits,model=mlp,optimizer.lr=0.1,trainer.epochs=1",
                      "1_dataset=digits,model=mlp,optimizer.lr=1000000000.0,trainer.epochs=1"]
+    finished = sweep_dir / names[0]  # what a finished trial keeps (issue 19, item 5)
+    assert not list((finished / "checkpoints").glob("ckpt-*"))  # keep_checkpoints: 0 in a sweep
+    assert (finished / "model.npz").samefile(finished / "model-0000.params")  # one weights file
     rows = sweep_table(sweep_dir)
     assert [(r["trial"], r["status"]) for r in rows] == [("0", "FINISHED"), ("1", "FAILED")]
     assert "diverged" in rows[1]["error"] and rows[0]["command"].startswith("dlrun model=mlp")
