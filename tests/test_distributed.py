@@ -404,6 +404,20 @@ def test_the_launcher_is_not_asked_without_hosts(tmp_path):
     assert not (tmp_path / "asked").exists()
 
 
+def test_the_ranks_share_the_cores_unless_the_user_set_their_threads(monkeypatch):
+    from dlrun.parallel.launch import THREAD_VARIABLES, rank_threads
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert rank_threads(2, multi_host=False) == dict.fromkeys(THREAD_VARIABLES, "4")
+    assert rank_threads(3, multi_host=False) == dict.fromkeys(THREAD_VARIABLES, "2")
+    assert rank_threads(16, multi_host=False) == dict.fromkeys(THREAD_VARIABLES, "1")
+    assert rank_threads(2, multi_host=True) == {}  # the other hosts' cores are not known here
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    assert rank_threads(2, multi_host=False) == {}  # the user's choice stands
+
+
 def test_srun_and_hosts_of_different_slots(tmp_path):
     from dlrun.parallel import DistributedError
     from dlrun.parallel.launch import host_flags

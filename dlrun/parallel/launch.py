@@ -20,6 +20,7 @@ from typing import IO, Any, Sequence
 
 from .world import DistributedError, World
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 RANKS_DIR = ".ranks"  # in the run folder: one file per rank, "<pid> <host>"
 
 # the banner MPICH's mpiexec prints when a process of the job ends abnormally
@@ -118,6 +119,16 @@ def job_command(workers: int, overrides: Sequence[str], run_dir: Path, *, hosts:
     keep = [o for o in overrides if not o.lstrip("+~").startswith("hydra.run.dir=")]
     quoted = str(run_dir).replace("\\", "\\\\").replace('"', '\\"')  # a sweep's trial folder has '='
     return cmd + [sys.executable, "-m", "dlrun.runner.main", *keep, f'hydra.run.dir="{quoted}"']
+
+
+def rank_threads(workers: int, multi_host: bool) -> dict[str, str]:
+    """The BLAS/OpenMP thread variables for the ranks of a job on this machine: its cores
+    shared among them, as torchrun does (every rank's NumPy taking every core makes them spin
+    against each other); nothing where the environment sets any of them, or across hosts."""
+    if multi_host or any(v in os.environ for v in THREAD_VARIABLES):
+        return {}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return dict.fromkeys(THREAD_VARIABLES, str(max(1, cores // workers)))
 
 
 def record_rank(world: World, run_dir: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 from omegaconf import DictConfig
 
 from dlrun.parallel import DistributedError, World, current, launched_by
-from dlrun.parallel.launch import job_command, run_job
+from dlrun.parallel.launch import job_command, rank_threads, run_job
 
 JOB_TAGS_ENV = "DLRUN_TRIAL_TAGS"  # a run launched as an MPI job: its MLflow tags (a sweep
                                    # trial's: sweep id, trial number, parent run), for rank 0
@@ -43,7 +43,8 @@ def launch(cfg: DictConfig, overrides: Sequence[str], hydra_dir: Path, run_dir: 
     d = cfg.distributed
     cmd = job_command(int(d.workers), overrides, hydra_dir, hosts=list(d.hosts), hostfile=d.hostfile,
                       mpiexec=d.mpiexec, mpiexec_args=list(d.mpiexec_args))
-    run_job(cmd, run_dir, dict(env) if env else None)
+    threads = rank_threads(int(d.workers), bool(d.hosts or d.hostfile))
+    run_job(cmd, run_dir, {**threads, **(env or {})} or None)
     results = json.loads((run_dir / "results.json").read_text())
     return float(results[results["primary_metric"]])
 

@@ -13,10 +13,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from dlrun.parallel.launch import THREAD_VARIABLES
+
 from .explain import versions
 
 LOG = logging.getLogger("dlrun.run")
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def to_log_file() -> bool:
