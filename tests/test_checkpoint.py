@@ -45,6 +45,28 @@ def test_keep_zero_keeps_the_newest_until_the_run_finished(tmp_path):
     assert (kept_checkpoints(None, False), kept_checkpoints(None, True), kept_checkpoints(3, True)) == (2, 0, 3)
 
 
+def test_the_best_validations_weights_are_stored_once_when_they_are_the_weights(tmp_path):
+    """Issue 19, item 5: a callback's copy of the parameters (the best validation's) that
+    equals them bit for bit is not written twice; loading gives it back."""
+    from dlrun import nn
+    from dlrun.runner.checkpoint import RunCheckpoints
+
+    net = nn.Dense(3, in_units=4)
+    net.initialize()
+    store = CheckpointStore(tmp_path)
+    ckpts = RunCheckpoints(store, 0, net, "abc", lambda: None)
+    weight = net.weight.data().asnumpy()
+    best = {"cb/best/param/weight": weight.copy(), "cb/best/param/bias": np.ones(3, np.float32)}
+    manifest = ckpts.save(1, 0, 5, {"loop": {}}, arrays=best)
+    with np.load(tmp_path / "ckpt-00000005.npz") as stored:  # the bias differs: kept
+        assert sorted(stored.files) == ["cb/best/param/bias", "param/bias", "param/weight"]
+    assert json.loads(manifest.read_text())["state"]["same_as"] == {
+        "cb/best/param/weight": "param/weight"}
+    loaded = load_checkpoint(manifest)
+    for name, value in best.items():
+        np.testing.assert_array_equal(loaded.arrays[name], value, err_msg=name)
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_a_damaged_array_file_is_refused_by_name(tmp_path, damage):
     manifest = CheckpointStore(tmp_path).save(make(5))

@@ -4,7 +4,9 @@ leaves a half-written one behind.
 A checkpoint is two files in the run's ``checkpoints/`` folder:
 
 * ``ckpt-<step>.npz``: the arrays (parameters ``param/<name>``, optimizer state
-  ``optim/<key>``, and whatever else the task saves), NumPy's npz without pickles;
+  ``optim/<key>``, and whatever else the task and the callbacks save; a callback's copy of
+  the parameters that equals them, the best validation's at the epoch that set it, is
+  stored once and named in the manifest's ``same_as``), NumPy's npz without pickles;
 * ``ckpt-<step>.json``: the manifest: format, step, epoch, batch within the epoch, the config
   hash, the dlrun version, the SHA-256 of the npz, and the JSON state (RNG states, schedule,
   task counters, the MLflow run id), signed: ``signature`` is the SHA-256 of the rest of the
@@ -35,6 +37,7 @@ from dlrun.engine.files import write_atomic as _write_atomic
 FORMAT = "dlrun-checkpoint"
 VERSION = 2  # 2: the manifest is signed (version 1 manifests carry no signature)
 _NAME = re.compile(r"ckpt-(\d{8,})\.json$")
+SAME_AS = "same_as"  # the manifest's {array: the parameter array it equals, stored once}
 
 
 class CheckpointError(RuntimeError):
@@ -250,6 +253,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"cannot read checkpoint {arrays_path}: {e}") from None
     _check_manifest(path, spec)
+    for name, twin in dict(spec.get("state", {}).get(SAME_AS) or {}).items():
+        if twin not in arrays:
+            raise CheckpointError(f"{path}: {name} is stored as {twin}, which {arrays_path.name} "
+                                  "lacks")
+        arrays[name] = arrays[twin]
     return Checkpoint(int(spec["step"]), int(spec["epoch"]), int(spec["batch"]), arrays,
                       dict(spec.get("state", {})), str(spec.get("config_hash", "")), path)
 
@@ -276,6 +284,12 @@ def _check_manifest(path: Path, spec: Mapping[str, Any]) -> None:
     if step < 0 or epoch < 1 or batch < 0:
         raise CheckpointError(f"{path}: step {step}, epoch {epoch}, batch {batch} is no position "
                               "in a run")
+
+
+def _equal(a: np.ndarray, b: np.ndarray | None) -> bool:
+    """Whether ``b`` is an array of ``a``'s dtype, shape and values (bit for bit)."""
+    return b is not None and a.dtype == b.dtype and a.shape == b.shape and bool(
+        np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
 
 
 def _optim_prefix(name: str) -> str:
@@ -321,14 +335,17 @@ class RunCheckpoints:
         if workers > 1 and not self.world.is_root:
             return self.last
         self.flush()
-        extra, arrays = arrays or {}, {f"param/{n}": p.data().asnumpy()
-                                       for n, p in self.net.collect_params().items()}
-        arrays.update(extra)
+        params = {f"param/{n}": p.data().asnumpy() for n, p in self.net.collect_params().items()}
+        # the callbacks' copies of the parameters (the best validation's) that are the
+        # parameters themselves are stored once: the manifest names the array they are
+        same = {k: twin for k, v in (arrays or {}).items()
+                if _equal(v, params.get(twin := "param/" + k.rsplit("/", 1)[-1]))}
+        arrays = {**params, **{k: v for k, v in (arrays or {}).items() if k not in same}}
         for name, trainer in self.trainers.items():
             arrays.update({f"{_optim_prefix(name)}{k}": v for k, v in trainer.state_dict().items()})
         arrays.update({f"task/{k}": v for k, v in (task_arrays or {}).items()})
         state = {**state, "rng": rngs[0], "mlflow_run_id": self.run_id(), "workers": workers,
-                 "rng_of_workers": rngs[1:]}
+                 "rng_of_workers": rngs[1:], SAME_AS: same}
         self.last = self.store.save(Checkpoint(step, epoch, batch, arrays, state, self.config_hash))
         return self.last
 
