@@ -97,6 +97,7 @@ def test_an_imperative_run_exports_nothing_and_trains_exactly_as_the_hybridized_
     run_dir = res.run_dirs()[-1]
     assert run_dir != hybrid_dir
     assert not list(run_dir.glob("model-*")) and "dlrun predict" not in res.stdout
+    assert f"dlrun test {run_dir}" in res.stdout  # the results footer: how to test it again
     client, run = mlflow_run(workdir, run_dir)
     assert run.data.params["model.hybridize"] == "False"
     assert client.list_artifacts(run.info.run_id, "export") == []

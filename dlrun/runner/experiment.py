@@ -35,7 +35,7 @@ from .checkpoint import Checkpoint, CheckpointStore, RunCheckpoints, kept_checkp
 from .console import Column, ConsoleReporter, format_duration
 from .distributed import (bind_device, job_env, job_world, launch, per_worker_batch,
                           resume_with_workers, sync_batchnorm)
-from .export import export_model, log_model_files, save_weights
+from .export import PREFIX, export_model, log_model_files, save_weights
 from .publish import SERVING_EXAMPLE, publish_run
 from .interrupt import is_interrupt
 from .loop import Loop
@@ -334,13 +334,14 @@ def _print_results(console: ConsoleReporter, metrics: Mapping[str, float], rows_
     rows = [(label, fmt.format(metrics[key])) for label, key, fmt in rows_spec if key in metrics]
     rows.append(("wall time", format_duration(metrics.get("wall_time", 0.0))
                  + f" ({metrics.get('wall_time', 0.0):.1f} s)"))
-    footer = [f"run folder: {run_dir}"]
+    footer = [f"run folder: {run_dir}", f"test its model again: dlrun test {run_dir}"]
     spooled = getattr(tracker, "spooled", None)
     if spooled is not None:
         footer.append(f"MLflow was unreachable: the run's records wait in {spooled}; send them "
                       f"with: dlrun sync {run_dir}")
     if exported is not None:
-        footer.append(f"exported model: {exported} (evaluate it: dlrun predict {run_dir})")
+        footer.append(f"exported model: {exported} (its graph, without the model's class: "
+                      f"dlrun predict {exported.with_name(PREFIX)})")
     if tracker.run_id:
         footer.append(f"MLflow run: {tracker.run_id} (experiment {cfg.experiment!r})")
         if tracker.run_url:
