@@ -255,6 +255,11 @@ def test_dlrun_treelstm_on_listops_end_to_end(run_dlrun):
     results = json.loads((run_dir / "results.json").read_text())
     assert 0 <= results["val/root_accuracy"] <= 1 and 0 <= results["test/root_accuracy"] <= 1
     assert results["steps"] == 6 and results["train/trees_per_sec"] > 0
+    from dlrun.runner.predict import predict
+
+    # dlrun test RUN of this imperative model: rebuilt from config.yaml, weights from model.npz
+    tested = predict([str(run_dir)])
+    assert tested == {k: results[k] for k in ("test/root_accuracy", "test/all_accuracy", "test/loss")}
     bad = run_dlrun("model=treelstm", "model.cell=binary", "trainer.epochs=1", "logger=none",
                     "dataset.n_train=20", "dataset.n_test=5")
     assert bad.returncode != 0 and "Traceback" not in bad.output, bad
