@@ -268,8 +268,8 @@ def test_a_model_file_chooses_the_trainer_it_needs_and_the_command_line_still_wi
         assert trainer("model=gan_mlp", "trainer.epochs=2")[0] == 2
         assert trainer("model=gan_mlp", "trainer=default", "optimizer=sgd") == (10, 64, 1, 0.02)
         assert trainer("+recipe=mnist_gan") == (30, 64, 1, 0.0002)  # a recipe's trainer is its own
-        assert [trainer(f"model={m}") for m in ("inception", "zoo", "lstm_lm", "lenet")] == [
-            (5, 64, 1, 0.001), (5, 64, 1, 0.001), (3, 64, 1, 0.02), (10, 64, 1, 0.02)]
+        assert [trainer(f"model={m}") for m in ("inception", "zoo", "treelstm", "lstm_lm", "lenet")
+                ] == [(5, 64, 1, 0.001)] * 3 + [(3, 64, 1, 0.02), (10, 64, 1, 0.02)]
 
 
 def test_recipes_folder_is_the_recipe_config_group():
