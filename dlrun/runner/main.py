@@ -4,8 +4,8 @@
     dlrun model=mlp optimizer=adam trainer.epochs=3
     dlrun --help                           # groups, options and the composed config
     dlrun -m optimizer.lr=0.1,0.03,0.01    # a sweep (dlrun.runner.sweep)
-    dlrun predict outputs/runs/DATE/TIME   # evaluate a run's exported model (dlrun.runner.predict)
-    dlrun test outputs/runs/DATE/TIME      # the same: its selected model on its test split
+    dlrun test outputs/runs/DATE/TIME      # its selected model on its test split again (any model)
+    dlrun predict outputs/runs/DATE/TIME/model   # the same through its exported graph (dlrun.runner.predict)
     dlrun predict RUN --input x.npy        # predictions of new data (dlrun.runner.predict_input)
     dlrun log-model RUN; dlrun export RUN --format onnx   # its MLflow model; ONNX (dlrun.runner.publish)
 
@@ -307,7 +307,7 @@ def main() -> None:
         if sys.argv[1:2] in (["export"], ["log-model"]) or (sys.argv[1:2] == ["predict"]
                                                             and "--input" in sys.argv):
             raise SystemExit(_command(sys.argv[1], sys.argv[2:]))
-        # dlrun test RUN: the run's selected model (restore_best) on its test split
+        # dlrun test RUN: the run's selected model (restore_best), rebuilt, on its test split
         if sys.argv[1:2] in (["predict"], ["test"]):
             raise SystemExit(_predict(sys.argv[2:]))
         if sys.argv[1:2] == ["sync"]:
