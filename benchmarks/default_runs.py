@@ -34,7 +34,7 @@ from tests.conftest import clean_env, dlrun_command  # noqa: E402
 MODELS = sorted(p.stem for p in (ROOT / "dlrun" / "conf" / "model").glob("*.yaml"))
 BESIDE = {  # figures shown next to the primary one
     "test/quality": ("test/confidence", "test/class_entropy"),
-    "test/root_accuracy": ("test/accuracy",),
+    "test/root_accuracy": ("test/all_accuracy",),
 }
 
 
@@ -61,7 +61,8 @@ def run_default(model: str, extra: list[str], work: Path) -> dict:
     metric = "test/" + results["primary_metric"].split("/", 1)[1]
     return {**row, "dataset": choices["dataset"],
             "metric": metric, "figures": {k: results[k] for k in (metric, *BESIDE.get(metric, ()))
-                                          if k in results}, "epochs": results.get("epoch")}
+                                          if k in results}, "epochs": results.get("epoch"),
+            "results": results}
 
 
 def _yaml(path: Path) -> dict:
