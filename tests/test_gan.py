@@ -211,8 +211,11 @@ def test_a_classification_runs_model_npz_is_loaded_as_the_scorer(tmp_path):
 
 
 # --- the command ------------------------------------------------------------------------------
-def test_dlrun_model_gan_mlp_trains_scores_and_writes_the_sample_grid(run_dlrun, tmp_path):
+def test_dlrun_model_gan_mlp_trains_scores_and_writes_the_sample_grid(run_dlrun, tmp_path,
+                                                                     monkeypatch):
     from mlflow.tracking import MlflowClient
+
+    from dlrun.runner.predict import predict
 
     res = run_dlrun("model=gan_mlp", "model.hidden=[32]", "task.scorer_steps=10",
                     "trainer.epochs=1", "optimizer=adam", "optimizer.lr=0.0002",
@@ -240,6 +243,9 @@ def test_dlrun_model_gan_mlp_trains_scores_and_writes_the_sample_grid(run_dlrun,
     assert (run_dir / "scorer.npz").exists() and (run_dir / "model.npz").exists()
     with np.load(run_dir / "model.npz") as params:  # generator and discriminator together
         assert {k.split(".")[0] for k in params.files} == {"generator", "discriminator"}
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the scorer cache the run filled
+    tested = predict([str(run_dir)])  # dlrun test RUN: the test noise again, the same figures
+    assert "test/quality" in tested and tested == {k: results[k] for k in tested}
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("gan").experiment_id])

@@ -28,8 +28,8 @@ in nats; ln 10 = 2.303 when all ten digits are equally frequent) and the primary
 ``val/quality = confidence * class_entropy / ln(classes)`` (1 only for confidently
 classified samples evenly spread over the classes; mode collapse makes it small however
 confident the samples are). The selected generator is scored once more at the end on 1000
-samples of other noise, drawn then: ``test/confidence``, ``test/class_entropy``,
-``test/quality``.
+samples of other noise, from a stream seeded by the run's seed alone (``dlrun test RUN``
+scores the same samples): ``test/confidence``, ``test/class_entropy``, ``test/quality``.
 
 The scorer (the ``task`` group's settings): ``task.scorer=PATH`` loads a classifier's parameters -- the ``model.npz`` of a
 classification run (e.g. ``dlrun +recipe=lenet_mnist``; the architecture is read from the
@@ -63,6 +63,7 @@ from .scorer import (SCORE_BATCH, SCORE_SAMPLES, class_scores, load_scorer, scor
                      scorer_cache, softmax_host, train_scorer)
 
 GRID_SAMPLES = 64       # samples in the per-epoch PNG grid (8 x 8)
+TEST_NOISE_STREAM = 1   # with the run's seed: the seed sequence of the test split's noise
 Update = Callable[[Any, int], None]  # one update of a trainer for a batch of n (the loop's guard)
 
 
@@ -238,12 +239,18 @@ class GANTask(TaskBase):
     def has_val(self) -> bool:
         return True  # the samples of fixed noise
 
+    def test_noise(self) -> Any:
+        """The test split's noise: other than the fixed noise of ``val``, from a stream of its
+        own seeded by the run's seed, so that ``dlrun test RUN`` scores the same samples."""
+        rng = np.random.default_rng([self.setup.seed, TEST_NOISE_STREAM])
+        z = rng.standard_normal(self.setup.net.noise_shape(SCORE_SAMPLES), dtype=np.float32)
+        return array(z, ctx=self.setup.ctx)
+
     def evaluate(self, split: str = "val") -> dict[str, float]:
         """The scorer's verdict on 1000 samples: of the fixed noise (``val``, with the
         epoch's sample grid, logged) or of noise drawn now (``test``)."""
         net = self.setup.net
-        noise = (self.score_noise if split == "val"
-                 else net.sample_noise(SCORE_SAMPLES, self.setup.ctx))
+        noise = self.score_noise if split == "val" else self.test_noise()
         with autograd.pause():  # predict mode: BatchNorm uses its running statistics
             probs = []
             for i in self.eval_batches(split, range(0, SCORE_SAMPLES, SCORE_BATCH)):
