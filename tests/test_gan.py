@@ -218,8 +218,8 @@ def test_dlrun_model_gan_mlp_trains_scores_and_writes_the_sample_grid(run_dlrun,
     from dlrun.runner.predict import predict
 
     res = run_dlrun("model=gan_mlp", "model.hidden=[32]", "task.scorer_steps=10",
-                    "trainer.epochs=1", "optimizer=adam", "optimizer.lr=0.0002",
-                    "optimizer.beta1=0.5", "experiment=gan",
+                    "trainer.epochs=1", "trainer.batch_size=64", "optimizer=adam",
+                    "optimizer.lr=0.0002", "optimizer.beta1=0.5", "experiment=gan",
                     env=clean_env(HOME=str(tmp_path / "home")))  # the scorer cache lands there
     assert res.returncode == 0, res
     assert "D loss" in res.stdout and "class entropy" in res.stdout, res
@@ -229,7 +229,7 @@ def test_dlrun_model_gan_mlp_trains_scores_and_writes_the_sample_grid(run_dlrun,
     assert (w, h, colour) == (2 + 8 * 30, 2 + 8 * 30, 0)  # 64 digits of 28x28, 2-pixel gaps
     assert len(raw) == h * (w + 1)
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["epoch"] == 1 and results["steps"] == 1150 // 32  # conf/trainer/gan_mlp.yaml: batch 32
+    assert results["epoch"] == 1 and results["steps"] == 1150 // 64
     for key in ("train/d_loss", "train/g_loss"):
         assert 0 < results[key] < 10, key
     assert 0 < results["train/d_fake"] < results["train/d_real"] < 1  # D tells them apart
