@@ -42,7 +42,7 @@ import platform
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -153,15 +153,19 @@ def _time_loop(fn, n_steps: int, n_batches: int, repeats: int) -> tuple[list[flo
     return totals, steps
 
 
-def _measure(train_step, fwd_step, last: dict, args: argparse.Namespace) -> tuple:
-    """Warm up, then time ``train_step`` and (``--forward-steps``) ``fwd_step``: (training
-    times, forward times, the loss after the warm-up)."""
+def _measure(train_step, fwd_step, last: dict, args: argparse.Namespace,
+             to_inference: Callable[[], Any] | None = None) -> tuple:
+    """Warm up, then time ``train_step`` and (``--forward-steps``) ``fwd_step``, after
+    ``to_inference`` (a framework whose forward mode is a switch: PyTorch's ``eval()``):
+    (training times, forward times, the loss after the warm-up)."""
     for i in range(args.warmup):
         train_step(i % args.num_batches)
     first_loss = last.get("loss")
     train_times = _time_loop(train_step, args.steps, args.num_batches, args.repeats)
     fwd_times = []
     if args.forward_steps:
+        if to_inference is not None:
+            to_inference()
         for i in range(min(args.warmup, args.forward_steps)):
             fwd_step(i % args.num_batches)
         fwd_times = _time_loop(fwd_step, args.forward_steps, args.num_batches, args.repeats)
@@ -360,16 +364,7 @@ def bench_pytorch(model: str, args: argparse.Namespace) -> dict:
             run(xb[i]).cpu()
 
     net.train()
-    for i in range(args.warmup):
-        train_step(i % args.num_batches)
-    first_loss = last.get("loss")
-    train_times = _time_loop(train_step, args.steps, args.num_batches, args.repeats)
-    fwd_times = []
-    if args.forward_steps:
-        net.eval()
-        for i in range(min(args.warmup, args.forward_steps)):
-            fwd_step(i % args.num_batches)
-        fwd_times = _time_loop(fwd_step, args.forward_steps, args.num_batches, args.repeats)
+    train_times, fwd_times, first_loss = _measure(train_step, fwd_step, last, args, net.eval)
     return _result("pytorch", model, args, train_times, fwd_times, first_loss, last.get("loss"),
                    checksum, torch.__version__)
 
