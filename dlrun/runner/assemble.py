@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig
 
 from dlrun.contrib.amp import enable as enable_amp
@@ -21,6 +22,17 @@ from .build import ConfigError, build, data_model_args, make_context, seed_every
 from .distributed import scale_learning_rate
 from .export import WEIGHTS
 from .tasks import Setup, TaskBase
+
+
+def describe_model(net: Any, model_cfg: Any) -> str:
+    """``431,080 parameters, hybridized``: the size of ``net`` (or that its parameters wait
+    for the first batch) and how it runs, for a run's header."""
+    params = list(net.collect_params().values())
+    if any(p.shape is None or 0 in p.shape for p in params):  # deferred until the first batch
+        size = "parameters shaped by the first batch"           # (a task that shapes no model)
+    else:
+        size = f"{sum(int(np.prod(p.shape)) for p in params):,} parameters"
+    return f"{size}, {'hybridized' if model_cfg.get('hybridize') else 'imperative'}"
 
 
 class TrainerFactory:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,7 +26,7 @@ import dlrun
 from dlrun.parallel import World
 from dlrun.parallel.launch import record_rank
 
-from .assemble import TrainerFactory, build_model, task_class_of
+from .assemble import TrainerFactory, build_model, describe_model, task_class_of
 from .build import (ConfigError, allow_targets, build, check_config, check_node, make_context,
                     seed_everything)
 from .callbacks import make_callbacks, objective
@@ -232,18 +231,12 @@ def _make_task(place: Place, report: RunReporter) -> tuple[TaskBase, Setup]:
 def _print_header(console: ConsoleReporter, place: Place, setup: Setup, task: TaskBase,
                   tracker: Any) -> None:
     cfg, choices, net, world = place.cfg, place.choices, setup.net, place.world
-    params = list(net.collect_params().values())
-    if any(p.shape is None or 0 in p.shape for p in params):  # deferred until the first batch
-        size = "parameters shaped by the first batch"           # (a task that shapes no model)
-    else:
-        size = f"{sum(int(np.prod(p.shape)) for p in params):,} parameters"
     resumed = place.resume_from
-    mode = "hybridized" if cfg.model.get("hybridize") else "imperative"
     reduce = "NCCL (MPI where ranks share a GPU)" if place.ctx.device_type == "gpu" else "MPI"
     console.header(f"dlrun {dlrun.__version__}", [
         ("run", str(place.run_dir)),
         ("dataset", str(choices.get("dataset", cfg.dataset._target_))),
-        ("model", f"{choices.get('model', '')} ({type(net).__name__}, {size}, {mode})"),
+        ("model", f"{choices.get('model', '')} ({type(net).__name__}, {describe_model(net, cfg.model)})"),
         *([("resumed", f"from {resumed.source} (epoch {resumed.epoch}, step {resumed.step})")]
           if resumed is not None else []),
         ("optimizer", _describe_optimizer(choices.get("optimizer", ""), cfg.optimizer,

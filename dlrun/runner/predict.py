@@ -234,7 +234,7 @@ def evaluate_run(run_dir: Path, overrides: Sequence[str]) -> dict[str, float]:
 
     from dlrun.nn import ParameterFileError
 
-    from .assemble import rebuild_task
+    from .assemble import describe_model, rebuild_task
     from .build import allow_targets
 
     cfg = evaluation_config(run_dir, overrides)
@@ -248,12 +248,10 @@ def evaluate_run(run_dir: Path, overrides: Sequence[str]) -> dict[str, float]:
                                "data it is tested on: give data of the shapes and classes the "
                                "run trained on") from None
         s, own = task.setup, not chooses_dataset(overrides)
-        n_params = sum(int(np.prod(p.shape)) for p in s.net.collect_params().values())
-        mode = "hybridized" if cfg.model.get("hybridize") else "imperative"
         console.header("dlrun test", [
             ("run", str(run_dir)),
-            ("model", f"{type(s.net).__name__} ({n_params:,} parameters, {mode}), the selected "
-                      f"model's weights from {WEIGHTS}"),
+            ("model", f"{type(s.net).__name__} ({describe_model(s.net, cfg.model)}), the "
+                      f"selected model's weights from {WEIGHTS}"),
             ("dataset", f"{str(cfg.dataset._target_).rsplit('.', 1)[-1]}"
                         f"{' (the one the run trained on)' if own else ''}, its test split"),
             ("task", type(task).__name__),
