@@ -284,23 +284,39 @@ def test_a_killed_worker_ends_the_job_and_is_named(tmp_path):
 def test_a_job_resumes_with_its_world_size_and_refuses_another(tmp_path):
     common = ["model=mlp", "trainer.batch_size=16", "logger=none", "seed=2", "trainer.epochs=2"]
     job = tmp_path / "job"
-    proc = subprocess.Popen([*dlrun_command(), *common, "trainer.checkpoint_every=5",
+    # rank 0 kills itself after step 57 (45 steps an epoch: mid-way through epoch 2, two steps
+    # past the checkpoint of step 55), where rank 1 waits in the next all-reduce; a test that
+    # polled for the checkpoint and then sent the kill could find the job already done
+    (tmp_path / "pkg" / "killer").mkdir(parents=True)
+    (tmp_path / "pkg" / "killer" / "__init__.py").write_text(textwrap.dedent('''
+        import os
+        import signal
+
+        from dlrun.runner.callbacks import Callback
+
+
+        class KillRank0At(Callback):
+            def on_step_end(self, state):
+                if os.environ.get("PMI_RANK") == "0" and os.environ.get("KILL_AT_STEP") == str(state.step):
+                    os.kill(os.getpid(), signal.SIGKILL)
+        '''))
+    user = clean_env(PYTHONPATH=str(tmp_path / "pkg"))
+    killer = ["allowed_targets=[killer.]", "+callbacks.kill._target_=killer.KillRank0At"]
+    killed = subprocess.run([*dlrun_command(), *common, *killer, "trainer.checkpoint_every=5",
                              "distributed.workers=2", "hydra.run.dir=job"], cwd=tmp_path,
-                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not (job / "checkpoints" / "ckpt-00000055.json").exists():
-        time.sleep(0.05)  # 45 steps an epoch: step 55 is mid-way through epoch 2
-    os.kill(int((job / ".ranks" / "0").read_text().split()[0]), signal.SIGKILL)
-    _, err = proc.communicate(timeout=60)
+                            env={**user, "KILL_AT_STEP": "57"}, capture_output=True, text=True,
+                            timeout=300)
+    proc, err = killed, killed.stderr
     # killed mid-allreduce, rank 0 is sometimes outrun by rank 1's MPI abort: either names its rank
     assert proc.returncode == 1 and re.search(r"rank [01]", err), err
     assert not (job / "model.npz").exists()
+    assert sorted(p.name for p in (job / "checkpoints").glob("ckpt-*.json"))[-1] == "ckpt-00000055.json"
     resumed = subprocess.run([*dlrun_command(), f"resume={job}"], cwd=tmp_path,
-                             env=clean_env(), capture_output=True, text=True, timeout=300)
+                             env=user, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr  # the saved config brings its 2 workers along
     assert "2 processes (mpich)" in resumed.stdout and "(epoch 2, step" in resumed.stdout
     resized = subprocess.run([*dlrun_command(), f"resume={job}", "trainer.epochs=3",
-                              "distributed.workers=1"], cwd=tmp_path, env=clean_env(),
+                              "distributed.workers=1"], cwd=tmp_path, env=user,
                              capture_output=True, text=True, timeout=300)
     assert resized.returncode == 1
     assert "written by a job of 2 worker(s) and this one has 1" in resized.stderr
